@@ -1,0 +1,415 @@
+//! Conductor tests with the real generator logic run synchronously between blocks.
+
+use super::*;
+use crate::generator::worker::Worker;
+use crate::music::Note;
+use crate::params::WaveJamParams;
+use crate::protocol::{OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
+
+const SR: f32 = 48_000.0;
+/// Samples per beat at 120 BPM and 48 kHz.
+const SPB: f64 = 24_000.0;
+
+struct Rig {
+    conductor: Conductor,
+    observations: rtrb::Consumer<Observation>,
+    schedule: rtrb::Producer<Scheduled>,
+    worker: Worker,
+    status: Arc<Status>,
+    settings: Settings,
+    host: HostTime,
+    /// Absolute sample of the next block.
+    position: u64,
+    /// (absolute sample, event) of everything emitted.
+    out: Vec<(u64, OutEvent)>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let status = Arc::new(Status::default());
+        let (to_gen, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
+        let (schedule, from_gen) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
+        let params = WaveJamParams::default();
+        Self {
+            conductor: Conductor::new(SR, to_gen, from_gen, status.clone()),
+            observations,
+            schedule,
+            worker: Worker::new(&params, status.clone()),
+            status,
+            settings: Settings {
+                thru: false,
+                ..Settings::default()
+            },
+            host: HostTime {
+                playing: true,
+                tempo_bpm: Some(120.0),
+                pos_beats: Some(0.0),
+                time_signature: Some((4, 4)),
+            },
+            position: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Run the generator on everything observed so far.
+    fn pump(&mut self) {
+        while let Ok(o) = self.observations.pop() {
+            if let Some((request, notes)) = self.worker.handle(o) {
+                for note in notes {
+                    self.schedule
+                        .push(Scheduled::Note {
+                            serial: request.serial,
+                            note,
+                        })
+                        .unwrap();
+                }
+                self.schedule
+                    .push(Scheduled::End {
+                        serial: request.serial,
+                        length_beats: request.length_beats,
+                    })
+                    .unwrap();
+            }
+        }
+    }
+
+    fn block(&mut self, samples: usize, inputs: &[InputEvent]) -> Vec<OutEvent> {
+        if self.host.playing {
+            self.host.pos_beats = Some(self.position as f64 / SPB);
+        }
+        self.conductor
+            .process(&self.host, samples, &self.settings, inputs.iter().copied());
+        let events = self.conductor.events().to_vec();
+        for e in &events {
+            self.out.push((self.position + e.offset as u64, *e));
+        }
+        self.position += samples as u64;
+        self.pump();
+        events
+    }
+
+    /// Run to absolute sample `end` in blocks, placing `inputs` (absolute sample, event).
+    fn run_to(&mut self, end: u64, block: usize, inputs: &[(u64, InputEvent)]) {
+        while self.position < end {
+            let n = ((end - self.position) as usize).min(block);
+            let here: Vec<InputEvent> = inputs
+                .iter()
+                .filter(|(t, _)| *t >= self.position && *t < self.position + n as u64)
+                .map(|(t, e)| InputEvent {
+                    offset: (*t - self.position) as u32,
+                    ..*e
+                })
+                .collect();
+            self.block(n, &here);
+        }
+    }
+
+    fn answer_ons(&self) -> Vec<(u64, u8)> {
+        self.out
+            .iter()
+            .filter(|(_, e)| e.source == VoiceSource::Answer && e.velocity.is_some())
+            .map(|(t, e)| (*t, e.key))
+            .collect()
+    }
+}
+
+fn on(key: u8) -> InputEvent {
+    InputEvent {
+        offset: 0,
+        channel: 0,
+        key: Some(key),
+        velocity: Some(100),
+    }
+}
+
+fn off(key: u8) -> InputEvent {
+    InputEvent {
+        velocity: None,
+        ..on(key)
+    }
+}
+
+/// A two-bar phrase with repeated pitches that branch, as (absolute sample, event).
+fn phrase() -> Vec<(u64, InputEvent)> {
+    let pitches = [60, 62, 64, 60, 62, 67, 60, 62];
+    let mut events = Vec::new();
+    for (i, p) in pitches.iter().enumerate() {
+        let start = (i as f64 * SPB) as u64;
+        events.push((start, on(*p)));
+        events.push((start + (0.9 * SPB) as u64, off(*p)));
+    }
+    events
+}
+
+/// Beat of the last note-off of [`phrase`].
+const PHRASE_END_BEAT: f64 = 7.9;
+
+fn assert_all_closed(out: &[(u64, OutEvent)]) {
+    let mut sounding = std::collections::BTreeMap::new();
+    for (_, e) in out.iter().filter(|(_, e)| e.midi) {
+        let count = sounding.entry((e.channel, e.key)).or_insert(0i32);
+        *count += if e.velocity.is_some() { 1 } else { -1 };
+        assert!((0..=1).contains(count), "double note-on or stray note-off for {:?}", e);
+    }
+    assert!(sounding.values().all(|c| *c == 0), "stuck notes: {sounding:?}");
+}
+
+#[test]
+fn a_phrase_is_answered_on_the_next_beat_after_the_wait() {
+    let mut rig = Rig::new();
+    rig.run_to((16.0 * SPB) as u64, 512, &phrase());
+    let ons = rig.answer_ons();
+    assert!(!ons.is_empty(), "no answer");
+    let first_beat = ons[0].0 as f64 / SPB;
+    // Last release at 7.9, wait 1 beat → due 8.9 → next beat 9.0.
+    assert_eq!(ons[0].0, (9.0 * SPB) as u64, "first answer note at beat {first_beat}");
+    let answer_end = 9.0 + 8.0;
+    assert!(ons.iter().all(|(t, _)| (*t as f64) < answer_end * SPB));
+    assert!(first_beat <= PHRASE_END_BEAT + 1.0 + 1.0);
+}
+
+#[test]
+fn answers_end_with_every_note_released() {
+    let mut rig = Rig::new();
+    rig.run_to((20.0 * SPB) as u64, 333, &phrase());
+    assert!(!rig.answer_ons().is_empty());
+    assert_all_closed(&rig.out);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+}
+
+#[test]
+fn the_answer_does_not_depend_on_the_block_size() {
+    let answer_at = |block: usize| {
+        let mut rig = Rig::new();
+        rig.run_to((20.0 * SPB) as u64, block, &phrase());
+        rig.answer_ons()
+    };
+    let reference = answer_at(512);
+    for block in [1usize, 32, 100, 4096] {
+        assert_eq!(answer_at(block), reference, "block size {block}");
+    }
+}
+
+#[test]
+fn quantize_bar_starts_the_answer_on_the_next_bar() {
+    let mut rig = Rig::new();
+    rig.settings.quantize = Quantize::Bar;
+    rig.run_to((20.0 * SPB) as u64, 512, &phrase());
+    assert_eq!(rig.answer_ons()[0].0, (12.0 * SPB) as u64);
+}
+
+#[test]
+fn barge_in_releases_every_answer_note_in_the_same_block() {
+    let mut rig = Rig::new();
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.conductor.midi_sounding() > 0, "answer should be sounding");
+    let sounding = rig.conductor.midi_sounding();
+    let events = rig.block(256, &[InputEvent { offset: 100, ..on(72) }]);
+    let offs: Vec<_> = events
+        .iter()
+        .filter(|e| e.source == VoiceSource::Answer && e.velocity.is_none() && e.midi)
+        .collect();
+    assert_eq!(offs.len(), sounding);
+    assert!(offs.iter().all(|e| e.offset == 100));
+    // The answer is over: nothing more from it, even much later.
+    let before = rig.answer_ons().len();
+    rig.run_to((12.0 * SPB) as u64, 256, &[]);
+    assert_eq!(rig.answer_ons().len(), before);
+}
+
+#[test]
+fn without_barge_in_the_answer_plays_on() {
+    let mut rig = Rig::new();
+    rig.settings.barge_in = false;
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    let before = rig.answer_ons().len();
+    rig.block(256, &[on(72)]);
+    rig.run_to((17.0 * SPB) as u64, 256, &[((10.0 * SPB) as u64, off(72))]);
+    assert!(rig.answer_ons().len() > before);
+}
+
+#[test]
+fn transport_stop_releases_everything_in_that_block_and_the_clock_runs_on() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.conductor.midi_sounding() > 0);
+    rig.host.playing = false;
+    let events = rig.block(256, &[]);
+    assert!(events.iter().all(|e| e.velocity.is_none() && e.offset == 0));
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert_eq!(rig.conductor.voices_release_at(), Some(0));
+    let t = rig.conductor.time().start_beat;
+    rig.block(24_000, &[]);
+    assert!((rig.conductor.time().start_beat - t - 256.0 / SPB).abs() < 1e-9);
+}
+
+#[test]
+fn a_loop_jump_releases_everything() {
+    let mut rig = Rig::new();
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.conductor.midi_sounding() > 0);
+    rig.position = 0;
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+}
+
+#[test]
+fn the_clock_answers_with_the_transport_stopped() {
+    let mut rig = Rig::new();
+    rig.host = HostTime::default();
+    rig.run_to((16.0 * SPB) as u64, 512, &phrase());
+    assert!(!rig.answer_ons().is_empty());
+}
+
+#[test]
+fn manual_mode_answers_only_on_the_generate_trigger() {
+    let mut rig = Rig::new();
+    rig.settings.mode = Mode::Manual;
+    rig.run_to((14.0 * SPB) as u64, 512, &phrase());
+    assert!(rig.answer_ons().is_empty());
+    rig.settings.generate = true;
+    rig.block(512, &[]);
+    rig.settings.generate = false;
+    rig.run_to((24.0 * SPB) as u64, 512, &[]);
+    let ons = rig.answer_ons();
+    assert!(!ons.is_empty());
+    assert!(ons[0].0 >= (14.0 * SPB) as u64);
+    assert_all_closed(&rig.out);
+}
+
+#[test]
+fn continuous_mode_keeps_answering_its_own_answers() {
+    let mut rig = Rig::new();
+    rig.settings.mode = Mode::Continuous;
+    rig.settings.answer_bars = 1;
+    rig.run_to((40.0 * SPB) as u64, 512, &phrase());
+    let late = rig
+        .answer_ons()
+        .iter()
+        .filter(|(t, _)| *t as f64 > 20.0 * SPB)
+        .count();
+    assert!(late > 0, "continuous mode stopped after one answer");
+}
+
+#[test]
+fn a_mode_change_releases_the_answer() {
+    let mut rig = Rig::new();
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.conductor.midi_sounding() > 0);
+    rig.settings.mode = Mode::Manual;
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+}
+
+#[test]
+fn reset_and_panic_release_at_the_next_block() {
+    let mut rig = Rig::new();
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.conductor.midi_sounding() > 0);
+    rig.conductor.request_release();
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert_all_closed(&rig.out);
+}
+
+#[test]
+fn bypass_releases_and_stays_quiet() {
+    let mut rig = Rig::new();
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    rig.settings.bypass = true;
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    let before = rig.out.len();
+    rig.run_to((16.0 * SPB) as u64, 256, &[]);
+    assert_eq!(rig.out.len(), before);
+}
+
+#[test]
+fn thru_echoes_the_player_and_releases_it() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.settings.mode = Mode::Manual;
+    rig.run_to((10.0 * SPB) as u64, 512, &phrase());
+    let player: Vec<_> = rig
+        .out
+        .iter()
+        .filter(|(_, e)| e.source == VoiceSource::Player)
+        .collect();
+    assert_eq!(player.len(), 16);
+    assert_eq!(player[0].0, 0);
+    assert_all_closed(&rig.out);
+}
+
+#[test]
+fn a_midi_flood_is_survived_and_leaves_nothing_hanging() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    let flood: Vec<InputEvent> = (0..5000u32)
+        .map(|i| InputEvent {
+            offset: i % 512,
+            channel: (i % 16) as u8,
+            ..on((i % 128) as u8)
+        })
+        .collect();
+    let mut sorted = flood.clone();
+    sorted.sort_by_key(|e| e.offset);
+    rig.block(512, &sorted);
+    let all_off: Vec<InputEvent> = (0..16u8)
+        .map(|channel| InputEvent {
+            channel,
+            key: None,
+            velocity: None,
+            offset: 0,
+        })
+        .collect();
+    rig.block(512, &all_off);
+    rig.conductor.request_release();
+    rig.block(512, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert!(rig.status.observation_overflows.load(Ordering::Relaxed) > 0);
+    assert_all_closed(&rig.out);
+}
+
+#[test]
+fn same_seed_same_answer_and_seed_matters() {
+    let answer = |seed: u32| {
+        let mut rig = Rig::new();
+        rig.settings.seed = seed;
+        rig.run_to((20.0 * SPB) as u64, 512, &phrase());
+        rig.answer_ons()
+    };
+    assert_eq!(answer(5), answer(5));
+    let distinct: std::collections::BTreeSet<_> = (1..8).map(answer).collect();
+    assert!(distinct.len() > 1, "every seed gave the same answer");
+}
+
+#[test]
+fn temperature_zero_is_the_same_for_every_seed() {
+    let answer = |seed: u32| {
+        let mut rig = Rig::new();
+        rig.settings.seed = seed;
+        rig.settings.temperature = 0.0;
+        rig.run_to((20.0 * SPB) as u64, 512, &phrase());
+        rig.answer_ons()
+    };
+    assert_eq!(answer(1), answer(2));
+}
+
+#[test]
+fn the_session_keeps_the_last_phrase_and_answer() {
+    let mut rig = Rig::new();
+    rig.run_to((20.0 * SPB) as u64, 512, &phrase());
+    let session = rig.worker_session();
+    assert_eq!(session.last_phrase.len(), 8);
+    assert!(!session.last_answer.is_empty());
+    let first: Vec<Note> = session.last_phrase.iter().take(1).copied().collect();
+    assert_eq!(first[0].pitch, 60);
+    assert_eq!(first[0].onset_beats, 0.0);
+}
+
+impl Rig {
+    fn worker_session(&self) -> crate::persist::Session {
+        self.worker.session_snapshot()
+    }
+}

@@ -1,0 +1,8 @@
+//! The audio-thread side: musical clock, call-and-response conductor, answer playback, output
+//! events and WaveJam's own voice.
+
+pub mod answer;
+pub mod clock;
+pub mod conductor;
+pub mod events;
+pub mod synth;

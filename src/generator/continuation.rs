@@ -1,0 +1,291 @@
+//! Answering a prompt: feed it to an engine, then sample steps one by one into notes.
+//!
+//! The answer starts at beat 0 with the first sampled step (its IOI, the gap after the prompt, is
+//! ignored: the caller decides when the answer plays) and stops before the first onset that would
+//! reach the requested length. Every sampled step is observed, so the engine continues its own
+//! answer, not only the prompt.
+
+use rand::Rng;
+
+use super::engine::{Distribution, Engine};
+use super::sampling::sample;
+use super::steps::{notes_to_steps, ticks_to_beats};
+use crate::music::Note;
+
+/// Most steps sampled for one answer, so an engine that never advances time still terminates.
+/// This also bounds the answer's note count.
+pub const MAX_ANSWER_STEPS: usize = 256;
+/// Most answer notes sounding at once; a step that would exceed it is observed but not played.
+pub const MAX_POLYPHONY: usize = 16;
+
+/// Fills `out` (cleared first) with `engine`'s answer to `prompt`, `length_beats` long, sampled at
+/// `temperature` from `rng`.
+///
+/// Onsets are relative to the answer's start, the first at 0, and never decrease; every note
+/// starts before `length_beats` and is clipped to end by it. `engine` is restarted with
+/// [`Engine::begin`]; its memory is left as it was. A non-positive or NaN length gives no notes.
+pub fn continue_phrase(
+    engine: &mut dyn Engine,
+    prompt: &[Note],
+    length_beats: f64,
+    temperature: f32,
+    rng: &mut impl Rng,
+    out: &mut Vec<Note>,
+) {
+    out.clear();
+    if length_beats.is_nan() || length_beats <= 0.0 {
+        return;
+    }
+    engine.begin();
+    let mut prompt_steps = Vec::new();
+    notes_to_steps(prompt, &mut prompt_steps);
+    for &step in &prompt_steps {
+        engine.observe(step);
+    }
+
+    let mut distribution = Distribution::new();
+    let mut onset_ticks: u64 = 0;
+    for step_index in 0..MAX_ANSWER_STEPS {
+        engine.next_distribution(&mut distribution);
+        let Some(step) = sample(&distribution, temperature, rng) else {
+            break;
+        };
+        if step_index > 0 {
+            onset_ticks += u64::from(step.ioi_ticks);
+        }
+        let onset_beats = ticks_to_beats(onset_ticks);
+        if onset_beats >= length_beats {
+            break;
+        }
+        engine.observe(step);
+        let sounding = out.iter().filter(|n| n.end_beats() > onset_beats).count();
+        if sounding >= MAX_POLYPHONY {
+            continue;
+        }
+        out.push(Note {
+            pitch: step.pitch,
+            velocity: step.velocity,
+            onset_beats,
+            duration_beats: clip_duration_beats(
+                ticks_to_beats(u64::from(step.duration_ticks.max(1))),
+                onset_beats,
+                length_beats,
+            ),
+        });
+    }
+}
+
+/// `duration_beats` shortened so a note at `onset_beats` (< `length_beats`) ends by
+/// `length_beats`.
+fn clip_duration_beats(duration_beats: f64, onset_beats: f64, length_beats: f64) -> f64 {
+    let mut clipped_beats = duration_beats.min(length_beats - onset_beats);
+    // NOTE: `onset + (length − onset)` can round one ulp past `length`; step down until it
+    // doesn't. This stays positive: a small enough duration adds nothing to `onset < length`.
+    while onset_beats + clipped_beats > length_beats {
+        clipped_beats = clipped_beats.next_down();
+    }
+    clipped_beats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::continuator::Continuator;
+    use crate::generator::engine::Step;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A test engine that always proposes the same step and ignores its context.
+    struct RepeatEngine {
+        step: Step,
+    }
+
+    impl Engine for RepeatEngine {
+        fn name(&self) -> &'static str {
+            "repeat"
+        }
+        fn begin(&mut self) {}
+        fn observe(&mut self, _step: Step) {}
+        fn next_distribution(&mut self, out: &mut Distribution) {
+            out.clear();
+            out.push((self.step, 1.0));
+        }
+        fn learn(&mut self, _phrase: &[Note]) {}
+        fn clear_memory(&mut self) {}
+    }
+
+    fn repeat_engine(ioi_ticks: u16, duration_ticks: u16) -> RepeatEngine {
+        RepeatEngine {
+            step: Step {
+                pitch: 60,
+                ioi_ticks,
+                duration_ticks,
+                velocity: 100,
+            },
+        }
+    }
+
+    /// A phrase of eighth notes at velocity 100.
+    fn melody(pitches: &[u8]) -> Vec<Note> {
+        pitches
+            .iter()
+            .enumerate()
+            .map(|(i, &pitch)| Note {
+                pitch,
+                velocity: 100,
+                onset_beats: i as f64 * 0.5,
+                duration_beats: 0.5,
+            })
+            .collect()
+    }
+
+    /// A Continuator that learned seeded random phrases over a scale, so answers can branch.
+    fn branching_continuator() -> (Continuator, Vec<u8>) {
+        use rand::Rng as _;
+        let scale = vec![60, 62, 64, 65, 67, 69, 71, 72];
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut engine = Continuator::new();
+        for _ in 0..16 {
+            let pitches: Vec<u8> = (0..16)
+                .map(|_| scale[rng.random_range(0..scale.len())])
+                .collect();
+            engine.learn(&melody(&pitches));
+        }
+        (engine, scale)
+    }
+
+    fn answer(
+        engine: &mut dyn Engine,
+        prompt: &[Note],
+        length_beats: f64,
+        temperature: f32,
+        seed: u64,
+    ) -> Vec<Note> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        continue_phrase(
+            engine,
+            prompt,
+            length_beats,
+            temperature,
+            &mut rng,
+            &mut out,
+        );
+        out
+    }
+
+    fn assert_well_formed(notes: &[Note], length_beats: f64) {
+        assert!(!notes.is_empty());
+        assert_eq!(notes[0].onset_beats, 0.0);
+        assert!(notes
+            .windows(2)
+            .all(|pair| pair[0].onset_beats <= pair[1].onset_beats));
+        for note in notes {
+            assert!(note.onset_beats < length_beats, "{note:?}");
+            assert!(note.duration_beats > 0.0, "{note:?}");
+            assert!(
+                note.end_beats() <= length_beats,
+                "{note:?} past {length_beats}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_stay_within_their_length() {
+        let (mut engine, _) = branching_continuator();
+        let prompt = melody(&[60, 62, 64]);
+        for (seed, length_beats) in [(1, 4.0), (2, 7.3), (3, 1.0 / 3.0), (4, 16.0)] {
+            let notes = answer(&mut engine, &prompt, length_beats, 1.0, seed);
+            assert_well_formed(&notes, length_beats);
+        }
+    }
+
+    #[test]
+    fn off_grid_lengths_never_let_a_note_end_late() {
+        let mut engine = repeat_engine(5, 7);
+        for i in 1..400 {
+            let length_beats = f64::from(i) * 0.0731;
+            let notes = answer(&mut engine, &[], length_beats, 0.0, 0);
+            assert_well_formed(&notes, length_beats);
+        }
+    }
+
+    #[test]
+    fn durations_are_clipped_at_the_end() {
+        // A note every beat, each eight beats long, in a 2.5-beat answer.
+        let mut engine = repeat_engine(24, 192);
+        let notes = answer(&mut engine, &[], 2.5, 0.0, 0);
+        let timing: Vec<(f64, f64)> = notes
+            .iter()
+            .map(|n| (n.onset_beats, n.duration_beats))
+            .collect();
+        assert_eq!(timing, [(0.0, 2.5), (1.0, 1.5), (2.0, 0.5)]);
+    }
+
+    #[test]
+    fn the_answer_continues_the_prompt_from_beat_zero() {
+        let mut engine = Continuator::new();
+        engine.learn(&melody(&[60, 62, 64, 65, 67]));
+        let notes = answer(&mut engine, &melody(&[60, 62]), 1.5, 0.0, 0);
+        let expected: Vec<Note> = melody(&[64, 65, 67]);
+        assert_eq!(notes, expected);
+    }
+
+    #[test]
+    fn answers_use_the_pitches_of_memory() {
+        let (mut engine, scale) = branching_continuator();
+        for seed in 0..8 {
+            let notes = answer(&mut engine, &melody(&[64, 65]), 16.0, 1.2, seed);
+            assert!(notes.iter().all(|n| scale.contains(&n.pitch)), "{notes:?}");
+        }
+    }
+
+    #[test]
+    fn a_transposed_prompt_gets_an_answer_within_an_octave_of_memory() {
+        let (mut engine, scale) = branching_continuator();
+        let notes = answer(&mut engine, &melody(&[61, 66]), 16.0, 1.0, 5);
+        assert!(notes.len() > 4);
+        for note in &notes {
+            let near_memory = scale
+                .iter()
+                .any(|&pitch| (i16::from(note.pitch) - i16::from(pitch)).abs() <= 12);
+            assert!(near_memory, "{note:?}");
+        }
+    }
+
+    #[test]
+    fn the_same_seed_replays_and_different_seeds_differ() {
+        let (engine, _) = branching_continuator();
+        let prompt = melody(&[60, 64]);
+        let first = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 21);
+        let again = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 21);
+        let other = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 22);
+        assert_eq!(first, again);
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn an_engine_that_never_advances_still_terminates() {
+        let mut engine = repeat_engine(0, 24);
+        let notes = answer(&mut engine, &[], 4.0, 1.0, 0);
+        assert_eq!(notes.len(), MAX_POLYPHONY);
+        assert!(notes.iter().all(|n| n.onset_beats == 0.0));
+    }
+
+    #[test]
+    fn the_note_count_is_capped() {
+        let mut engine = repeat_engine(1, 1);
+        let notes = answer(&mut engine, &[], 1000.0, 0.0, 0);
+        assert_eq!(notes.len(), MAX_ANSWER_STEPS);
+    }
+
+    #[test]
+    fn nothing_to_say_gives_an_empty_answer() {
+        let mut engine = Continuator::new();
+        assert!(answer(&mut engine, &melody(&[60]), 4.0, 1.0, 0).is_empty());
+        let mut engine = repeat_engine(24, 24);
+        for length_beats in [0.0, -1.0, f64::NAN] {
+            assert!(answer(&mut engine, &[], length_beats, 1.0, 0).is_empty());
+        }
+    }
+}

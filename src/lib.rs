@@ -1,0 +1,326 @@
+//! WaveJam: an instrument plugin that listens to the player's phrase and answers it in time.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nice_plug::midi::{Channel, Key, VoiceID};
+use nice_plug::prelude::*;
+
+pub mod editor;
+pub mod engine;
+pub mod generator;
+pub mod host;
+pub mod midi_file;
+pub mod music;
+pub mod params;
+pub mod persist;
+pub mod protocol;
+pub mod status;
+
+use engine::clock::HostTime;
+use engine::conductor::{Conductor, InputEvent, Settings};
+use engine::synth::{Synth, VoiceKey};
+use generator::worker::Worker;
+use generator::GeneratorThread;
+use params::WaveJamParams;
+use protocol::{OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
+use status::Status;
+
+/// The plugin instance.
+pub struct WaveJam {
+    params: Arc<WaveJamParams>,
+    status: Arc<Status>,
+    /// Set by the panel's panic button; the audio thread releases everything and clears it.
+    panic: Arc<AtomicBool>,
+    /// Present between `activate()` and `deactivate()`.
+    running: Option<Running>,
+    /// The host renders offline (bounce): the audio thread may wait, bounded, for the generator.
+    offline: bool,
+}
+
+/// What exists only while the plugin is active.
+struct Running {
+    conductor: Conductor,
+    synth: Synth,
+    generator: GeneratorThread,
+}
+
+impl Default for WaveJam {
+    fn default() -> Self {
+        Self {
+            params: Arc::new(WaveJamParams::default()),
+            status: Arc::new(Status::default()),
+            panic: Arc::new(AtomicBool::new(false)),
+            running: None,
+            offline: false,
+        }
+    }
+}
+
+impl WaveJam {
+    fn settings(&self, offline: bool) -> Settings {
+        let p = &self.params;
+        Settings {
+            temperature: p.temperature.value(),
+            seed: p.seed.value().max(0) as u32,
+            seed_mode: p.seed_mode.value(),
+            wait_beats: p.wait_beats.value() as f64,
+            answer_bars: p.answer_bars.value().max(1) as u32,
+            quantize: p.quantize.value(),
+            mode: p.mode.value(),
+            generate: p.generate.value(),
+            barge_in: p.barge_in.value(),
+            output: p.output.value(),
+            engine: p.engine.value(),
+            thru: p.thru.value(),
+            bypass: p.bypass.value(),
+            offline,
+        }
+    }
+}
+
+/// The host's transport as the clock wants it.
+fn host_time(transport: &Transport) -> HostTime {
+    HostTime {
+        playing: transport.playing,
+        tempo_bpm: transport.tempo,
+        pos_beats: transport.pos_beats(),
+        time_signature: transport
+            .time_sig_numerator
+            .zip(transport.time_sig_denominator),
+    }
+}
+
+/// A note event from the host as the conductor wants it (other events are ignored).
+/// Wildcard channels count as channel 1; a wildcard key on a release means every key.
+fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
+    let channel_of = |channel: Channel| channel.number().unwrap_or(0);
+    match event {
+        NoteEvent::NoteOn {
+            timing,
+            channel,
+            key: Key::Number(key),
+            velocity,
+            ..
+        } if velocity > 0.0 => Some(InputEvent {
+            offset: timing,
+            channel: channel_of(channel),
+            key: Some(key),
+            velocity: Some((velocity * 127.0).round().clamp(1.0, 127.0) as u8),
+        }),
+        NoteEvent::NoteOn {
+            timing,
+            channel,
+            key,
+            ..
+        }
+        | NoteEvent::NoteOff {
+            timing,
+            channel,
+            key,
+            ..
+        }
+        | NoteEvent::Choke {
+            timing,
+            channel,
+            key,
+            ..
+        } => Some(InputEvent {
+            offset: timing,
+            channel: channel_of(channel),
+            key: key.number(),
+            velocity: None,
+        }),
+        _ => None,
+    }
+}
+
+impl Plugin for WaveJam {
+    const NAME: &'static str = "WaveJam";
+    const VENDOR: &'static str = "WaveJam";
+    const URL: &'static str = "https://wavejam.dev";
+    const EMAIL: &'static str = "hello@wavejam.dev";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    const AUDIO_IO_LAYOUTS: &'static [AudioIOLayout] = &[AudioIOLayout {
+        main_input_channels: None,
+        main_output_channels: NonZeroU32::new(2),
+        ..AudioIOLayout::const_default()
+    }];
+    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+    const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
+    const SAMPLE_ACCURATE_AUTOMATION: bool = true;
+
+    type Editor = editor::WaveJamEditor;
+    type SysExMessage = ();
+    type BackgroundTask = ();
+
+    fn params(&self) -> Arc<dyn Params> {
+        self.params.clone()
+    }
+
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        editor::create(self.params.clone(), self.status.clone(), self.panic.clone())
+    }
+
+    fn activate(
+        &mut self,
+        _audio_io_layout: &AudioIOLayout,
+        buffer_config: &BufferConfig,
+        _context: &mut impl ActivateContext<Self>,
+    ) -> bool {
+        self.deactivate();
+        let sample_rate = buffer_config.sample_rate;
+        self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        let (to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
+        let (schedule, from_generator) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
+        let worker = Worker::new(&self.params, self.status.clone());
+        let generator =
+            match GeneratorThread::spawn(worker, observations, schedule, self.status.clone()) {
+                Ok(generator) => generator,
+                Err(err) => {
+                    nice_error!("WaveJam could not start its generator thread: {err}");
+                    return false;
+                }
+            };
+        self.running = Some(Running {
+            conductor: Conductor::new(sample_rate, to_generator, from_generator, self.status.clone()),
+            synth: Synth::new(sample_rate),
+            generator,
+        });
+        true
+    }
+
+    fn reset(&mut self) {
+        if let Some(running) = &mut self.running {
+            running.conductor.request_release();
+            running.synth.reset();
+        }
+    }
+
+    fn deactivate(&mut self) {
+        if let Some(mut running) = self.running.take() {
+            running.generator.stop();
+        }
+    }
+
+    fn process(
+        &mut self,
+        buffer: &mut Buffer,
+        _aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+    ) -> ProcessStatus {
+        let settings = self.settings(self.offline);
+        let Some(running) = &mut self.running else {
+            return ProcessStatus::Error("process() before activate()");
+        };
+        if self.panic.swap(false, Ordering::Relaxed) {
+            running.conductor.request_release();
+        }
+        let host = host_time(context.transport());
+        let samples = buffer.samples();
+        running.conductor.process(
+            &host,
+            samples,
+            &settings,
+            std::iter::from_fn(|| context.next_event()).filter_map(input_event),
+        );
+
+        let outputs = buffer.as_slice();
+        let (left, rest) = outputs.split_at_mut(1);
+        let (left, right) = (&mut *left[0], &mut *rest[0]);
+        let mut rendered = 0usize;
+        let release_at = running.conductor.voices_release_at();
+        let mut released = false;
+        for i in 0..running.conductor.events().len() {
+            let event = running.conductor.events()[i];
+            let offset = (event.offset as usize).min(samples);
+            running
+                .synth
+                .render(&mut left[rendered..offset], &mut right[rendered..offset]);
+            rendered = offset;
+            if !released && release_at.is_some_and(|at| at as usize <= offset) {
+                running.synth.release_all();
+                released = true;
+            }
+            let key = VoiceKey {
+                source: event.source,
+                channel: event.channel,
+                key: event.key,
+            };
+            match event.velocity {
+                Some(velocity) => {
+                    if event.audio {
+                        running.synth.note_on(key, velocity as f32 / 127.0);
+                    }
+                    if event.midi {
+                        let sent = context.try_send_event(NoteEvent::NoteOn {
+                            timing: event.offset,
+                            voice_id: VoiceID::Wildcard,
+                            channel: Channel::Number(event.channel),
+                            key: Key::Number(event.key),
+                            velocity: velocity as f32 / 127.0,
+                        });
+                        if sent.is_err() {
+                            running.conductor.host_refused(event.channel, event.key, true);
+                        }
+                    }
+                }
+                None => {
+                    running.synth.note_off(key);
+                    if event.midi {
+                        let sent = context.try_send_event(NoteEvent::NoteOff {
+                            timing: event.offset,
+                            voice_id: VoiceID::Wildcard,
+                            channel: Channel::Number(event.channel),
+                            key: Key::Number(event.key),
+                            velocity: 0.0,
+                        });
+                        if sent.is_err() {
+                            running.conductor.host_refused(event.channel, event.key, false);
+                        }
+                    }
+                }
+            }
+        }
+        if !released && release_at.is_some() {
+            running.synth.release_all();
+        }
+        running
+            .synth
+            .render(&mut left[rendered..samples], &mut right[rendered..samples]);
+        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            let gain = if settings.bypass { 0.0 } else { self.params.gain.smoothed.next() };
+            *l *= gain;
+            *r *= gain;
+        }
+        ProcessStatus::KeepAlive
+    }
+}
+
+impl ClapPlugin for WaveJam {
+    const CLAP_ID: &'static str = "dev.wavejam.wavejam";
+    const CLAP_DESCRIPTION: Option<&'static str> =
+        Some("Listens to your phrase and answers it in time");
+    const CLAP_MANUAL_URL: Option<&'static str> = None;
+    const CLAP_SUPPORT_URL: Option<&'static str> = None;
+    const CLAP_FEATURES: &'static [ClapFeature] = &[
+        ClapFeature::Instrument,
+        ClapFeature::Synthesizer,
+        ClapFeature::NoteEffect,
+        ClapFeature::Stereo,
+    ];
+}
+
+impl Vst3Plugin for WaveJam {
+    const VST3_CLASS_ID: [u8; 16] = *b"WaveJamDuetPlug!";
+    const VST3_SUBCATEGORIES: &'static [Vst3SubCategory] = &[
+        Vst3SubCategory::Instrument,
+        Vst3SubCategory::Synth,
+        Vst3SubCategory::Generator,
+    ];
+}
+
+nice_export_clap!(WaveJam);
+nice_export_vst3!(WaveJam);

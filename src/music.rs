@@ -1,0 +1,23 @@
+//! Musical vocabulary shared by the audio thread, the generator thread and the tools.
+//!
+//! Time is in beats (quarter notes) as `f64`, the host's PPQ unit, so answers follow the host tempo.
+
+/// One note in musical time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Note {
+    /// MIDI key, 0–127.
+    pub pitch: u8,
+    /// MIDI velocity, 1–127.
+    pub velocity: u8,
+    /// Onset in beats. In a phrase: from the phrase's first note; in an answer: from the answer's start.
+    pub onset_beats: f64,
+    /// Length in beats, > 0.
+    pub duration_beats: f64,
+}
+
+impl Note {
+    /// Beat at which the note is released.
+    pub fn end_beats(&self) -> f64 {
+        self.onset_beats + self.duration_beats
+    }
+}

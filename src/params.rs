@@ -1,0 +1,191 @@
+//! Host parameters (IDs frozen forever: hosts store automation and projects by them) and the
+//! non-parameter state saved with the DAW project.
+
+use std::sync::Arc;
+
+use nice_plug::prelude::*;
+
+use crate::persist::SessionState;
+
+/// Largest seed a musician can dial in; the seed is an integer parameter so hosts can automate it.
+pub const MAX_SEED: i32 = 9999;
+
+/// Whether each phrase is answered from the same seed or from a fresh one.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedMode {
+    /// Same seed + same phrase ⇒ the same answer (for bounces and retakes).
+    #[id = "fixed"]
+    #[name = "Fixed"]
+    Fixed,
+    /// The seed advances with every answered phrase (still reproducible from the start of playback).
+    #[id = "new-each-phrase"]
+    #[name = "New each phrase"]
+    NewEachPhrase,
+}
+
+/// The grid an answer starts on.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantize {
+    #[id = "sixteenth"]
+    #[name = "1/16"]
+    Sixteenth,
+    #[id = "beat"]
+    #[name = "Beat"]
+    Beat,
+    #[id = "bar"]
+    #[name = "Bar"]
+    Bar,
+}
+
+impl Quantize {
+    /// Grid step in beats for a bar of `bar_beats` beats.
+    pub fn step_beats(self, bar_beats: f64) -> f64 {
+        match self {
+            Quantize::Sixteenth => 0.25,
+            Quantize::Beat => 1.0,
+            Quantize::Bar => bar_beats,
+        }
+    }
+}
+
+/// When WaveJam answers.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Answer every phrase after `wait` beats of silence.
+    #[id = "answer"]
+    #[name = "Answer"]
+    Answer,
+    /// Answer only when `generate` is triggered.
+    #[id = "manual"]
+    #[name = "Manual"]
+    Manual,
+    /// Answer every phrase, then keep continuing its own answers until the player plays again.
+    #[id = "continuous"]
+    #[name = "Continuous"]
+    Continuous,
+}
+
+/// Where generated notes go.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    #[id = "midi-audio"]
+    #[name = "MIDI + audio"]
+    MidiAndAudio,
+    #[id = "midi"]
+    #[name = "MIDI only"]
+    MidiOnly,
+    #[id = "audio"]
+    #[name = "Audio only"]
+    AudioOnly,
+}
+
+impl Output {
+    pub fn midi(self) -> bool {
+        self != Output::AudioOnly
+    }
+    pub fn audio(self) -> bool {
+        self != Output::MidiOnly
+    }
+}
+
+/// Which engine answers.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Variable-order Markov model of the player's phrases (Pachet's Continuator).
+    #[id = "continuator"]
+    #[name = "Continuator"]
+    Continuator,
+}
+
+#[derive(Params)]
+pub struct WaveJamParams {
+    /// Last phrase and answer, saved with the project (see [`SessionState`]).
+    #[persist = "session"]
+    pub session: Arc<SessionState>,
+
+    /// Sampling temperature: 0 = always the most likely continuation, 1 = as learned, 2 = wild.
+    #[id = "temperature"]
+    pub temperature: FloatParam,
+    /// Random seed of the sampler.
+    #[id = "seed"]
+    pub seed: IntParam,
+    #[id = "seed_mode"]
+    pub seed_mode: EnumParam<SeedMode>,
+    /// Silence, in beats, after the last released note that ends a phrase.
+    #[id = "wait_beats"]
+    pub wait_beats: FloatParam,
+    /// Length of an answer in bars.
+    #[id = "answer_bars"]
+    pub answer_bars: IntParam,
+    #[id = "quantize"]
+    pub quantize: EnumParam<Quantize>,
+    #[id = "mode"]
+    pub mode: EnumParam<Mode>,
+    /// Trigger: a rising edge answers now from the last phrase (any mode).
+    #[id = "generate"]
+    pub generate: BoolParam,
+    /// Stop the answer at once when the player plays.
+    #[id = "barge_in"]
+    pub barge_in: BoolParam,
+    #[id = "output"]
+    pub output: EnumParam<Output>,
+    #[id = "engine"]
+    pub engine: EnumParam<EngineKind>,
+    /// Output level, stored as linear gain, shown in dB.
+    #[id = "gain"]
+    pub gain: FloatParam,
+    /// Play the player's own notes through WaveJam's voice and echo them to the MIDI output.
+    #[id = "thru"]
+    pub thru: BoolParam,
+    /// The host's bypass switch: releases every note and outputs silence.
+    #[id = "bypass"]
+    pub bypass: BoolParam,
+}
+
+impl Default for WaveJamParams {
+    fn default() -> Self {
+        Self {
+            session: Arc::new(SessionState::default()),
+            temperature: FloatParam::new(
+                "Temperature",
+                1.0,
+                FloatRange::Linear { min: 0.0, max: 2.0 },
+            )
+            .with_step_size(0.01)
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: MAX_SEED }),
+            seed_mode: EnumParam::new("Seed Mode", SeedMode::Fixed),
+            wait_beats: FloatParam::new(
+                "Wait",
+                1.0,
+                FloatRange::Linear { min: 0.25, max: 8.0 },
+            )
+            .with_step_size(0.25)
+            .with_unit(" beats")
+            .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            answer_bars: IntParam::new("Answer Length", 2, IntRange::Linear { min: 1, max: 8 })
+                .with_unit(" bars"),
+            quantize: EnumParam::new("Quantize", Quantize::Beat),
+            mode: EnumParam::new("Mode", Mode::Answer),
+            generate: BoolParam::new("Generate", false),
+            barge_in: BoolParam::new("Barge-in", true),
+            output: EnumParam::new("Output", Output::MidiAndAudio),
+            engine: EnumParam::new("Engine", EngineKind::Continuator),
+            gain: FloatParam::new(
+                "Gain",
+                util::db_to_gain(-6.0),
+                FloatRange::Skewed {
+                    min: util::db_to_gain(-36.0),
+                    max: util::db_to_gain(6.0),
+                    factor: FloatRange::gain_skew_factor(-36.0, 6.0),
+                },
+            )
+            .with_smoother(SmoothingStyle::Logarithmic(20.0))
+            .with_unit(" dB")
+            .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
+            .with_string_to_value(formatters::s2v_f32_gain_to_db()),
+            thru: BoolParam::new("Thru", true),
+            bypass: BoolParam::new("Bypass", false).make_bypass(),
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Non-parameter state saved with the DAW project: the last phrase and the last answer (so the
+//! panel shows them, `generate` can answer after reopening, and the answer can be exported).
+
+use std::sync::Mutex;
+
+use crate::music::Note;
+
+/// Most notes kept per saved phrase or answer.
+pub const MAX_SAVED_NOTES: usize = 512;
+
+/// The musical memory of a session, as saved in the project. Locked only by the generator thread
+/// and the GUI, never by the audio thread.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Session {
+    /// The player's last phrase, onsets from its first note.
+    pub last_phrase: Vec<Note>,
+    /// WaveJam's last answer, onsets from its start.
+    pub last_answer: Vec<Note>,
+}
+
+impl Session {
+    /// Drop notes a corrupt or hand-edited project could carry (non-finite times, keys > 127,
+    /// zero velocity), and keep at most [`MAX_SAVED_NOTES`] per list.
+    pub fn sanitized(mut self) -> Self {
+        for notes in [&mut self.last_phrase, &mut self.last_answer] {
+            notes.retain(|n| {
+                n.pitch < 128
+                    && (1..128).contains(&n.velocity)
+                    && n.onset_beats.is_finite()
+                    && n.onset_beats >= 0.0
+                    && n.duration_beats.is_finite()
+                    && n.duration_beats > 0.0
+            });
+            notes.truncate(MAX_SAVED_NOTES);
+        }
+        self
+    }
+}
+
+/// The persisted field (`#[persist = "session"]`).
+pub type SessionState = Mutex<Session>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_notes_are_dropped_and_good_ones_kept() {
+        let good = Note {
+            pitch: 60,
+            velocity: 90,
+            onset_beats: 0.5,
+            duration_beats: 1.0,
+        };
+        let session = Session {
+            last_phrase: vec![
+                good,
+                Note { pitch: 200, ..good },
+                Note { velocity: 0, ..good },
+                Note { onset_beats: f64::NAN, ..good },
+                Note { duration_beats: -1.0, ..good },
+            ],
+            last_answer: vec![good; MAX_SAVED_NOTES + 3],
+        }
+        .sanitized();
+        assert_eq!(session.last_phrase, vec![good]);
+        assert_eq!(session.last_answer.len(), MAX_SAVED_NOTES);
+    }
+
+    #[test]
+    fn old_or_partial_json_loads_with_defaults() {
+        let session: Session = serde_json::from_str(r#"{"last_phrase": []}"#).unwrap();
+        assert!(session.last_answer.is_empty());
+        assert!(serde_json::from_str::<Session>(r#"{"last_phrase": 7}"#).is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! Messages between the audio thread and the generator thread (both ways over wait-free rings).
+
+use crate::music::Note;
+use crate::params::{EngineKind, SeedMode};
+
+/// Capacity of the audio → generator ring, in observations. A MIDI flood beyond this is counted
+/// and dropped; the generator closes any note whose release was dropped at the phrase end.
+pub const OBSERVATION_RING_CAPACITY: usize = 1024;
+/// Capacity of the generator → audio ring, in scheduled messages (several answers' worth).
+pub const SCHEDULE_RING_CAPACITY: usize = 1024;
+/// Most notes in one answer; the generator never produces more.
+pub const MAX_ANSWER_NOTES: usize = 256;
+
+/// The parameter values an answer depends on, captured by the audio thread when it asks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Request {
+    /// Tags the answer; the audio thread plays only the answer to its latest request.
+    pub serial: u64,
+    /// How many phrases were answered since playback started (picks the seed in
+    /// [`SeedMode::NewEachPhrase`]).
+    pub phrase_index: u64,
+    pub temperature: f32,
+    pub seed: u32,
+    pub seed_mode: SeedMode,
+    pub engine: EngineKind,
+    /// Answer length in beats.
+    pub length_beats: f64,
+    /// What to continue.
+    pub source: Source,
+}
+
+/// What an answer continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The phrase being played (speculatively, while no key is held) or, if none, the last one.
+    Phrase,
+    /// WaveJam's own last answer (continuous mode).
+    LastAnswer,
+}
+
+/// Audio thread → generator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation {
+    /// The player pressed a key at `beat`.
+    NoteOn { pitch: u8, velocity: u8, beat: f64 },
+    /// The player released a key at `beat`.
+    NoteOff { pitch: u8, beat: f64 },
+    /// Prepare an answer (sent when no key is held, so the answer is ready when the phrase ends).
+    Answer(Request),
+    /// The phrase being played ended (it was answered or would have been): learn it.
+    Commit,
+    /// Playback started or the engine changed: start learning afresh (the tune so far is empty).
+    ResetMemory,
+    /// The timeline jumped: drop the phrase in progress.
+    Discontinuity,
+}
+
+/// Generator → audio thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scheduled {
+    /// One note of answer `serial`, onset relative to the answer's start.
+    Note { serial: u64, note: Note },
+    /// Answer `serial` is complete and lasts `length_beats`.
+    End { serial: u64, length_beats: f64 },
+}

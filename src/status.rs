@@ -1,0 +1,73 @@
+//! Live figures the audio and generator threads publish for the panel (atomics only: the audio
+//! thread never locks).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+use atomic_float::AtomicF64;
+
+/// What WaveJam is doing, as the panel shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Activity {
+    /// Waiting for the player.
+    Listening = 0,
+    /// The player is playing a phrase.
+    Hearing = 1,
+    /// A phrase ended; the answer starts on the next grid point.
+    Waiting = 2,
+    /// The answer is playing.
+    Answering = 3,
+}
+
+impl Activity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Activity::Listening => "listening",
+            Activity::Hearing => "hearing you",
+            Activity::Waiting => "about to answer",
+            Activity::Answering => "answering",
+        }
+    }
+}
+
+/// Shared between the plugin's threads and the panel.
+#[derive(Debug, Default)]
+pub struct Status {
+    activity: AtomicU8,
+    pub tempo_bpm: AtomicF64,
+    /// Playhead in beats (host position while playing, internal clock while stopped).
+    pub beat: AtomicF64,
+    pub playing: AtomicBool,
+    /// Bar length in beats.
+    pub bar_beats: AtomicF64,
+    /// Observations dropped because the audio → generator ring was full.
+    pub observation_overflows: AtomicU64,
+    /// Times the generator found the generator → audio ring full and had to retry.
+    pub schedule_ring_full: AtomicU64,
+    /// Answer notes dropped because an answer exceeded the audio thread's slot.
+    pub answer_overflows: AtomicU64,
+    /// Note events the host refused (its output queue was full).
+    pub host_refused_events: AtomicU64,
+    /// Note-ons dropped because a block was full.
+    pub dropped_note_ons: AtomicU64,
+    /// Wall time of the generator's last answer, in microseconds.
+    pub last_answer_micros: AtomicU64,
+    /// Incremented by the generator whenever the last phrase / answer in the session changes, so
+    /// the panel knows to redraw its piano rolls.
+    pub session_revision: AtomicU64,
+}
+
+impl Status {
+    pub fn activity(&self) -> Activity {
+        match self.activity.load(Ordering::Relaxed) {
+            1 => Activity::Hearing,
+            2 => Activity::Waiting,
+            3 => Activity::Answering,
+            _ => Activity::Listening,
+        }
+    }
+
+    pub fn set_activity(&self, activity: Activity) {
+        self.activity.store(activity as u8, Ordering::Relaxed);
+    }
+}

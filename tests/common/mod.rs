@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests (and the `process` bench).
+
+pub mod clap_host;

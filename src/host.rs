@@ -64,7 +64,10 @@ impl ProcessContext<WaveJam> for Context<'_> {
     fn next_event(&mut self) -> Option<NoteEvent<()>> {
         self.input.pop_front()
     }
-    fn try_send_event(&mut self, event: NoteEvent<()>) -> Result<(), (NoteEvent<()>, SendEventError)> {
+    fn try_send_event(
+        &mut self,
+        event: NoteEvent<()>,
+    ) -> Result<(), (NoteEvent<()>, SendEventError)> {
         if self.output.len() == self.output.capacity() {
             return Err((event, SendEventError::HostBufferFull));
         }
@@ -115,15 +118,32 @@ impl Host {
     }
 
     /// Activate `plugin` (e.g. one whose state was restored).
-    pub fn with_plugin(mut plugin: WaveJam, sample_rate_hz: f32, max_block: usize, offline: bool) -> Self {
+    pub fn with_plugin(
+        mut plugin: WaveJam,
+        sample_rate_hz: f32,
+        max_block: usize,
+        offline: bool,
+    ) -> Self {
         let config = BufferConfig {
             sample_rate: sample_rate_hz,
             min_buffer_size: None,
             max_buffer_size: max_block as u32,
-            process_mode: if offline { ProcessMode::Offline } else { ProcessMode::Realtime },
+            process_mode: if offline {
+                ProcessMode::Offline
+            } else {
+                ProcessMode::Realtime
+            },
         };
+        // As the wrappers do: smoothers start at the parameters' values.
+        for (_, ptr, _) in plugin.params().param_map() {
+            // SAFETY: the pointer comes from the plugin's own parameter map.
+            unsafe { ptr._internal_update_smoother(sample_rate_hz, true) };
+        }
         let layout = WaveJam::AUDIO_IO_LAYOUTS[0];
-        assert!(plugin.activate(&layout, &config, &mut Activation), "activate() failed");
+        assert!(
+            plugin.activate(&layout, &config, &mut Activation),
+            "activate() failed"
+        );
         plugin.reset();
         Self {
             plugin,
@@ -173,24 +193,30 @@ impl Host {
 
     /// Queue a note-on at absolute sample `at` (velocity 0–1) on channel 0.
     pub fn note_on(&mut self, at: u64, key: u8, velocity: f32) {
-        self.queue(at, NoteEvent::NoteOn {
-            timing: 0,
-            voice_id: VoiceID::Wildcard,
-            channel: Channel::Number(0),
-            key: Key::Number(key),
-            velocity,
-        });
+        self.queue(
+            at,
+            NoteEvent::NoteOn {
+                timing: 0,
+                voice_id: VoiceID::Wildcard,
+                channel: Channel::Number(0),
+                key: Key::Number(key),
+                velocity,
+            },
+        );
     }
 
     /// Queue a note-off at absolute sample `at` on channel 0.
     pub fn note_off(&mut self, at: u64, key: u8) {
-        self.queue(at, NoteEvent::NoteOff {
-            timing: 0,
-            voice_id: VoiceID::Wildcard,
-            channel: Channel::Number(0),
-            key: Key::Number(key),
-            velocity: 0.0,
-        });
+        self.queue(
+            at,
+            NoteEvent::NoteOff {
+                timing: 0,
+                voice_id: VoiceID::Wildcard,
+                channel: Channel::Number(0),
+                key: Key::Number(key),
+                velocity: 0.0,
+            },
+        );
     }
 
     fn queue(&mut self, at: u64, event: NoteEvent<()>) {
@@ -249,13 +275,23 @@ impl Host {
             output: &mut self.block_output,
         };
         let plugin = &mut self.plugin;
-        let status = nice_assert_no_alloc::assert_no_alloc(|| plugin.process(&mut buffer, &mut aux, &mut context));
-        assert!(!matches!(status, ProcessStatus::Error(_)), "process() failed: {status:?}");
+        let status = nice_assert_no_alloc::assert_no_alloc(|| {
+            plugin.process(&mut buffer, &mut aux, &mut context)
+        });
+        assert!(
+            !matches!(status, ProcessStatus::Error(_)),
+            "process() failed: {status:?}"
+        );
         drop(buffer);
         for (timing, event) in self.block_output.drain(..) {
             let sample = self.position + timing as u64;
             match event {
-                NoteEvent::NoteOn { channel, key, velocity, .. } => self.notes.push(RecordedNote {
+                NoteEvent::NoteOn {
+                    channel,
+                    key,
+                    velocity,
+                    ..
+                } => self.notes.push(RecordedNote {
                     sample,
                     channel: channel.number().unwrap_or(0),
                     key: key.number().unwrap_or(0),
@@ -301,7 +337,74 @@ impl Drop for Host {
 
 fn set_timing(event: &mut NoteEvent<()>, new_timing: u32) {
     match event {
-        NoteEvent::NoteOn { timing, .. } | NoteEvent::NoteOff { timing, .. } => *timing = new_timing,
+        NoteEvent::NoteOn { timing, .. } | NoteEvent::NoteOff { timing, .. } => {
+            *timing = new_timing
+        }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    const CHILD_ENV: &str = "WAVEJAM_PLANTED_ALLOCATION_CHILD";
+
+    #[test]
+    fn an_allocation_in_process_aborts_the_test_run() {
+        if std::env::var_os(CHILD_ENV).is_some() {
+            let mut host = Host::new(48_000.0, 64, false);
+            host.plugin.plant_allocation = true;
+            host.process_block(64);
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "host::tests::an_allocation_in_process_aborts_the_test_run",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.signal(),
+            Some(libc::SIGABRT),
+            "the planted allocation did not abort: {:?}\n{stderr}",
+            output.status
+        );
+        assert!(stderr.contains("memory allocation of"), "{stderr}");
+    }
+
+    #[test]
+    fn a_clean_process_passes_the_allocation_check() {
+        let mut host = Host::new(48_000.0, 64, false);
+        host.note_on(10, 60, 0.8);
+        host.note_off(4000, 60);
+        host.run(48_000, 64);
+        assert!(host.audio[0].iter().any(|x| x.abs() > 1e-3));
+    }
+
+    #[test]
+    fn garbage_session_state_loads_as_the_default() {
+        let plugin = WaveJam::default();
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "session".to_string(),
+            r#"{"last_phrase": "garbage"}"#.to_string(),
+        );
+        plugin.params().deserialize_fields(&fields);
+        assert_eq!(*plugin.params.session.lock().unwrap(), Default::default());
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "session".to_string(),
+            r#"{"last_phrase":[{"pitch":60,"velocity":90,"onset_beats":0.0,"duration_beats":1.0}]}"#
+                .to_string(),
+        );
+        plugin.params().deserialize_fields(&fields);
+        assert_eq!(plugin.params.session.lock().unwrap().last_phrase.len(), 1);
     }
 }

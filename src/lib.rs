@@ -16,6 +16,7 @@ pub mod music;
 pub mod params;
 pub mod persist;
 pub mod protocol;
+pub mod render;
 pub mod status;
 
 use engine::clock::HostTime;
@@ -37,6 +38,9 @@ pub struct WaveJam {
     running: Option<Running>,
     /// The host renders offline (bounce): the audio thread may wait, bounded, for the generator.
     offline: bool,
+    /// Test-only: allocate inside `process()` to prove the allocation checker fires.
+    #[cfg(test)]
+    plant_allocation: bool,
 }
 
 /// What exists only while the plugin is active.
@@ -54,6 +58,8 @@ impl Default for WaveJam {
             panic: Arc::new(AtomicBool::new(false)),
             running: None,
             offline: false,
+            #[cfg(test)]
+            plant_allocation: false,
         }
     }
 }
@@ -185,7 +191,12 @@ impl Plugin for WaveJam {
                 }
             };
         self.running = Some(Running {
-            conductor: Conductor::new(sample_rate, to_generator, from_generator, self.status.clone()),
+            conductor: Conductor::new(
+                sample_rate,
+                to_generator,
+                from_generator,
+                self.status.clone(),
+            ),
             synth: Synth::new(sample_rate),
             generator,
         });
@@ -193,6 +204,8 @@ impl Plugin for WaveJam {
     }
 
     fn reset(&mut self) {
+        // A loaded project may have replaced the session: let the panel redraw it.
+        self.status.session_revision.fetch_add(1, Ordering::Relaxed);
         if let Some(running) = &mut self.running {
             running.conductor.request_release();
             running.synth.reset();
@@ -211,6 +224,10 @@ impl Plugin for WaveJam {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
+        #[cfg(test)]
+        if self.plant_allocation {
+            std::hint::black_box(vec![0u8; 64]);
+        }
         let settings = self.settings(self.offline);
         let Some(running) = &mut self.running else {
             return ProcessStatus::Error("process() before activate()");
@@ -263,7 +280,9 @@ impl Plugin for WaveJam {
                             velocity: velocity as f32 / 127.0,
                         });
                         if sent.is_err() {
-                            running.conductor.host_refused(event.channel, event.key, true);
+                            running
+                                .conductor
+                                .host_refused(event.channel, event.key, true);
                         }
                     }
                 }
@@ -278,7 +297,9 @@ impl Plugin for WaveJam {
                             velocity: 0.0,
                         });
                         if sent.is_err() {
-                            running.conductor.host_refused(event.channel, event.key, false);
+                            running
+                                .conductor
+                                .host_refused(event.channel, event.key, false);
                         }
                     }
                 }
@@ -291,7 +312,11 @@ impl Plugin for WaveJam {
             .synth
             .render(&mut left[rendered..samples], &mut right[rendered..samples]);
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
-            let gain = if settings.bypass { 0.0 } else { self.params.gain.smoothed.next() };
+            let gain = if settings.bypass {
+                0.0
+            } else {
+                self.params.gain.smoothed.next()
+            };
             *l *= gain;
             *r *= gain;
         }

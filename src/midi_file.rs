@@ -17,7 +17,10 @@ pub fn to_smf_bytes(notes: &[Note], tempo_bpm: f64, channel: u8) -> Vec<u8> {
         .flat_map(|n| {
             let on = tick(n.onset_beats);
             let off = tick(n.end_beats()).max(on + 1);
-            [(on, true, n.pitch & 127, n.velocity.clamp(1, 127)), (off, false, n.pitch & 127, 0)]
+            [
+                (on, true, n.pitch & 127, n.velocity.clamp(1, 127)),
+                (off, false, n.pitch & 127, 0),
+            ]
         })
         .collect();
     events.sort_by_key(|&(t, is_on, key, _)| (t, is_on, key));
@@ -31,9 +34,15 @@ pub fn to_smf_bytes(notes: &[Note], tempo_bpm: f64, channel: u8) -> Vec<u8> {
     let channel = u4::new(channel & 15);
     for (t, is_on, key, vel) in events {
         let message = if is_on {
-            MidiMessage::NoteOn { key: u7::new(key), vel: u7::new(vel) }
+            MidiMessage::NoteOn {
+                key: u7::new(key),
+                vel: u7::new(vel),
+            }
         } else {
-            MidiMessage::NoteOff { key: u7::new(key), vel: u7::new(0) }
+            MidiMessage::NoteOff {
+                key: u7::new(key),
+                vel: u7::new(0),
+            }
         };
         track.push(TrackEvent {
             delta: u28::new((t - now).min(0x0FFF_FFFF) as u32),
@@ -93,7 +102,11 @@ pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, midly::Error> {
             }
         }
     }
-    notes.sort_by(|a, b| a.onset_beats.total_cmp(&b.onset_beats).then(a.pitch.cmp(&b.pitch)));
+    notes.sort_by(|a, b| {
+        a.onset_beats
+            .total_cmp(&b.onset_beats)
+            .then(a.pitch.cmp(&b.pitch))
+    });
     Ok(notes)
 }
 
@@ -104,10 +117,30 @@ mod tests {
     #[test]
     fn notes_round_trip_through_a_midi_file() {
         let notes = vec![
-            Note { pitch: 60, velocity: 90, onset_beats: 0.0, duration_beats: 1.0 },
-            Note { pitch: 64, velocity: 70, onset_beats: 0.0, duration_beats: 0.5 },
-            Note { pitch: 60, velocity: 80, onset_beats: 1.0, duration_beats: 1.0 / 3.0 },
-            Note { pitch: 67, velocity: 100, onset_beats: 2.125, duration_beats: 0.125 },
+            Note {
+                pitch: 60,
+                velocity: 90,
+                onset_beats: 0.0,
+                duration_beats: 1.0,
+            },
+            Note {
+                pitch: 64,
+                velocity: 70,
+                onset_beats: 0.0,
+                duration_beats: 0.5,
+            },
+            Note {
+                pitch: 60,
+                velocity: 80,
+                onset_beats: 1.0,
+                duration_beats: 1.0 / 3.0,
+            },
+            Note {
+                pitch: 67,
+                velocity: 100,
+                onset_beats: 2.125,
+                duration_beats: 0.125,
+            },
         ];
         let back = read_notes(&to_smf_bytes(&notes, 97.0, 0)).unwrap();
         assert_eq!(back.len(), notes.len());

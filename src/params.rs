@@ -153,12 +153,22 @@ impl Default for WaveJamParams {
             )
             .with_step_size(0.01)
             .with_value_to_string(formatters::v2s_f32_rounded(2)),
-            seed: IntParam::new("Seed", 1, IntRange::Linear { min: 0, max: MAX_SEED }),
+            seed: IntParam::new(
+                "Seed",
+                1,
+                IntRange::Linear {
+                    min: 0,
+                    max: MAX_SEED,
+                },
+            ),
             seed_mode: EnumParam::new("Seed Mode", SeedMode::Fixed),
             wait_beats: FloatParam::new(
                 "Wait",
                 1.0,
-                FloatRange::Linear { min: 0.25, max: 8.0 },
+                FloatRange::Linear {
+                    min: 0.25,
+                    max: 8.0,
+                },
             )
             .with_step_size(0.25)
             .with_unit(" beats")

@@ -10,13 +10,54 @@ pub const MAX_SAVED_NOTES: usize = 512;
 
 /// The musical memory of a session, as saved in the project. Locked only by the generator thread
 /// and the GUI, never by the audio thread.
+///
+/// Loading never fails: a saved session of the wrong shape (an old version, a corrupt project)
+/// loads as the empty session with a logged reason, and bad notes are dropped.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, from = "SavedSession")]
 pub struct Session {
     /// The player's last phrase, onsets from its first note.
     pub last_phrase: Vec<Note>,
     /// WaveJam's last answer, onsets from its start.
     pub last_answer: Vec<Note>,
+}
+
+/// Whatever JSON a project holds for the session.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct SavedSession(serde_json::Value);
+
+/// The fields as they are saved (the derived, strict reading).
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct SessionFields {
+    last_phrase: Vec<Note>,
+    last_answer: Vec<Note>,
+}
+
+impl Default for SessionFields {
+    fn default() -> Self {
+        Self {
+            last_phrase: Vec::new(),
+            last_answer: Vec::new(),
+        }
+    }
+}
+
+impl From<SavedSession> for Session {
+    fn from(saved: SavedSession) -> Self {
+        match serde_json::from_value::<SessionFields>(saved.0) {
+            Ok(fields) => Session {
+                last_phrase: fields.last_phrase,
+                last_answer: fields.last_answer,
+            }
+            .sanitized(),
+            Err(err) => {
+                nice_plug::nice_warn!("WaveJam: ignoring the saved phrase and answer ({err})");
+                Session::default()
+            }
+        }
+    }
 }
 
 impl Session {
@@ -57,9 +98,18 @@ mod tests {
             last_phrase: vec![
                 good,
                 Note { pitch: 200, ..good },
-                Note { velocity: 0, ..good },
-                Note { onset_beats: f64::NAN, ..good },
-                Note { duration_beats: -1.0, ..good },
+                Note {
+                    velocity: 0,
+                    ..good
+                },
+                Note {
+                    onset_beats: f64::NAN,
+                    ..good
+                },
+                Note {
+                    duration_beats: -1.0,
+                    ..good
+                },
             ],
             last_answer: vec![good; MAX_SAVED_NOTES + 3],
         }
@@ -69,9 +119,30 @@ mod tests {
     }
 
     #[test]
-    fn old_or_partial_json_loads_with_defaults() {
+    fn old_partial_or_misshapen_json_loads_with_defaults() {
         let session: Session = serde_json::from_str(r#"{"last_phrase": []}"#).unwrap();
         assert!(session.last_answer.is_empty());
-        assert!(serde_json::from_str::<Session>(r#"{"last_phrase": 7}"#).is_err());
+        for garbage in [r#"{"last_phrase": 7}"#, "[1, 2]", "null", r#""text""#] {
+            let session: Session = serde_json::from_str(garbage).unwrap();
+            assert_eq!(session, Session::default(), "{garbage}");
+        }
+    }
+
+    #[test]
+    fn a_saved_session_round_trips_and_is_sanitized_on_load() {
+        let note = Note {
+            pitch: 62,
+            velocity: 70,
+            onset_beats: 1.5,
+            duration_beats: 0.25,
+        };
+        let session = Session {
+            last_phrase: vec![note],
+            last_answer: vec![note, Note { pitch: 255, ..note }],
+        };
+        let back: Session =
+            serde_json::from_str(&serde_json::to_string(&session).unwrap()).unwrap();
+        assert_eq!(back.last_phrase, vec![note]);
+        assert_eq!(back.last_answer, vec![note]);
     }
 }

@@ -167,7 +167,10 @@ impl AnswerSlot {
             .enumerate()
             .filter_map(|(i, a)| a.map(|a| (i, a)))
             .min_by(|(_, a), (_, b)| a.end_beat.total_cmp(&b.end_beat));
-        let on = self.notes.get(self.next_note).map(|n| start + n.onset_beats);
+        let on = self
+            .notes
+            .get(self.next_note)
+            .map(|n| start + n.onset_beats);
         match (off, on) {
             (Some((i, a)), on) if a.end_beat < limit_beat && on.is_none_or(|b| a.end_beat <= b) => {
                 self.active[i] = None;
@@ -246,7 +249,10 @@ mod tests {
 
     #[test]
     fn notes_play_in_time_order_with_offs_before_ons_at_the_same_beat() {
-        let mut slot = loaded(&[note(60, 0.0, 1.0), note(62, 1.0, 0.5), note(64, 1.0, 2.0)], 4.0);
+        let mut slot = loaded(
+            &[note(60, 0.0, 1.0), note(62, 1.0, 0.5), note(64, 1.0, 2.0)],
+            4.0,
+        );
         slot.trigger(3.5);
         assert!(slot.ready_to_start());
         slot.start(4.0);
@@ -286,12 +292,18 @@ mod tests {
         slot.receive_end(2, 4.0);
         slot.trigger(0.0);
         slot.start(0.0);
-        assert!(matches!(drain(&mut slot, 1.0)[0], AnswerEvent::On { key: 62, .. }));
+        assert!(matches!(
+            drain(&mut slot, 1.0)[0],
+            AnswerEvent::On { key: 62, .. }
+        ));
     }
 
     #[test]
     fn release_all_returns_every_sounding_key_and_stops_the_answer() {
-        let mut slot = loaded(&[note(60, 0.0, 4.0), note(64, 0.0, 4.0), note(67, 2.0, 1.0)], 4.0);
+        let mut slot = loaded(
+            &[note(60, 0.0, 4.0), note(64, 0.0, 4.0), note(67, 2.0, 1.0)],
+            4.0,
+        );
         slot.trigger(0.0);
         slot.start(0.0);
         drain(&mut slot, 1.0);

@@ -243,7 +243,10 @@ mod tests {
         assert_eq!(stop.start_beat, playing.end_beat());
         let next = clock.advance(&stopped_host, 24_000);
         assert_eq!(next.continuity, Continuity::Continuous);
-        assert!((next.start_beat - 6.0).abs() < 1e-12, "internal clock keeps counting");
+        assert!(
+            (next.start_beat - 6.0).abs() < 1e-12,
+            "internal clock keeps counting"
+        );
     }
 
     #[test]

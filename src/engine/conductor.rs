@@ -171,7 +171,9 @@ impl Conductor {
 
     /// The host refused a note-on (`true`) or note-off (`false`) for this key.
     pub fn host_refused(&mut self, channel: u8, key: u8, was_note_on: bool) {
-        self.status.host_refused_events.fetch_add(1, Ordering::Relaxed);
+        self.status
+            .host_refused_events
+            .fetch_add(1, Ordering::Relaxed);
         if was_note_on {
             self.events.forget(channel, key);
         } else {
@@ -220,7 +222,9 @@ impl Conductor {
             let offset = input.offset.min(samples.saturating_sub(1) as u32);
             self.advance_to(offset, settings);
             match input.key {
-                Some(key) => self.handle_input(input.channel, key, input.velocity, offset, settings),
+                Some(key) => {
+                    self.handle_input(input.channel, key, input.velocity, offset, settings)
+                }
                 None => {
                     for key in 0..128u8 {
                         if self.phrase.held[key as usize] {
@@ -398,7 +402,8 @@ impl Conductor {
             }
         }
         while let Some(event) = self.next_answer_event(limit) {
-            let offset = (self.time.offset_of(event.beat()) as u32).clamp(self.cursor, limit.max(1) - 1);
+            let offset =
+                (self.time.offset_of(event.beat()) as u32).clamp(self.cursor, limit.max(1) - 1);
             match event {
                 AnswerEvent::On { key, velocity, .. } => {
                     self.events.note_on(OutEvent {

@@ -149,9 +149,16 @@ fn assert_all_closed(out: &[(u64, OutEvent)]) {
     for (_, e) in out.iter().filter(|(_, e)| e.midi) {
         let count = sounding.entry((e.channel, e.key)).or_insert(0i32);
         *count += if e.velocity.is_some() { 1 } else { -1 };
-        assert!((0..=1).contains(count), "double note-on or stray note-off for {:?}", e);
+        assert!(
+            (0..=1).contains(count),
+            "double note-on or stray note-off for {:?}",
+            e
+        );
     }
-    assert!(sounding.values().all(|c| *c == 0), "stuck notes: {sounding:?}");
+    assert!(
+        sounding.values().all(|c| *c == 0),
+        "stuck notes: {sounding:?}"
+    );
 }
 
 #[test]
@@ -162,7 +169,11 @@ fn a_phrase_is_answered_on_the_next_beat_after_the_wait() {
     assert!(!ons.is_empty(), "no answer");
     let first_beat = ons[0].0 as f64 / SPB;
     // Last release at 7.9, wait 1 beat → due 8.9 → next beat 9.0.
-    assert_eq!(ons[0].0, (9.0 * SPB) as u64, "first answer note at beat {first_beat}");
+    assert_eq!(
+        ons[0].0,
+        (9.0 * SPB) as u64,
+        "first answer note at beat {first_beat}"
+    );
     let answer_end = 9.0 + 8.0;
     assert!(ons.iter().all(|(t, _)| (*t as f64) < answer_end * SPB));
     assert!(first_beat <= PHRASE_END_BEAT + 1.0 + 1.0);
@@ -202,9 +213,18 @@ fn quantize_bar_starts_the_answer_on_the_next_bar() {
 fn barge_in_releases_every_answer_note_in_the_same_block() {
     let mut rig = Rig::new();
     rig.run_to((9.5 * SPB) as u64, 256, &phrase());
-    assert!(rig.conductor.midi_sounding() > 0, "answer should be sounding");
+    assert!(
+        rig.conductor.midi_sounding() > 0,
+        "answer should be sounding"
+    );
     let sounding = rig.conductor.midi_sounding();
-    let events = rig.block(256, &[InputEvent { offset: 100, ..on(72) }]);
+    let events = rig.block(
+        256,
+        &[InputEvent {
+            offset: 100,
+            ..on(72)
+        }],
+    );
     let offs: Vec<_> = events
         .iter()
         .filter(|e| e.source == VoiceSource::Answer && e.velocity.is_none() && e.midi)

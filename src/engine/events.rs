@@ -82,7 +82,14 @@ impl BlockEvents {
     }
 
     /// Emit a note-off; the MIDI side is sent only if that key is sounding there.
-    pub fn note_off(&mut self, offset: u32, source: VoiceSource, channel: u8, key: u8, audio: bool) {
+    pub fn note_off(
+        &mut self,
+        offset: u32,
+        source: VoiceSource,
+        channel: u8,
+        key: u8,
+        audio: bool,
+    ) {
         self.push_off(offset, source, channel, key, audio);
     }
 
@@ -156,7 +163,11 @@ mod tests {
         assert!(events.note_on(on(0, 60)));
         events.note_off(5, VoiceSource::Answer, 0, 60, true);
         events.note_off(6, VoiceSource::Answer, 0, 60, false);
-        let offs = events.as_slice().iter().filter(|e| e.velocity.is_none()).count();
+        let offs = events
+            .as_slice()
+            .iter()
+            .filter(|e| e.velocity.is_none())
+            .count();
         assert_eq!(offs, 1, "a second note-off for a released key is swallowed");
         assert_eq!(events.sounding_count(), 0);
     }
@@ -166,7 +177,11 @@ mod tests {
         let mut events = BlockEvents::default();
         events.note_on(on(0, 64));
         events.note_on(on(10, 64));
-        let kinds: Vec<_> = events.as_slice().iter().map(|e| e.velocity.is_some()).collect();
+        let kinds: Vec<_> = events
+            .as_slice()
+            .iter()
+            .map(|e| e.velocity.is_some())
+            .collect();
         assert_eq!(kinds, vec![true, false, true]);
     }
 
@@ -175,7 +190,10 @@ mod tests {
         let mut events = BlockEvents::default();
         for channel in 0..16 {
             for key in 0..128 {
-                events.note_on(OutEvent { channel, ..on(0, key) });
+                events.note_on(OutEvent {
+                    channel,
+                    ..on(0, key)
+                });
                 if events.as_slice().len() >= NOTE_ON_LIMIT {
                     break;
                 }
@@ -187,7 +205,10 @@ mod tests {
         events.release_all_midi(3);
         assert_eq!(events.as_slice().len(), ons);
         assert_eq!(events.sounding_count(), 0);
-        assert!(events.as_slice().iter().all(|e| e.velocity.is_none() && e.offset == 3));
+        assert!(events
+            .as_slice()
+            .iter()
+            .all(|e| e.velocity.is_none() && e.offset == 3));
     }
 
     #[test]
@@ -197,14 +218,21 @@ mod tests {
         for i in 0..(NOTE_ON_LIMIT + 10) {
             let key = (i % 128) as u8;
             let channel = ((i / 128) % 16) as u8;
-            if events.note_on(OutEvent { channel, ..on(0, key) }) {
+            if events.note_on(OutEvent {
+                channel,
+                ..on(0, key)
+            }) {
                 accepted += 1;
             }
         }
         assert!(events.dropped_note_ons > 0);
         let sounding = events.sounding_count();
         events.release_all_midi(0);
-        let offs = events.as_slice().iter().filter(|e| e.velocity.is_none()).count();
+        let offs = events
+            .as_slice()
+            .iter()
+            .filter(|e| e.velocity.is_none())
+            .count();
         assert!(offs >= sounding && accepted > 0);
         assert_eq!(events.sounding_count(), 0);
     }

@@ -43,6 +43,7 @@ pub enum VoiceSource {
 /// Identity of a sounding note: `note_off` releases every voice with an equal key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VoiceKey {
+    /// Player thru or generated answer.
     pub source: VoiceSource,
     /// MIDI channel, 0–15.
     pub channel: u8,
@@ -53,6 +54,7 @@ pub struct VoiceKey {
 /// The polyphonic synth: call the note methods between `render` calls, at the event offsets.
 #[derive(Clone, Debug)]
 pub struct Synth {
+    /// Every slot, idle ones included; a slot never moves or reallocates.
     voices: [Voice; VOICE_SLOTS],
     /// Coefficients every voice reads, for the current sample rate.
     context: VoiceContext,
@@ -115,7 +117,7 @@ impl Synth {
         let stamp = self.take_stamp();
         for voice in &mut self.voices {
             if voice.is_held() && voice.key() == key {
-                voice.release(stamp);
+                voice.release(stamp, &self.context);
             }
         }
     }
@@ -124,7 +126,7 @@ impl Synth {
     pub fn release_all(&mut self) {
         let stamp = self.take_stamp();
         for voice in &mut self.voices {
-            voice.release(stamp);
+            voice.release(stamp, &self.context);
         }
     }
 

@@ -21,7 +21,7 @@ use crate::music::Note;
 
 /// Longest context, in steps, matched against memory unless [`Continuator::with_max_order`] says
 /// otherwise.
-pub const DEFAULT_MAX_ORDER: usize = 6;
+pub const DEFAULT_MAX_ORDER: usize = 4;
 /// Most phrases kept in memory; learning more drops the oldest.
 pub const MAX_MEMORY_PHRASES: usize = 64;
 /// Most steps kept in memory over all phrases; learning more drops the oldest phrases. A single
@@ -86,26 +86,37 @@ impl Continuator {
         out.extend(self.phrases().map(|phrase| (phrase[0], 1.0)));
     }
 
-    /// Pushes, with weight 1 each, the steps that follow the longest match in memory of the
-    /// context's pitch suffix raised by `shift_semitones`; returns that match's order (0 and
-    /// nothing pushed if even the last pitch has no continuation).
+    /// Pushes the steps that follow every match in memory of the context's pitch suffix raised by
+    /// `shift_semitones`, weighted so the result is the uniform blend of the orders 1..=L (L = the
+    /// longest match): each order k contributes its continuation frequencies with weight 1/L.
+    /// Long contexts keep the player's style (they agree at every order), short ones let the
+    /// answer branch where the player's phrases do. Returns L (0 and nothing pushed if even the
+    /// last pitch has no continuation).
     fn collect_continuations(&self, shift_semitones: i16, out: &mut Distribution) -> usize {
-        let mut best_order = 0;
+        // (continuation, match order) of every memory position that matches at all.
+        let mut matches: Vec<(Step, usize)> = Vec::new();
         for phrase in self.phrases() {
             // The last step of a phrase has no continuation, so it never ends a match.
             for end in 0..phrase.len() - 1 {
                 let order = self.match_order(&phrase[..=end], shift_semitones);
-                if order == 0 || order < best_order {
-                    continue;
+                if order > 0 {
+                    matches.push((phrase[end + 1], order));
                 }
-                if order > best_order {
-                    best_order = order;
-                    out.clear();
-                }
-                out.push((phrase[end + 1], 1.0));
             }
         }
-        best_order
+        let longest = matches.iter().map(|&(_, order)| order).max().unwrap_or(0);
+        // matches_at_least[k - 1] = how many positions match at order ≥ k.
+        let matches_at_least: Vec<usize> = (1..=longest)
+            .map(|k| matches.iter().filter(|&&(_, order)| order >= k).count())
+            .collect();
+        for (step, order) in matches {
+            let weight: f64 = matches_at_least[..order]
+                .iter()
+                .map(|&n| 1.0 / (longest as f64 * n as f64))
+                .sum();
+            out.push((step, weight));
+        }
+        longest
     }
 
     /// How many of the context's last pitches, raised by `shift_semitones`, equal the last pitches
@@ -128,8 +139,8 @@ fn transpositions_semitones() -> impl Iterator<Item = i16> {
     std::iter::once(0).chain((1..=MAX_TRANSPOSITION_SEMITONES).flat_map(|t| [t, -t]))
 }
 
-/// Turns weight-1 candidates found under `shift_semitones` into a distribution: lowers their
-/// pitches back by the shift (clamped to 0–127), merges equal steps by adding their counts, sorts
+/// Turns weighted candidates found under `shift_semitones` into a distribution: lowers their
+/// pitches back by the shift (clamped to 0–127), merges equal steps by adding their weights, sorts
 /// by step and normalises.
 fn finish_distribution(out: &mut Distribution, shift_semitones: i16) {
     for (step, _) in out.iter_mut() {
@@ -165,7 +176,7 @@ impl Engine for Continuator {
         self.context_pitches.push(step.pitch);
     }
 
-    /// Continuations of the longest matching context, transposed if need be; the phrase-start
+    /// The blend of continuations of every matching context order, transposed if need be; the phrase-start
     /// distribution when the context is empty or nothing within an octave continues it.
     fn next_distribution(&mut self, out: &mut Distribution) {
         out.clear();
@@ -276,12 +287,13 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_matching_context_wins() {
-        // Order 1 ("D") would give E and F; order 2 ("C D") gives only E.
+    fn orders_blend_so_longer_contexts_weigh_more() {
+        // Order 1 ("D") gives E and F half each; order 2 ("C D") gives only E: the blend of the
+        // two orders is E 3/4, F 1/4.
         let mut engine = engine_with(&[&[C, D, E], &[G, D, F]]);
         assert_eq!(
             pitches_and_probabilities(&distribution_after(&mut engine, &[C, D])),
-            [(E, 1.0)]
+            [(E, 0.75), (F, 0.25)]
         );
     }
 
@@ -385,11 +397,12 @@ mod tests {
 
     #[test]
     fn transposition_matches_the_longest_transposed_context() {
-        // C# D# − 1 = C D matches at order 2 (→ E, back up to F); order 1 alone would add G#.
+        // C# D# − 1 = C D matches at order 2 (→ E, back up to F); order 1 ("D") adds G (→ G#):
+        // blended, F 3/4 and G# 1/4.
         let mut engine = engine_with(&[&[C, D, E], &[A - 12, D, G]]);
         assert_eq!(
             pitches_and_probabilities(&distribution_after(&mut engine, &[C_SHARP, D_SHARP])),
-            [(F, 1.0)]
+            [(F, 0.75), (G + 1, 0.25)]
         );
     }
 

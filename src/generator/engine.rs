@@ -14,7 +14,9 @@ pub const TICKS_PER_BEAT: u32 = 24;
 pub const MAX_STEP_TICKS: u16 = (8 * TICKS_PER_BEAT) as u16;
 
 /// One note as the engines see it: pitch plus its rhythm on the tick grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Step {
     /// MIDI key, 0–127.
     pub pitch: u8,

@@ -110,7 +110,12 @@ fn run_batch(
 }
 
 /// Push to the audio thread, retrying while its ring is full (counted, shown in the panel).
-fn send(schedule: &mut rtrb::Producer<Scheduled>, message: Scheduled, status: &Status, stop: &AtomicBool) {
+fn send(
+    schedule: &mut rtrb::Producer<Scheduled>,
+    message: Scheduled,
+    status: &Status,
+    stop: &AtomicBool,
+) {
     let mut message = message;
     loop {
         match schedule.push(message) {

@@ -95,7 +95,11 @@ impl Worker {
                 duration_beats: (n.end.unwrap_or(self.latest_beat) - n.start).max(1.0 / 24.0),
             })
             .collect();
-        phrase.sort_by(|a, b| a.onset_beats.total_cmp(&b.onset_beats).then(a.pitch.cmp(&b.pitch)));
+        phrase.sort_by(|a, b| {
+            a.onset_beats
+                .total_cmp(&b.onset_beats)
+                .then(a.pitch.cmp(&b.pitch))
+        });
         phrase
     }
 

@@ -526,7 +526,7 @@ impl Instance {
     /// Two-state stepped parameters (bools) map 0/1 directly (nice-plug's bool parser only reads
     /// "on"/"true"); everything else goes through the plugin's `text_to_value`, with integers
     /// written without a fraction because nice-plug's int parser rejects "3.0". For Gain, `plain`
-    /// is what its parser reads: decibels.
+    /// is what its parser reads: decibels. Stepped values are rounded to integers.
     pub fn plain_to_value(&mut self, name: &str, plain: f64) -> f64 {
         let desc = self.param(name).clone();
         if desc.stepped() && desc.max == 1.0 && (plain == 0.0 || plain == 1.0) {
@@ -537,8 +537,16 @@ impl Instance {
         } else {
             format!("{plain}")
         };
-        self.text_to_value(name, &text)
-            .unwrap_or_else(|| panic!("{name:?} cannot parse {text:?} (plain value {plain})"))
+        let value = self
+            .text_to_value(name, &text)
+            .unwrap_or_else(|| panic!("{name:?} cannot parse {text:?} (plain value {plain})"));
+        // nice-plug computes `normalised (f32) × steps`, which is off by ~1e-7; CLAP stepped
+        // values are integers.
+        if desc.stepped() {
+            value.round()
+        } else {
+            value
+        }
     }
 
     /// A parameter-value input event for `name` at block-relative or absolute `sample`.

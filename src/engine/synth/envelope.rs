@@ -27,7 +27,9 @@ pub(super) struct AdsrShape {
 /// One segment's recursion: `level = base + level · coefficient` per tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Segment {
+    /// Share of the previous level kept per tick (`0.0..=1.0`).
     coefficient: f32,
+    /// Step towards the target per tick: `target · (1 − coefficient)`.
     base: f32,
 }
 
@@ -35,7 +37,8 @@ impl Segment {
     /// A segment chasing `target` that covers the full 0..1 range in `duration_ticks`, with
     /// `target_ratio` the distance (as a fraction of the range) by which the target overshoots.
     fn new(duration_ticks: f32, target: f32, target_ratio: f32) -> Self {
-        let coefficient = (-((1.0 + target_ratio) / target_ratio).ln() / duration_ticks.max(1.0)).exp();
+        let coefficient =
+            (-((1.0 + target_ratio) / target_ratio).ln() / duration_ticks.max(1.0)).exp();
         Self {
             coefficient,
             base: target * (1.0 - coefficient),
@@ -73,7 +76,11 @@ impl AdsrCoefficients {
                 sustain_level - DECAY_TARGET_RATIO,
                 DECAY_TARGET_RATIO,
             ),
-            release: Segment::new(ticks(shape.release_ms), -DECAY_TARGET_RATIO, DECAY_TARGET_RATIO),
+            release: Segment::new(
+                ticks(shape.release_ms),
+                -DECAY_TARGET_RATIO,
+                DECAY_TARGET_RATIO,
+            ),
             sustain_level,
         }
     }
@@ -91,45 +98,80 @@ enum Stage {
     Fade,
 }
 
-/// One running envelope; the coefficients are shared and passed in on every tick.
+/// One running envelope; the coefficients are shared and passed in at every stage change.
+///
+/// Every stage is the same recursion with its own `segment` (hold stages multiply by one), so
+/// a tick is one multiply-add and one well-predicted comparison; stage changes are out of line.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Envelope {
     stage: Stage,
     /// Current output, `0.0..=1.0`.
     level: f32,
-    /// Level lost per tick while fading.
-    fade_step: f32,
+    /// Recursion of the current stage.
+    segment: Segment,
+    /// Level at which the current stage is over (unreachable for idle and sustain).
+    end_level: f32,
+    /// Whether the stage ends by rising to `end_level` (attack) or falling to it.
+    rising: bool,
 }
 
 impl Envelope {
     /// A silent, finished envelope.
-    pub(super) const IDLE: Self = Self {
-        stage: Stage::Idle,
-        level: 0.0,
-        fade_step: 0.0,
-    };
+    pub(super) const IDLE: Self = Self::holding(Stage::Idle, 0.0);
+
+    /// A stage that keeps `level` until told otherwise (idle, sustain).
+    const fn holding(stage: Stage, level: f32) -> Self {
+        Self {
+            stage,
+            level,
+            segment: Segment {
+                coefficient: 1.0,
+                base: 0.0,
+            },
+            end_level: f32::NEG_INFINITY,
+            rising: false,
+        }
+    }
 
     /// Starts the attack from silence.
-    pub(super) fn trigger(&mut self) {
+    pub(super) fn trigger(&mut self, coefficients: &AdsrCoefficients) {
         *self = Self {
             stage: Stage::Attack,
-            ..Self::IDLE
+            level: 0.0,
+            segment: coefficients.attack,
+            end_level: 1.0,
+            rising: true,
         };
     }
 
     /// Enters the release from the current level, unless already releasing, fading or idle.
-    pub(super) fn release(&mut self) {
+    pub(super) fn release(&mut self, coefficients: &AdsrCoefficients) {
         if self.is_held() {
-            self.stage = Stage::Release;
+            self.enter_falling(Stage::Release, coefficients.release, 0.0);
         }
     }
 
     /// Fades linearly from the current level to silence over `duration_ticks` (at least one).
     pub(super) fn fade_out(&mut self, duration_ticks: f32) {
-        if self.stage != Stage::Idle {
-            self.stage = Stage::Fade;
-            self.fade_step = self.level / duration_ticks.max(1.0);
+        if self.is_active() {
+            let step = self.level / duration_ticks.max(1.0);
+            let fade = Segment {
+                coefficient: 1.0,
+                base: -step,
+            };
+            // Half a step, not zero: rounding must not leave a tick with a sliver of level.
+            self.enter_falling(Stage::Fade, fade, 0.5 * step);
         }
+    }
+
+    fn enter_falling(&mut self, stage: Stage, segment: Segment, end_level: f32) {
+        *self = Self {
+            stage,
+            level: self.level,
+            segment,
+            end_level,
+            rising: false,
+        };
     }
 
     /// Still producing a level above zero (or about to).
@@ -155,36 +197,35 @@ impl Envelope {
     /// Advances one tick and returns the new level, `0.0..=1.0`.
     #[inline(always)]
     pub(super) fn next_level(&mut self, coefficients: &AdsrCoefficients) -> f32 {
-        match self.stage {
-            Stage::Idle | Stage::Sustain => {}
-            Stage::Attack => {
-                self.level = coefficients.attack.step(self.level);
-                if self.level >= 1.0 {
-                    self.level = 1.0;
-                    self.stage = Stage::Decay;
-                }
-            }
-            Stage::Decay => {
-                self.level = coefficients.decay.step(self.level);
-                if self.level <= coefficients.sustain_level {
-                    self.level = coefficients.sustain_level;
-                    self.stage = Stage::Sustain;
-                }
-            }
-            Stage::Release => {
-                self.level = coefficients.release.step(self.level);
-                if self.level <= 0.0 {
-                    *self = Self::IDLE;
-                }
-            }
-            Stage::Fade => {
-                self.level -= self.fade_step;
-                if self.level <= 0.0 {
-                    *self = Self::IDLE;
-                }
-            }
+        self.level = self.segment.step(self.level);
+        let finished = if self.rising {
+            self.level >= self.end_level
+        } else {
+            self.level <= self.end_level
+        };
+        if finished {
+            self.finish_stage(coefficients);
         }
         self.level
+    }
+
+    /// Moves on from a stage that reached its end level.
+    #[cold]
+    fn finish_stage(&mut self, coefficients: &AdsrCoefficients) {
+        let sustain_level = coefficients.sustain_level;
+        *self = match self.stage {
+            Stage::Attack => Self {
+                stage: Stage::Decay,
+                level: 1.0,
+                segment: coefficients.decay,
+                end_level: sustain_level,
+                rising: false,
+            },
+            Stage::Decay => Self::holding(Stage::Sustain, sustain_level),
+            Stage::Release | Stage::Fade => Self::IDLE,
+            // Their end level is unreachable; nothing to do.
+            Stage::Idle | Stage::Sustain => *self,
+        };
     }
 }
 
@@ -206,27 +247,40 @@ mod tests {
 
     /// Runs `envelope` for `count` ticks, returning every level.
     fn run(envelope: &mut Envelope, coefficients: &AdsrCoefficients, count: usize) -> Vec<f32> {
-        (0..count).map(|_| envelope.next_level(coefficients)).collect()
+        (0..count)
+            .map(|_| envelope.next_level(coefficients))
+            .collect()
     }
 
     #[test]
     fn attack_reaches_full_level_in_its_time() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.trigger();
+        envelope.trigger(&coefficients);
         let levels = run(&mut envelope, &coefficients, ticks(10.0));
-        let peak_tick = levels.iter().position(|l| *l >= 1.0).expect("attack never peaks");
-        assert!(peak_tick.abs_diff(ticks(SHAPE.attack_ms)) <= 2, "peak at tick {peak_tick}");
-        assert!(levels.windows(2).take(peak_tick).all(|w| w[1] > w[0]), "attack not rising");
+        let peak_tick = levels
+            .iter()
+            .position(|l| *l >= 1.0)
+            .expect("attack never peaks");
+        assert!(
+            peak_tick.abs_diff(ticks(SHAPE.attack_ms)) <= 2,
+            "peak at tick {peak_tick}"
+        );
+        assert!(
+            levels.windows(2).take(peak_tick).all(|w| w[1] > w[0]),
+            "attack not rising"
+        );
     }
 
     #[test]
     fn decay_settles_on_sustain_and_holds() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.trigger();
+        envelope.trigger(&coefficients);
         let levels = run(&mut envelope, &coefficients, ticks(1_000.0));
-        assert!(levels.iter().all(|l| *l >= SHAPE.sustain_level - 1e-6 || *l < 1.0));
+        assert!(levels
+            .iter()
+            .all(|l| *l >= SHAPE.sustain_level - 1e-6 || *l < 1.0));
         assert_eq!(*levels.last().expect("levels"), SHAPE.sustain_level);
         assert!(envelope.is_held());
     }
@@ -235,48 +289,61 @@ mod tests {
     fn release_falls_exponentially_and_ends_within_its_time() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.trigger();
+        envelope.trigger(&coefficients);
         run(&mut envelope, &coefficients, ticks(1_000.0));
-        envelope.release();
+        envelope.release(&coefficients);
         let levels = run(&mut envelope, &coefficients, ticks(SHAPE.release_ms) + 1);
         assert!(!envelope.is_active(), "still active after the release time");
         // Exponential: after a third of the release it has lost far more than a third.
         let third = levels[ticks(SHAPE.release_ms / 3.0)];
-        assert!(third < 0.2 * SHAPE.sustain_level, "release too linear: {third}");
-        assert!(levels.windows(2).all(|w| w[1] <= w[0]), "release not falling");
+        assert!(
+            third < 0.2 * SHAPE.sustain_level,
+            "release too linear: {third}"
+        );
+        assert!(
+            levels.windows(2).all(|w| w[1] <= w[0]),
+            "release not falling"
+        );
     }
 
     #[test]
     fn fade_is_linear_and_exactly_as_long_as_asked() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.trigger();
+        envelope.trigger(&coefficients);
         run(&mut envelope, &coefficients, ticks(1_000.0));
         envelope.fade_out(96.0);
         let levels = run(&mut envelope, &coefficients, 96);
         assert!(!envelope.is_active());
         let step = SHAPE.sustain_level / 96.0;
-        assert!(levels.windows(2).all(|w| (w[0] - w[1] - step).abs() < 1e-5 || w[1] == 0.0));
+        assert!(levels
+            .windows(2)
+            .all(|w| (w[0] - w[1] - step).abs() < 1e-5 || w[1] == 0.0));
     }
 
     #[test]
     fn release_during_attack_starts_from_the_current_level() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.trigger();
+        envelope.trigger(&coefficients);
         run(&mut envelope, &coefficients, ticks(2.0));
         let before = envelope.level();
-        envelope.release();
+        envelope.release(&coefficients);
         let after = envelope.next_level(&coefficients);
-        assert!(after < before && after > 0.9 * before, "{before} -> {after}");
+        assert!(
+            after < before && after > 0.9 * before,
+            "{before} -> {after}"
+        );
     }
 
     #[test]
     fn idle_envelope_stays_silent() {
         let coefficients = AdsrCoefficients::new(SHAPE, TICK_RATE_HZ);
         let mut envelope = Envelope::IDLE;
-        envelope.release();
+        envelope.release(&coefficients);
         envelope.fade_out(10.0);
-        assert!(run(&mut envelope, &coefficients, 100).iter().all(|l| *l == 0.0));
+        assert!(run(&mut envelope, &coefficients, 100)
+            .iter()
+            .all(|l| *l == 0.0));
     }
 }

@@ -16,7 +16,10 @@ fn blackman_harris(len: usize) -> Vec<f64> {
 /// In-place iterative radix-2 FFT of `(re, im)`; the length must be a power of two.
 fn fft(re: &mut [f64], im: &mut [f64]) {
     let len = re.len();
-    assert!(len.is_power_of_two(), "FFT length {len} is not a power of two");
+    assert!(
+        len.is_power_of_two(),
+        "FFT length {len} is not a power of two"
+    );
     let mut j = 0;
     for i in 1..len {
         let mut bit = len >> 1;
@@ -52,10 +55,16 @@ fn fft(re: &mut [f64], im: &mut [f64]) {
 /// Power per FFT bin (`0..=len/2`) of the Blackman-Harris-windowed signal.
 fn power_spectrum(samples: &[f32]) -> Vec<f64> {
     let window = blackman_harris(samples.len());
-    let mut re: Vec<f64> = samples.iter().zip(&window).map(|(s, w)| *s as f64 * w).collect();
+    let mut re: Vec<f64> = samples
+        .iter()
+        .zip(&window)
+        .map(|(s, w)| *s as f64 * w)
+        .collect();
     let mut im = vec![0.0; samples.len()];
     fft(&mut re, &mut im);
-    (0..=samples.len() / 2).map(|k| re[k] * re[k] + im[k] * im[k]).collect()
+    (0..=samples.len() / 2)
+        .map(|k| re[k] * re[k] + im[k] * im[k])
+        .collect()
 }
 
 /// How far (dB) the energy away from every harmonic of `fundamentals_hz` lies below the energy
@@ -108,7 +117,8 @@ pub(super) fn tone_level_db(samples: &[f32], sample_rate_hz: f32, frequency_hz: 
 }
 
 /// Frequency (Hz) of the strongest spectral peak between `low_hz` and `high_hz`: the strongest
-/// FFT bin, refined by evaluating the DFT on a grid of 1/50 bin around it.
+/// FFT bin, refined by a parabola through the log power of it and its neighbours (accurate to
+/// a few hundredths of a bin with this window). `samples.len()` must be a power of two.
 pub(super) fn peak_frequency_hz(
     samples: &[f32],
     sample_rate_hz: f32,
@@ -116,19 +126,15 @@ pub(super) fn peak_frequency_hz(
     high_hz: f32,
 ) -> f32 {
     let power = power_spectrum(samples);
-    let bin_hz = sample_rate_hz / samples.len() as f32;
-    let first = (low_hz / bin_hz).ceil() as usize;
-    let last = ((high_hz / bin_hz).floor() as usize).min(power.len() - 1);
-    let coarse = (first..=last)
+    let bin_hz = sample_rate_hz as f64 / samples.len() as f64;
+    let first = ((low_hz as f64 / bin_hz).ceil() as usize).max(1);
+    let last = ((high_hz as f64 / bin_hz).floor() as usize).min(power.len() - 2);
+    let peak = (first..=last)
         .max_by(|a, b| power[*a].total_cmp(&power[*b]))
         .expect("empty frequency range");
-    (-50..=50)
-        .map(|step| (coarse as f32 + step as f32 / 50.0) * bin_hz)
-        .max_by(|a, b| {
-            tone_level_db(samples, sample_rate_hz, *a)
-                .total_cmp(&tone_level_db(samples, sample_rate_hz, *b))
-        })
-        .expect("non-empty grid")
+    let [below, at, above] = [peak - 1, peak, peak + 1].map(|k| power[k].max(1e-300).ln());
+    let offset = 0.5 * (below - above) / (below - 2.0 * at + above);
+    ((peak as f64 + offset) * bin_hz) as f32
 }
 
 /// Root-mean-square level of `samples`.
@@ -139,7 +145,9 @@ pub(super) fn rms(samples: &[f32]) -> f32 {
 
 /// Largest absolute sample-to-sample step, the quantity a click shows up in.
 pub(super) fn max_step(samples: &[f32]) -> f32 {
-    samples.windows(2).fold(0.0, |m, w| m.max((w[1] - w[0]).abs()))
+    samples
+        .windows(2)
+        .fold(0.0, |m, w| m.max((w[1] - w[0]).abs()))
 }
 
 /// Largest absolute sample value.
@@ -150,7 +158,10 @@ pub(super) fn peak(samples: &[f32]) -> f32 {
 /// Ratio of first-difference energy to signal energy: grows with high-frequency content and
 /// does not depend on level, so it measures brightness.
 pub(super) fn brightness(samples: &[f32]) -> f32 {
-    let diff: f64 = samples.windows(2).map(|w| ((w[1] - w[0]) as f64).powi(2)).sum();
+    let diff: f64 = samples
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) as f64).powi(2))
+        .sum();
     let energy: f64 = samples.iter().map(|s| (*s as f64).powi(2)).sum();
     (diff / energy.max(1e-300)) as f32
 }

@@ -33,7 +33,7 @@ const SAW_FAR_SIDE_GAIN: f32 = 1.0 - SAW_NEAR_SIDE_GAIN;
 /// Level of the sub-octave sine relative to a full-scale saw (about −7 dB).
 const SUB_GAIN: f32 = 0.45;
 /// Output gain of one voice at full velocity: leaves headroom for 16 loud voices.
-const VOICE_GAIN: f32 = 0.2;
+const VOICE_GAIN: f32 = 0.18;
 /// Level difference between velocity 1 and velocity 0, in dB (linear in dB in between).
 const VELOCITY_RANGE_DB: f32 = 24.0;
 /// Lowpass cutoff at middle C (MIDI 60), velocity 0, filter envelope closed, in Hz.
@@ -109,10 +109,15 @@ pub(super) struct Voice {
     started_stamp: u64,
     /// Order of the note-off that released it (higher is newer); 0 while held.
     released_stamp: u64,
+    /// Saw `DETUNE_CENTS` below the note, leaning left.
     saw_down: BlepSaw,
+    /// Saw `DETUNE_CENTS` above the note, leaning right.
     saw_up: BlepSaw,
+    /// Sine one octave below the note, centred.
     sub: ParabolicSine,
+    /// Output level, advanced every sample.
     amp_envelope: Envelope,
+    /// Cutoff modulation, advanced every control tick.
     filter_envelope: Envelope,
     left_filter: Svf,
     right_filter: Svf,
@@ -200,15 +205,15 @@ impl Voice {
             envelope_octaves: ENVELOPE_OCTAVES_AT_ZERO_VELOCITY
                 + ENVELOPE_OCTAVES_PER_VELOCITY * velocity,
         };
-        self.amp_envelope.trigger();
-        self.filter_envelope.trigger();
+        self.amp_envelope.trigger(&context.amp_envelope);
+        self.filter_envelope.trigger(&context.filter_envelope);
     }
 
     /// Note-off: both envelopes enter their release; `released_stamp` orders releases.
-    pub(super) fn release(&mut self, released_stamp: u64) {
+    pub(super) fn release(&mut self, released_stamp: u64, context: &VoiceContext) {
         if self.amp_envelope.is_held() {
-            self.amp_envelope.release();
-            self.filter_envelope.release();
+            self.amp_envelope.release(&context.amp_envelope);
+            self.filter_envelope.release(&context.filter_envelope);
             self.released_stamp = released_stamp;
         }
     }
@@ -257,7 +262,12 @@ impl Voice {
 
     /// Adds this voice's output to `left` and `right` (same length). The state advances one step
     /// per sample whatever the slice boundaries, so rendering in pieces gives identical output.
-    pub(super) fn render_add(&mut self, context: &VoiceContext, left: &mut [f32], right: &mut [f32]) {
+    pub(super) fn render_add(
+        &mut self,
+        context: &VoiceContext,
+        left: &mut [f32],
+        right: &mut [f32],
+    ) {
         let mut start = 0;
         while start < left.len() && self.is_active() {
             if self.control_countdown == 0 {
@@ -283,20 +293,31 @@ impl Voice {
         self.control_countdown = context.control_period_samples;
     }
 
-    /// The per-sample loop over a stretch within one control period.
+    /// The per-sample loop over a stretch within one control period. The state lives in locals
+    /// for the loop so the compiler keeps it in registers.
     #[inline(always)]
     fn render_run(&mut self, context: &VoiceContext, left: &mut [f32], right: &mut [f32]) {
         let blep = &context.blep;
+        let amp_coefficients = &context.amp_envelope;
+        let (mut saw_down, mut saw_up, mut sub) = (self.saw_down, self.saw_up, self.sub);
+        let (mut left_filter, mut right_filter) = (self.left_filter, self.right_filter);
+        let mut envelope = self.amp_envelope;
+        let mut coefficients = self.coefficients;
+        let (step, gain) = (self.coefficient_step, self.gain);
         for (left, right) in left.iter_mut().zip(right.iter_mut()) {
-            self.coefficients.advance(self.coefficient_step);
-            let down = self.saw_down.next_sample(blep);
-            let up = self.saw_up.next_sample(blep);
+            coefficients.advance(step);
+            let down = saw_down.next_sample(blep);
+            let up = saw_up.next_sample(blep);
             let left_saws = SAW_NEAR_SIDE_GAIN * down + SAW_FAR_SIDE_GAIN * up;
             let right_saws = SAW_FAR_SIDE_GAIN * down + SAW_NEAR_SIDE_GAIN * up;
-            let sub = SUB_GAIN * self.sub.next_sample();
-            let amplitude = self.gain * self.amp_envelope.next_level(&context.amp_envelope);
-            *left += amplitude * (self.left_filter.lowpass(&self.coefficients, left_saws) + sub);
-            *right += amplitude * (self.right_filter.lowpass(&self.coefficients, right_saws) + sub);
+            let sub = SUB_GAIN * sub.next_sample();
+            let amplitude = gain * envelope.next_level(amp_coefficients);
+            *left += amplitude * (left_filter.lowpass(&coefficients, left_saws) + sub);
+            *right += amplitude * (right_filter.lowpass(&coefficients, right_saws) + sub);
         }
+        (self.saw_down, self.saw_up, self.sub) = (saw_down, saw_up, sub);
+        (self.left_filter, self.right_filter) = (left_filter, right_filter);
+        self.amp_envelope = envelope;
+        self.coefficients = coefficients;
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole WaveJam test suite: formatting, lints, unit and in-process host tests (debug build, so
+# nice-plug's allocation checker guards every process() call), the release bundles, the CLAP
+# real-host tests (clack-host) and the VST3 real-host tests (pedalboard, in .venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets -- -D warnings
+echo "== unit and in-process host tests"
+cargo test --lib --bins
+echo "== bundles"
+cargo xtask bundle wavejam --release
+echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap)"
+cargo test --release --test clap_host
+echo "== benchmark builds"
+cargo bench --bench process --no-run
+echo "== VST3 host tests (pedalboard on target/bundled/WaveJam.vst3)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/python tests/vst3_host.py target/bundled/WaveJam.vst3
+echo "== all tests passed"

@@ -28,20 +28,11 @@ pub struct Session {
 struct SavedSession(serde_json::Value);
 
 /// The fields as they are saved (the derived, strict reading).
-#[derive(serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(default)]
 struct SessionFields {
     last_phrase: Vec<Note>,
     last_answer: Vec<Note>,
-}
-
-impl Default for SessionFields {
-    fn default() -> Self {
-        Self {
-            last_phrase: Vec::new(),
-            last_answer: Vec::new(),
-        }
-    }
 }
 
 impl From<SavedSession> for Session {

@@ -71,16 +71,20 @@ class Vst3HostTest(unittest.TestCase):
 
     def test_state_round_trips(self):
         plugin = load()
-        plugin.seed = 1234
-        plugin.answer_length = 3
+        # pedalboard names parameters with their units and sets plain values through a coarse
+        # grid, so the seed is set through its exact normalised value.
+        plugin.parameters["seed"].raw_value = 1234 / 9999
+        plugin.answer_length_bars = 3
         plugin.temperature = 0.5
+        saved = (int(plugin.seed), int(plugin.answer_length_bars), float(plugin.temperature))
+        self.assertEqual(saved[:2], (1234, 3))
         state = plugin.raw_state
         restored = load()
-        self.assertNotEqual(restored.seed, 1234)
+        self.assertNotEqual(int(restored.seed), saved[0])
         restored.raw_state = state
-        self.assertEqual(int(restored.seed), 1234)
-        self.assertEqual(int(restored.answer_length), 3)
-        self.assertAlmostEqual(float(restored.temperature), 0.5, places=2)
+        self.assertEqual(int(restored.seed), saved[0])
+        self.assertEqual(int(restored.answer_length_bars), saved[1])
+        self.assertAlmostEqual(float(restored.temperature), saved[2], places=3)
         # A restored instance still answers.
         restored.thru = False
         audio = render(restored, seconds=16.0)
@@ -89,12 +93,14 @@ class Vst3HostTest(unittest.TestCase):
 
     def test_garbage_state_is_refused_without_a_crash(self):
         plugin = load()
-        plugin.seed = 77
+        plugin.parameters["seed"].raw_value = 77 / 9999
+        before = int(plugin.seed)
+        self.assertEqual(before, 77)
         try:
             plugin.raw_state = b"\x00garbage" * 10
         except Exception:  # pedalboard may raise; the plugin must not crash
             pass
-        self.assertEqual(int(plugin.seed), 77)
+        self.assertEqual(int(plugin.seed), before)
         self.assertGreater(rms(render(plugin, seconds=PHRASE_END_S)), 1e-3)
 
 

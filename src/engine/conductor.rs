@@ -210,6 +210,13 @@ impl Conductor {
         self.apply_interruptions(settings);
 
         if settings.bypass {
+            // Keep track of releases, so a key let go while bypassed doesn't stay held forever.
+            for input in inputs.into_iter().filter(|i| i.velocity.is_none()) {
+                match input.key {
+                    Some(key) => self.phrase.held[key as usize & 127] = false,
+                    None => self.phrase.held = [false; 128],
+                }
+            }
             self.publish();
             return &self.time;
         }

@@ -21,6 +21,7 @@ pub mod status;
 
 use engine::clock::HostTime;
 use engine::conductor::{Conductor, InputEvent, Settings};
+use engine::events::OutEvent;
 use engine::synth::{Synth, VoiceKey};
 use generator::worker::Worker;
 use generator::GeneratorThread;
@@ -95,6 +96,31 @@ fn host_time(transport: &Transport) -> HostTime {
         time_signature: transport
             .time_sig_numerator
             .zip(transport.time_sig_denominator),
+    }
+}
+
+/// An emitted note as the host's note event.
+fn host_note_event(event: &OutEvent) -> NoteEvent<()> {
+    let (timing, channel, key) = (
+        event.offset,
+        Channel::Number(event.channel),
+        Key::Number(event.key),
+    );
+    match event.velocity {
+        Some(velocity) => NoteEvent::NoteOn {
+            timing,
+            voice_id: VoiceID::Wildcard,
+            channel,
+            key,
+            velocity: velocity as f32 / 127.0,
+        },
+        None => NoteEvent::NoteOff {
+            timing,
+            voice_id: VoiceID::Wildcard,
+            channel,
+            key,
+            velocity: 0.0,
+        },
     }
 }
 
@@ -267,42 +293,16 @@ impl Plugin for WaveJam {
                 key: event.key,
             };
             match event.velocity {
-                Some(velocity) => {
-                    if event.audio {
-                        running.synth.note_on(key, velocity as f32 / 127.0);
-                    }
-                    if event.midi {
-                        let sent = context.try_send_event(NoteEvent::NoteOn {
-                            timing: event.offset,
-                            voice_id: VoiceID::Wildcard,
-                            channel: Channel::Number(event.channel),
-                            key: Key::Number(event.key),
-                            velocity: velocity as f32 / 127.0,
-                        });
-                        if sent.is_err() {
-                            running
-                                .conductor
-                                .host_refused(event.channel, event.key, true);
-                        }
-                    }
+                Some(velocity) if event.audio => {
+                    running.synth.note_on(key, velocity as f32 / 127.0);
                 }
-                None => {
-                    running.synth.note_off(key);
-                    if event.midi {
-                        let sent = context.try_send_event(NoteEvent::NoteOff {
-                            timing: event.offset,
-                            voice_id: VoiceID::Wildcard,
-                            channel: Channel::Number(event.channel),
-                            key: Key::Number(event.key),
-                            velocity: 0.0,
-                        });
-                        if sent.is_err() {
-                            running
-                                .conductor
-                                .host_refused(event.channel, event.key, false);
-                        }
-                    }
-                }
+                Some(_) => {}
+                None => running.synth.note_off(key),
+            }
+            if event.midi && context.try_send_event(host_note_event(&event)).is_err() {
+                running
+                    .conductor
+                    .host_refused(event.channel, event.key, event.velocity.is_some());
             }
         }
         if !released && release_at.is_some() {

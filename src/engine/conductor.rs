@@ -177,9 +177,7 @@ impl Conductor {
         if was_note_on {
             self.events.forget(channel, key);
         } else {
-            // Retried by the next release.
-            self.events.remember(channel, key);
-            self.release_pending = true;
+            self.events.retry_off(channel, key);
         }
     }
 

@@ -442,6 +442,13 @@ fn a_key_released_while_bypassed_does_not_hang_the_phrase() {
     rig.block(512, &[off(60)]);
     rig.settings.bypass = false;
     rig.run_to((2.0 * SPB) as u64, 512, &[]);
-    rig.run_to((12.0 * SPB) as u64, 512, &[((2.0 * SPB) as u64 + 10, on(62)), ((3.0 * SPB) as u64, off(62))]);
+    rig.run_to(
+        (12.0 * SPB) as u64,
+        512,
+        &[
+            ((2.0 * SPB) as u64 + 10, on(62)),
+            ((3.0 * SPB) as u64, off(62)),
+        ],
+    );
     assert!(!rig.answer_ons().is_empty(), "the phrase never ended");
 }

@@ -30,6 +30,9 @@ pub struct BlockEvents {
     events: Vec<OutEvent>,
     /// `sounding[channel * 128 + key]`: a note-on was sent to the host and not yet released.
     sounding: [bool; 16 * 128],
+    /// Note-offs the host refused (its queue was full), retried at the start of the next block.
+    refused: [bool; 16 * 128],
+    any_refused: bool,
     /// Note-ons refused because the block was full (shown in the panel).
     pub dropped_note_ons: u64,
 }
@@ -39,15 +42,25 @@ impl Default for BlockEvents {
         Self {
             events: Vec::with_capacity(BLOCK_EVENT_CAPACITY),
             sounding: [false; 16 * 128],
+            refused: [false; 16 * 128],
+            any_refused: false,
             dropped_note_ons: 0,
         }
     }
 }
 
 impl BlockEvents {
-    /// Start a new block.
+    /// Start a new block: note-offs the host refused last block go out first, at offset 0.
     pub fn clear(&mut self) {
         self.events.clear();
+        if std::mem::take(&mut self.any_refused) {
+            for slot in 0..self.refused.len() {
+                if std::mem::take(&mut self.refused[slot]) {
+                    let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
+                    self.push_off(0, VoiceSource::Answer, channel, key, false);
+                }
+            }
+        }
     }
 
     pub fn as_slice(&self) -> &[OutEvent] {
@@ -119,9 +132,12 @@ impl BlockEvents {
         self.sounding[Self::slot(channel, key)] = false;
     }
 
-    /// The host refused a note-off: keep the key marked so the next release retries it.
-    pub fn remember(&mut self, channel: u8, key: u8) {
-        self.sounding[Self::slot(channel, key)] = true;
+    /// The host refused a note-off: the key is still sounding there; retry at the next block.
+    pub fn retry_off(&mut self, channel: u8, key: u8) {
+        let slot = Self::slot(channel, key);
+        self.sounding[slot] = true;
+        self.refused[slot] = true;
+        self.any_refused = true;
     }
 
     /// Release every key sounding on the MIDI output at `offset` (the voice is released by the
@@ -209,6 +225,22 @@ mod tests {
             .as_slice()
             .iter()
             .all(|e| e.velocity.is_none() && e.offset == 3));
+    }
+
+    #[test]
+    fn a_refused_note_off_is_retried_first_thing_next_block() {
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.note_off(9, VoiceSource::Answer, 0, 60, true);
+        events.retry_off(0, 60);
+        assert_eq!(events.sounding_count(), 1);
+        events.clear();
+        assert_eq!(events.as_slice().len(), 1);
+        assert_eq!(events.as_slice()[0].velocity, None);
+        assert_eq!(events.as_slice()[0].offset, 0);
+        assert_eq!(events.sounding_count(), 0);
+        events.clear();
+        assert!(events.as_slice().is_empty(), "retried once only");
     }
 
     #[test]

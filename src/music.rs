@@ -21,3 +21,18 @@ impl Note {
         self.onset_beats + self.duration_beats
     }
 }
+
+/// A melody of equal notes at velocity 100, `beats_per_note` apart and as long (for tests).
+#[cfg(test)]
+pub fn test_melody(pitches: &[u8], beats_per_note: f64) -> Vec<Note> {
+    pitches
+        .iter()
+        .enumerate()
+        .map(|(i, &pitch)| Note {
+            pitch,
+            velocity: 100,
+            onset_beats: i as f64 * beats_per_note,
+            duration_beats: beats_per_note,
+        })
+        .collect()
+}

@@ -127,16 +127,7 @@ mod tests {
 
     /// A phrase of eighth notes at velocity 100.
     fn melody(pitches: &[u8]) -> Vec<Note> {
-        pitches
-            .iter()
-            .enumerate()
-            .map(|(i, &pitch)| Note {
-                pitch,
-                velocity: 100,
-                onset_beats: i as f64 * 0.5,
-                duration_beats: 0.5,
-            })
-            .collect()
+        crate::music::test_melody(pitches, 0.5)
     }
 
     /// A Continuator that learned seeded random phrases over a scale, so answers can branch.

@@ -236,16 +236,7 @@ mod tests {
 
     /// A phrase of quarter notes at velocity 100.
     fn melody(pitches: &[u8]) -> Vec<Note> {
-        pitches
-            .iter()
-            .enumerate()
-            .map(|(i, &pitch)| Note {
-                pitch,
-                velocity: 100,
-                onset_beats: i as f64,
-                duration_beats: 1.0,
-            })
-            .collect()
+        crate::music::test_melody(pitches, 1.0)
     }
 
     fn quarter(pitch: u8) -> Step {

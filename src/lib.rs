@@ -79,7 +79,6 @@ impl WaveJam {
             generate: p.generate.value(),
             barge_in: p.barge_in.value(),
             output: p.output.value(),
-            engine: p.engine.value(),
             thru: p.thru.value(),
             bypass: p.bypass.value(),
             offline,

@@ -88,14 +88,13 @@ impl Output {
     }
 }
 
-/// Which engine answers.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
-    /// Variable-order Markov model of the player's phrases (Pachet's Continuator).
-    #[id = "continuator"]
-    #[name = "Continuator"]
-    Continuator,
-}
+/// The answering engine: a variable-order Markov model of the player's phrases (Pachet's
+/// Continuator).
+///
+/// NOTE: the `engine` parameter ID is reserved for the engine choice. It becomes an automatable
+/// enum parameter when a second engine exists: nice-plug reports a one-variant enum to CLAP hosts
+/// as a NaN value (0 steps), which hosts would store in automation and projects.
+pub const ENGINE_NAME: &str = "Continuator";
 
 #[derive(Params)]
 pub struct WaveJamParams {
@@ -129,8 +128,6 @@ pub struct WaveJamParams {
     pub barge_in: BoolParam,
     #[id = "output"]
     pub output: EnumParam<Output>,
-    #[id = "engine"]
-    pub engine: EnumParam<EngineKind>,
     /// Output level, stored as linear gain, shown in dB.
     #[id = "gain"]
     pub gain: FloatParam,
@@ -180,7 +177,6 @@ impl Default for WaveJamParams {
             generate: BoolParam::new("Generate", false),
             barge_in: BoolParam::new("Barge-in", true),
             output: EnumParam::new("Output", Output::MidiAndAudio),
-            engine: EnumParam::new("Engine", EngineKind::Continuator),
             gain: FloatParam::new(
                 "Gain",
                 util::db_to_gain(-6.0),

@@ -1,7 +1,7 @@
 //! Messages between the audio thread and the generator thread (both ways over wait-free rings).
 
 use crate::music::Note;
-use crate::params::{EngineKind, SeedMode};
+use crate::params::SeedMode;
 
 /// Capacity of the audio → generator ring, in observations. A MIDI flood beyond this is counted
 /// and dropped; the generator closes any note whose release was dropped at the phrase end.
@@ -22,7 +22,6 @@ pub struct Request {
     pub temperature: f32,
     pub seed: u32,
     pub seed_mode: SeedMode,
-    pub engine: EngineKind,
     /// Answer length in beats.
     pub length_beats: f64,
     /// What to continue.
@@ -49,7 +48,7 @@ pub enum Observation {
     Answer(Request),
     /// The phrase being played ended (it was answered or would have been): learn it.
     Commit,
-    /// Playback started or the engine changed: start learning afresh (the tune so far is empty).
+    /// Playback started: start learning afresh (the tune so far is empty).
     ResetMemory,
     /// The timeline jumped: drop the phrase in progress.
     Discontinuity,

@@ -159,7 +159,7 @@ impl Panel {
                     .strong()
                     .color(theme::ACCENT),
             );
-            ui.label(RichText::new(self.params.engine.to_string()).color(theme::TEXT_DIM))
+            ui.label(RichText::new(crate::params::ENGINE_NAME).color(theme::TEXT_DIM))
                 .on_hover_text("Engine");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 ui.label(activity.label());
@@ -206,7 +206,6 @@ impl Panel {
             row(ui, &p.seed_mode, |ui| {
                 controls::choice(ui, &p.seed_mode, setter)
             });
-            row(ui, &p.engine, |ui| controls::choice(ui, &p.engine, setter));
         });
         group(ui, "Output", |ui| {
             row(ui, &p.output, |ui| controls::choice(ui, &p.output, setter));

@@ -13,7 +13,7 @@ use crate::engine::answer::{AnswerEvent, AnswerSlot};
 use crate::engine::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTime};
 use crate::engine::events::{BlockEvents, OutEvent};
 use crate::engine::synth::VoiceSource;
-use crate::params::{EngineKind, Mode, Output, Quantize, SeedMode};
+use crate::params::{Mode, Output, Quantize, SeedMode};
 use crate::protocol::{Observation, Request, Scheduled, Source};
 use crate::status::{Activity, Status};
 
@@ -36,7 +36,6 @@ pub struct Settings {
     pub generate: bool,
     pub barge_in: bool,
     pub output: Output,
-    pub engine: EngineKind,
     pub thru: bool,
     pub bypass: bool,
     /// The host renders offline: waiting for the generator is allowed (bounded).
@@ -56,7 +55,6 @@ impl Default for Settings {
             generate: false,
             barge_in: true,
             output: Output::MidiAndAudio,
-            engine: EngineKind::Continuator,
             thru: true,
             bypass: false,
             offline: false,
@@ -244,13 +242,11 @@ impl Conductor {
         &self.time
     }
 
-    /// Transport stops, jumps, bypass, mode and engine changes, reset and panic release
-    /// everything; playback start and engine changes also restart the learned memory.
+    /// Transport stops, jumps, bypass, mode changes, reset and panic release everything;
+    /// playback start also restarts the learned memory.
     fn apply_interruptions(&mut self, settings: &Settings) {
         let continuity = self.time.continuity;
-        let changed = self
-            .previous
-            .is_some_and(|p| p.mode != settings.mode || p.engine != settings.engine);
+        let changed = self.previous.is_some_and(|p| p.mode != settings.mode);
         let bypass_on = settings.bypass && !self.previous.is_some_and(|p| p.bypass);
         if continuity != Continuity::Continuous || changed || bypass_on || self.release_pending {
             self.release_everything(0);
@@ -260,8 +256,7 @@ impl Conductor {
             self.send(Observation::Discontinuity);
             self.phrase.has_notes = false;
         }
-        let engine_changed = self.previous.is_some_and(|p| p.engine != settings.engine);
-        if continuity == Continuity::Started || engine_changed {
+        if continuity == Continuity::Started {
             self.send(Observation::ResetMemory);
             self.phrase_index = 0;
         }
@@ -314,7 +309,6 @@ impl Conductor {
             temperature: settings.temperature,
             seed: settings.seed,
             seed_mode: settings.seed_mode,
-            engine: settings.engine,
             length_beats: settings.answer_bars as f64 * self.time.bar_beats,
             source,
         };

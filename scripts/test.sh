@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole WaveJam test suite: formatting, lints, unit and in-process host tests (debug build, so
-# nice-plug's allocation checker guards every process() call), the release bundles, the CLAP
-# real-host tests (clack-host) and the VST3 real-host tests (pedalboard, in .venv).
+# The whole WaveJam test suite: formatting, lints (all targets, so the benchmark is checked too),
+# unit and in-process host tests (debug build, so nice-plug's allocation checker guards every
+# process() call), the release bundles, the CLAP real-host tests (clack-host) and the VST3
+# real-host tests (pedalboard, in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,8 +17,6 @@ echo "== bundles"
 cargo xtask bundle wavejam --release
 echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap)"
 cargo test --release --test clap_host
-echo "== benchmark builds"
-cargo bench --bench process --no-run
 echo "== VST3 host tests (pedalboard on target/bundled/WaveJam.vst3)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -17,6 +17,8 @@ echo "== bundles"
 cargo xtask bundle wavejam --release
 echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap)"
 cargo test --release --test clap_host
+echo "== corpus extractor tests (tools/corpus, in .venv-corpus)"
+bash tools/corpus/run.sh --self-test
 echo "== VST3 host tests (pedalboard on target/bundled/WaveJam.vst3)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

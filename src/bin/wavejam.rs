@@ -43,6 +43,17 @@ enum Command {
         #[arg(long, default_value_t = 48_000)]
         sample_rate: u32,
     },
+    /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
+    /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
+    /// test by content hash. Creates a pinned Python venv (.venv-corpus) the first time.
+    Corpus {
+        /// Output folder (its train/, validation/ and test/ folders are replaced).
+        #[arg(long, default_value = "corpus")]
+        out: PathBuf,
+        /// Options passed on to tools/corpus/extract.py (e.g. `-- --limit 5`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,8 +66,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Run the corpus extractor that ships with the source tree.
+fn extract_corpus(out: &std::path::Path, extra: &[String]) -> Result<(), String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/corpus/run.sh");
+    let out = std::path::absolute(out).map_err(|e| format!("bad output folder: {e}"))?;
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(3) => Err("python3 with venv is needed (Debian: apt-get install python3-venv)".into()),
+        _ => Err(format!("corpus extraction failed ({status})")),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Corpus { out, extra } => extract_corpus(&out, &extra),
         Command::Render {
             prompt,
             out_dir,

@@ -18,6 +18,7 @@ pub mod persist;
 pub mod protocol;
 pub mod render;
 pub mod status;
+pub mod symbolic;
 
 use engine::clock::HostTime;
 use engine::conductor::{Conductor, InputEvent, Settings};

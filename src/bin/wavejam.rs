@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use wavejam::midi_file;
 use wavejam::render::{render, write_wav, RenderSetup};
+use wavejam::symbolic::eval::eval_folder;
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]
@@ -42,6 +43,22 @@ enum Command {
         /// Sample rate in Hz.
         #[arg(long, default_value_t = 48_000)]
         sample_rate: u32,
+    },
+    /// Bits per note of every engine on a folder of MIDI files (type 0 or 1, any PPQ), each
+    /// file predicted event by event from its own earlier events.
+    Eval {
+        /// Folder of MIDI files to score (searched recursively).
+        #[arg(long)]
+        data: PathBuf,
+        /// Folder of MIDI files to train the long-term memories on (e.g. corpus/train).
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Only melodies (tunes without overlapping notes), in training and scoring.
+        #[arg(long)]
+        monophonic: bool,
+        /// Also write the table as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
@@ -87,6 +104,21 @@ fn extract_corpus(out: &std::path::Path, extra: &[String]) -> Result<(), String>
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
+        Command::Eval {
+            data,
+            train,
+            monophonic,
+            json,
+        } => {
+            let report =
+                eval_folder(train.as_deref(), &data, monophonic).map_err(|e| e.to_string())?;
+            print!("{}", report.table());
+            if let Some(path) = json {
+                std::fs::write(&path, report.to_json())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
         Command::Render {
             prompt,
             out_dir,

@@ -1,0 +1,9 @@
+//! Symbolic music modelling: the event vocabulary of the phrase WaveNet, PPM models and their
+//! evaluation in bits per note.
+
+pub mod encoding;
+pub mod eval;
+#[cfg(test)]
+mod fixtures;
+pub mod models;
+pub mod ppm;

@@ -1,0 +1,29 @@
+//! Next-event models over the event vocabulary, all behind one interface so that
+//! [`crate::symbolic::eval`] compares them in bits per note.
+
+pub mod markov;
+pub mod mixing;
+pub mod unigram;
+pub mod viewpoint;
+
+pub use markov::{Markov, MarkovConfig};
+pub use unigram::Unigram;
+
+/// A model of the next event of a tune, given the events before it.
+///
+/// The caller [`reset`](EventModel::reset)s at the start of each tune, then alternates
+/// [`distribution`](EventModel::distribution) and [`observe`](EventModel::observe) for every
+/// event up to and including `END`. Models must be deterministic: the same calls give the same
+/// distributions, bit for bit.
+pub trait EventModel {
+    /// Short name for reports (`"markov"`).
+    fn name(&self) -> String;
+    /// Start a new tune: forget its events (and whatever was learned online from them), keep
+    /// what was trained.
+    fn reset(&mut self);
+    /// The distribution of the next event into `out`, one entry per token id of the vocabulary:
+    /// every entry above zero, summing to one.
+    fn distribution(&mut self, out: &mut [f64]);
+    /// The next event was `token` (an id of the vocabulary).
+    fn observe(&mut self, token: u16);
+}

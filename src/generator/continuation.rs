@@ -9,7 +9,8 @@ use rand::Rng;
 
 use super::engine::{Distribution, Engine};
 use super::sampling::sample;
-use super::steps::{notes_to_steps, ticks_to_beats};
+use super::steps::notes_to_steps;
+use crate::music::ticks_to_beats;
 use crate::music::Note;
 
 /// Most steps sampled for one answer, so an engine that never advances time still terminates.

@@ -8,8 +8,7 @@
 
 use crate::music::Note;
 
-/// Ticks per beat of the step grid: 24 makes 32nd notes and triplets exact.
-pub const TICKS_PER_BEAT: u32 = 24;
+pub use crate::music::TICKS_PER_BEAT;
 /// Longest inter-onset interval or duration a step can carry, in ticks (8 beats).
 pub const MAX_STEP_TICKS: u16 = (8 * TICKS_PER_BEAT) as u16;
 

@@ -5,8 +5,9 @@
 //! are quantised as absolute positions before IOIs are taken, so rounding never accumulates
 //! along a phrase.
 
-use super::engine::{Step, MAX_STEP_TICKS, TICKS_PER_BEAT};
+use super::engine::{Step, MAX_STEP_TICKS};
 use crate::music::Note;
+use crate::music::{beats_to_ticks, ticks_to_beats};
 
 /// Converts `notes` into steps in `out` (cleared first).
 ///
@@ -16,7 +17,7 @@ use crate::music::Note;
 /// shortens only that gap), durations to `1..=MAX_STEP_TICKS`, velocities to 1–127.
 pub fn notes_to_steps(notes: &[Note], out: &mut Vec<Step>) {
     out.clear();
-    let mut order: Vec<(i64, usize)> = notes
+    let mut order: Vec<(u64, usize)> = notes
         .iter()
         .enumerate()
         .map(|(index, note)| (beats_to_ticks(note.onset_beats), index))
@@ -24,11 +25,12 @@ pub fn notes_to_steps(notes: &[Note], out: &mut Vec<Step>) {
     // NOTE: stable sort, so identical notes keep their input order and the result is deterministic.
     order.sort_by_key(|&(onset_ticks, index)| (onset_ticks, notes[index].pitch));
     out.reserve(order.len());
-    let max_ticks = i64::from(MAX_STEP_TICKS);
+    let max_ticks = u64::from(MAX_STEP_TICKS);
     let mut previous_onset_ticks = 0;
     for (onset_ticks, index) in order {
         let note = &notes[index];
-        let ioi_ticks = (onset_ticks - previous_onset_ticks).clamp(0, max_ticks);
+        // Onsets are sorted, so the difference is never negative.
+        let ioi_ticks = (onset_ticks - previous_onset_ticks).min(max_ticks);
         previous_onset_ticks = onset_ticks;
         out.push(Step {
             pitch: note.pitch.min(127),
@@ -58,36 +60,18 @@ pub fn steps_to_notes(steps: &[Step], out: &mut Vec<Note>) {
     }
 }
 
-/// A tick count in beats.
-pub fn ticks_to_beats(ticks: u64) -> f64 {
-    ticks as f64 / f64::from(TICKS_PER_BEAT)
-}
-
-/// Nearest tick to a time in beats; negative and NaN times count as beat 0.
-fn beats_to_ticks(beats: f64) -> i64 {
-    // NOTE: `f64::max` returns the non-NaN operand, and `as` saturates huge values.
-    (beats.max(0.0) * f64::from(TICKS_PER_BEAT)).round() as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn note(pitch: u8, onset_beats: f64, duration_beats: f64) -> Note {
-        Note {
-            pitch,
-            velocity: 90,
-            onset_beats,
-            duration_beats,
-        }
-    }
+    use crate::symbolic::fixtures::note;
 
     fn step(pitch: u8, ioi_ticks: u16, duration_ticks: u16) -> Step {
         Step {
             pitch,
             ioi_ticks,
             duration_ticks,
-            velocity: 90,
+            velocity: 80,
         }
     }
 

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use crate::music::Note;
 
 /// Ticks per beat (quarter note) of the event grid: 24 makes 32nd notes and triplets exact.
-pub const TICKS_PER_BEAT: u32 = 24;
+pub use crate::music::{beats_to_ticks, ticks_to_beats, TICKS_PER_BEAT};
 /// Longest single time shift of the default vocabulary, in ticks (4 beats).
 pub const DEFAULT_MAX_SHIFT_TICKS: u16 = 96;
 /// Velocity of decoded notes when none is given (the corpus files use 80).
@@ -310,17 +310,6 @@ pub fn recent_velocity(notes: &[Note], last_n: usize) -> Option<u8> {
     Some(mean.clamp(1.0, 127.0) as u8)
 }
 
-/// A time in beats as the nearest tick (negative and NaN times count as 0).
-pub fn beats_to_ticks(beats: f64) -> u64 {
-    // NOTE: `f64::max` returns the non-NaN operand, and `as` saturates huge values.
-    (beats.max(0.0) * f64::from(TICKS_PER_BEAT)).round() as u64
-}
-
-/// A tick count in beats.
-pub fn ticks_to_beats(ticks: u64) -> f64 {
-    ticks as f64 / f64::from(TICKS_PER_BEAT)
-}
-
 /// The notes as `(on, off, pitch)` tick spans, one sounding note per pitch at a time, sorted by
 /// pitch then onset (see [`Vocabulary::encode`] for the rules).
 fn quantize(notes: &[Note]) -> Vec<(u64, u64, u8)> {
@@ -362,14 +351,7 @@ mod tests {
     use crate::midi_file::{read_notes, to_smf_bytes};
     use Token::{End, NoteOff as Off, NoteOn as On, TimeShift as Shift};
 
-    fn note(pitch: u8, onset_beats: f64, duration_beats: f64) -> Note {
-        Note {
-            pitch,
-            velocity: 90,
-            onset_beats,
-            duration_beats,
-        }
-    }
+    use crate::symbolic::fixtures::note;
 
     /// Notes as (pitch, onset ticks, duration ticks), for exact comparisons on the grid.
     fn grid(notes: &[Note]) -> Vec<(u8, u64, u64)> {

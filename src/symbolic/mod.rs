@@ -4,6 +4,6 @@
 pub mod encoding;
 pub mod eval;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod models;
 pub mod ppm;

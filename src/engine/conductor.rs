@@ -197,7 +197,7 @@ impl Conductor {
         samples: usize,
         settings: &Settings,
         inputs: impl IntoIterator<Item = InputEvent>,
-    ) -> &BlockTime {
+    ) {
         self.events.clear();
         self.voices_release_at = None;
         self.cursor = 0;
@@ -214,7 +214,7 @@ impl Conductor {
                 }
             }
             self.publish();
-            return &self.time;
+            return;
         }
         if settings.generate && !self.previous.is_some_and(|p| p.generate) {
             self.answer_now(settings, Source::Phrase);
@@ -239,7 +239,6 @@ impl Conductor {
         }
         self.advance_to(samples as u32, settings);
         self.publish();
-        &self.time
     }
 
     /// Transport stops, jumps, bypass, mode changes, reset and panic release everything;

@@ -9,10 +9,11 @@ bash scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+echo "== cargo clippy (plugin build, and with the candle training code)"
 cargo clippy --all-targets -- -D warnings
-echo "== unit and in-process host tests"
-cargo test --lib --bins
+cargo clippy --all-targets --features train -- -D warnings
+echo "== unit and in-process host tests (incl. kernel = candle equivalence)"
+cargo test --lib --bins --features train
 echo "== bundles"
 cargo xtask bundle wavejam --release
 echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap)"

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod generator;
 pub mod host;
 pub mod midi_file;
+pub mod model;
 pub mod music;
 pub mod params;
 pub mod persist;
@@ -19,6 +20,8 @@ pub mod protocol;
 pub mod render;
 pub mod status;
 pub mod symbolic;
+#[cfg(feature = "train")]
+pub mod train;
 
 use engine::clock::HostTime;
 use engine::conductor::{Conductor, InputEvent, Settings};

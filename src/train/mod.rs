@@ -1,0 +1,8 @@
+//! Training-side models in candle (feature `train`, so the plugin build never pulls candle).
+//!
+//! The models here define the weight contract (their `VarBuilder` names) that the hand-written
+//! kernels of [`crate::model`] read; tests prove both compute the same thing.
+
+pub mod wavenet;
+
+pub use wavenet::PhraseWaveNet;

@@ -1,0 +1,344 @@
+//! The phrase WaveNet in candle: full-sequence forward for training, the same network
+//! [`crate::model::WaveNetKernel`] runs step by step (see [`crate::model`] for the equations and
+//! [`crate::model::weights`] for the tensor names).
+
+use candle_core::{DType, Device, Error, Module, Result, Tensor};
+use candle_nn::{conv1d, embedding, Conv1d, Conv1dConfig, Embedding, VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub use crate::model::WaveNetConfig;
+use crate::symbolic::encoding::Vocabulary;
+
+/// One gated dilated causal layer: `layers.{l}.dilated`, `.skip` and (all but the last layer)
+/// `.residual`.
+#[derive(Debug, Clone)]
+struct GatedLayer {
+    dilation: usize,
+    gate_channels: usize,
+    /// Kernel 2, dilation `dilation`, C → 2G (tanh half, then sigmoid half).
+    dilated: Conv1d,
+    /// 1×1, G → S.
+    skip: Conv1d,
+    /// 1×1, G → C; `None` in the last layer, whose residual output would feed nothing.
+    residual: Option<Conv1d>,
+}
+
+impl GatedLayer {
+    fn new(config: &WaveNetConfig, layer: usize, vb: VarBuilder) -> Result<Self> {
+        let (c, g, s) = (
+            config.residual_channels,
+            config.gate_channels,
+            config.skip_channels,
+        );
+        let dilation = config.dilation(layer);
+        let dilated_config = Conv1dConfig {
+            dilation,
+            ..Conv1dConfig::default()
+        };
+        let residual = if config.has_residual(layer) {
+            Some(conv1d(g, c, 1, Conv1dConfig::default(), vb.pp("residual"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            dilation,
+            gate_channels: g,
+            dilated: conv1d(c, 2 * g, 2, dilated_config, vb.pp("dilated"))?,
+            skip: conv1d(g, s, 1, Conv1dConfig::default(), vb.pp("skip"))?,
+            residual,
+        })
+    }
+
+    /// `[B, C, T]` → (the next layer's input `[B, C, T]`, this layer's skip `[B, S, T]`).
+    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        // Causal: left pad by the dilation, then a kernel-2 conv sees `t − d` and `t`.
+        let padded = x.pad_with_zeros(2, self.dilation, 0)?;
+        let h = self.dilated.forward(&padded)?;
+        let g = self.gate_channels;
+        let filter = h.narrow(1, 0, g)?.tanh()?;
+        let gate = candle_nn::ops::sigmoid(&h.narrow(1, g, g)?)?;
+        let z = (filter * gate)?;
+        let skip = self.skip.forward(&z)?;
+        let next = match &self.residual {
+            Some(residual) => (x + residual.forward(&z)?)?,
+            None => x.clone(),
+        };
+        Ok((next, skip))
+    }
+}
+
+/// The phrase WaveNet: event and bar-position embeddings, gated dilated causal layers with
+/// residual and skip 1×1s, and a two-layer head to one logit per event id.
+#[derive(Debug, Clone)]
+pub struct PhraseWaveNet {
+    config: WaveNetConfig,
+    /// `token_embedding`, V → C.
+    token_embedding: Embedding,
+    /// `position_embedding`, P → C.
+    position_embedding: Embedding,
+    layers: Vec<GatedLayer>,
+    /// `head.hidden`, 1×1, S → H.
+    head_hidden: Conv1d,
+    /// `head.output`, 1×1, H → V.
+    head_output: Conv1d,
+}
+
+impl PhraseWaveNet {
+    /// The network of `config`, its weights from `vb` (names as in [`crate::model::weights`]).
+    pub fn new(config: &WaveNetConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(Error::Msg)?;
+        let (v, c, s, h) = (
+            config.vocab_size,
+            config.residual_channels,
+            config.skip_channels,
+            config.head_channels,
+        );
+        let layers = (0..config.layers())
+            .map(|l| GatedLayer::new(config, l, vb.pp("layers").pp(l)))
+            .collect::<Result<Vec<_>>>()?;
+        let head = vb.pp("head");
+        Ok(Self {
+            config: *config,
+            token_embedding: embedding(v, c, vb.pp("token_embedding"))?,
+            position_embedding: embedding(config.bar_positions, c, vb.pp("position_embedding"))?,
+            layers,
+            head_hidden: conv1d(s, h, 1, Conv1dConfig::default(), head.pp("hidden"))?,
+            head_output: conv1d(h, v, 1, Conv1dConfig::default(), head.pp("output"))?,
+        })
+    }
+
+    /// The hyperparameters.
+    pub fn config(&self) -> &WaveNetConfig {
+        &self.config
+    }
+
+    /// Logits `[batch, time, V]` for event ids `tokens` `[batch, time]` (u32) and position
+    /// indices `positions` `[batch, time]` (u32, each mapped by
+    /// [`WaveNetConfig::position_index`]). The logits at time `t` depend only on inputs
+    /// `t − receptive_field + 1 ..= t` (zeros before the start).
+    pub fn forward(&self, tokens: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let x = (self.token_embedding.forward(tokens)?
+            + self.position_embedding.forward(positions)?)?;
+        let mut x = x.transpose(1, 2)?.contiguous()?;
+        let mut skip: Option<Tensor> = None;
+        for layer in &self.layers {
+            let (next, layer_skip) = layer.forward(&x)?;
+            skip = Some(match skip {
+                Some(sum) => (sum + layer_skip)?,
+                None => layer_skip,
+            });
+            x = next;
+        }
+        // NOTE: `validate` guarantees at least one layer.
+        let skip = skip.ok_or_else(|| Error::Msg("no layers".into()))?;
+        let hidden = self.head_hidden.forward(&skip.relu()?)?.relu()?;
+        self.head_output.forward(&hidden)?.transpose(1, 2)
+    }
+}
+
+/// Replaces every variable of `varmap` with seeded uniform values (candle's CPU device cannot
+/// be seeded): conv weights and biases in ±`gain / sqrt(fan_in)` (`gain` 1 is PyTorch's
+/// default), embeddings with unit variance times `gain`. Variables are drawn in name order, so
+/// the same seed gives the same weights.
+pub fn init_seeded(varmap: &VarMap, seed: u64, gain: f64) -> Result<()> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let dims = var.dims().to_vec();
+        let bound = if name.contains("embedding") {
+            3f64.sqrt() * gain
+        } else {
+            // Weights `[out, in, k]`: fan-in `in · k`; a bias shares its weight's fan-in, which
+            // is not in its own shape: use the layer's weight.
+            let weight = name.replace(".bias", ".weight");
+            let fan_in: usize = vars
+                .get(&weight)
+                .map_or(1, |w| w.dims()[1..].iter().product());
+            gain / (fan_in.max(1) as f64).sqrt()
+        } as f32;
+        let values: Vec<f32> = (0..var.elem_count())
+            .map(|_| rng.random_range(-bound..=bound))
+            .collect();
+        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+/// A model file of `varmap`'s weights (see [`crate::model::weights`]), every variable as f32.
+pub fn to_safetensors(
+    varmap: &VarMap,
+    config: &WaveNetConfig,
+    vocabulary: &Vocabulary,
+    training: Option<&str>,
+) -> Result<Vec<u8>> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|e| Error::Msg(e.to_string()))?;
+    let mut tensors = Vec::with_capacity(vars.len());
+    for (name, var) in vars.iter() {
+        let values = var
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        tensors.push((name.clone(), var.dims().to_vec(), values));
+    }
+    crate::model::weights::to_safetensors(config, vocabulary, training, &tensors)
+        .map_err(Error::Msg)
+}
+
+/// A fresh model of `config` on `device` with its `VarMap` (candle's default initialisation).
+pub fn new_model(config: &WaveNetConfig, device: &Device) -> Result<(VarMap, PhraseWaveNet)> {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let model = PhraseWaveNet::new(config, vb)?;
+    Ok((varmap, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernel::tests::{relative_error, small_config, test_sequence};
+    use crate::model::weights::expected_tensors;
+    use crate::model::WaveNetKernel;
+
+    /// Dilations 1…64 × 2 (receptive field 255), sizes unlike the small config's.
+    fn deep_config() -> WaveNetConfig {
+        WaveNetConfig {
+            vocab_size: 353,
+            bar_positions: 192,
+            residual_channels: 24,
+            gate_channels: 16,
+            skip_channels: 32,
+            head_channels: 48,
+            layers_per_stack: 7,
+            stacks: 2,
+        }
+    }
+
+    fn seeded_model(config: &WaveNetConfig, seed: u64) -> (PhraseWaveNet, Vec<u8>) {
+        let (varmap, model) = new_model(config, &Device::Cpu).unwrap();
+        init_seeded(&varmap, seed, 2.0).unwrap();
+        let bytes =
+            to_safetensors(&varmap, config, &Vocabulary::default(), Some("seeded")).unwrap();
+        (model, bytes)
+    }
+
+    fn candle_logits(model: &PhraseWaveNet, tokens: &[u16], positions: &[u32]) -> Vec<Vec<f32>> {
+        let t = tokens.len();
+        let tokens: Vec<u32> = tokens.iter().map(|&x| u32::from(x)).collect();
+        let tokens = Tensor::from_vec(tokens, (1, t), &Device::Cpu).unwrap();
+        let positions = Tensor::from_vec(positions.to_vec(), (1, t), &Device::Cpu).unwrap();
+        let logits = model.forward(&tokens, &positions).unwrap();
+        assert_eq!(logits.dims(), [1, t, 353]);
+        logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap()
+    }
+
+    #[test]
+    fn variable_names_are_the_weight_contract() {
+        for config in [small_config(), deep_config(), WaveNetConfig::default()] {
+            let (varmap, _) = new_model(&config, &Device::Cpu).unwrap();
+            let vars = varmap.data().lock().unwrap();
+            let mut found: Vec<(String, Vec<usize>)> = vars
+                .iter()
+                .map(|(name, var)| (name.clone(), var.dims().to_vec()))
+                .collect();
+            found.sort();
+            let mut expected: Vec<(String, Vec<usize>)> = expected_tensors(&config)
+                .into_iter()
+                .map(|spec| (spec.name, spec.shape))
+                .collect();
+            expected.sort();
+            assert_eq!(found, expected);
+            let params: usize = vars.values().map(|v| v.elem_count()).sum();
+            assert_eq!(params, config.param_count());
+        }
+    }
+
+    #[test]
+    fn seeded_init_is_reproducible() {
+        let config = small_config();
+        // Byte for byte: the file is canonical, so its hash identifies the model.
+        assert!(seeded_model(&config, 4).1 == seeded_model(&config, 4).1);
+        assert!(seeded_model(&config, 4).1 != seeded_model(&config, 5).1);
+        // candle reads the file back to the same network (resuming training from a file).
+        let (model, bytes) = seeded_model(&config, 4);
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+        let reloaded = PhraseWaveNet::new(
+            &config,
+            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let (tokens, positions) = test_sequence(20, 1, 353, 96);
+        assert_eq!(
+            candle_logits(&model, &tokens, &positions),
+            candle_logits(&reloaded, &tokens, &positions)
+        );
+    }
+
+    /// The kernel, step by step, gives candle's full forward at every time index.
+    #[test]
+    fn kernel_steps_equal_the_candle_forward() {
+        for (config, seed) in [(small_config(), 11), (deep_config(), 12)] {
+            let (model, bytes) = seeded_model(&config, seed);
+            let mut kernel = WaveNetKernel::load(&bytes).unwrap();
+            for len in [1, 7, 100, 300] {
+                let (tokens, positions) =
+                    test_sequence(len, seed + len as u64, 353, config.bar_positions as u32);
+                let expected = candle_logits(&model, &tokens, &positions);
+                kernel.reset();
+                let mut worst = 0.0f32;
+                let mut scale = 0.0f32;
+                for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
+                    let logits = kernel.step(token, position);
+                    let err = relative_error(logits, &expected[t]);
+                    assert!(err < 1e-4, "config {config:?} len {len} step {t}: {err}");
+                    worst = worst.max(err);
+                    scale = expected[t].iter().fold(scale, |m, v| m.max(v.abs()));
+                }
+                println!(
+                    "layers {} rf {} len {len}: max rel error {worst:.2e} (max |logit| {scale:.1})",
+                    config.layers(),
+                    config.receptive_field()
+                );
+            }
+        }
+    }
+
+    /// Sequences in one batch do not see each other, and the output at `t` sees no later input.
+    #[test]
+    fn forward_is_causal_and_batch_independent() {
+        let config = small_config();
+        let (model, _) = seeded_model(&config, 3);
+        let (a, pa) = test_sequence(50, 1, 353, 96);
+        let (mut b, pb) = test_sequence(50, 2, 353, 96);
+        let tokens: Vec<u32> = a.iter().chain(&b).map(|&x| u32::from(x)).collect();
+        let positions: Vec<u32> = pa.iter().chain(&pb).copied().collect();
+        let batch = model
+            .forward(
+                &Tensor::from_vec(tokens, (2, 50), &Device::Cpu).unwrap(),
+                &Tensor::from_vec(positions, (2, 50), &Device::Cpu).unwrap(),
+            )
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        let alone = candle_logits(&model, &a, &pa);
+        for t in 0..50 {
+            assert!(relative_error(&batch[0][t], &alone[t]) < 1e-5);
+        }
+        // Changing the last half of `b` leaves its first half's logits as they were.
+        let before = candle_logits(&model, &b, &pb);
+        b[25..].fill(256);
+        let after = candle_logits(&model, &b, &pb);
+        assert_eq!(before[..25], after[..25]);
+        assert_ne!(before[25], after[25]);
+    }
+}

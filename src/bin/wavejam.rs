@@ -60,6 +60,45 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Train the phrase WaveNet on a corpus folder (its train/ and validation/ folders); writes
+    /// the best model to --out, a resumable checkpoint (.resume.safetensors) and a loss curve
+    /// (.loss.svg) next to it.
+    #[cfg(feature = "train")]
+    Train {
+        /// Corpus folder with train/ and validation/ subfolders of MIDI files.
+        #[arg(long)]
+        data: PathBuf,
+        /// Model file to write (the best validation checkpoint).
+        #[arg(long)]
+        out: PathBuf,
+        /// Total epochs (a resumed run continues up to this many).
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Windows per step.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Window length in events.
+        #[arg(long, default_value_t = 256)]
+        seq_len: usize,
+        /// AdamW learning rate.
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        /// Seed of the initial weights and of the window sampling.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Continue from the .resume.safetensors checkpoint next to --out (AdamW moments restart).
+        #[arg(long)]
+        resume: bool,
+        /// Stop, validate and save after this many minutes.
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Include polyphonic tunes (default: melodies only).
+        #[arg(long)]
+        all: bool,
+        /// Steps per epoch (default: training events / (batch × seq-len)).
+        #[arg(long)]
+        steps_per_epoch: Option<usize>,
+    },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
     /// test by content hash. Creates a pinned Python venv (.venv-corpus) the first time.
@@ -103,6 +142,72 @@ fn extract_corpus(out: &std::path::Path, extra: &[String]) -> Result<(), String>
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        #[cfg(feature = "train")]
+        Command::Train {
+            data,
+            out,
+            epochs,
+            batch,
+            seq_len,
+            lr,
+            seed,
+            resume,
+            max_minutes,
+            all,
+            steps_per_epoch,
+        } => {
+            let mut opts = wavejam::train::TrainOptions::new(data, out);
+            opts.epochs = epochs;
+            opts.batch = batch;
+            opts.seq_len = seq_len;
+            opts.lr = lr;
+            opts.seed = seed;
+            opts.resume = resume;
+            opts.max_minutes = max_minutes;
+            opts.all = all;
+            opts.steps_per_epoch = steps_per_epoch;
+            opts.progress = true;
+            opts.command_line = std::env::args().collect::<Vec<_>>().join(" ");
+            if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            let report = wavejam::train::train(&opts)?;
+            println!(
+                "{} train / {} validation tunes ({} / {} events); untrained validation {:.4} bits/event",
+                report.train_tunes,
+                report.validation_tunes,
+                report.train_events,
+                report.validation_events,
+                report.initial_validation_bits
+            );
+            for r in &report.history {
+                println!(
+                    "epoch {:>3} step {:>6}: train {:.4}, validation {:.4} bits/event ({:.0} s)",
+                    r.epoch, r.step, r.train_bits, r.validation_bits, r.seconds
+                );
+            }
+            println!(
+                "steps {}..{}, best validation {:.4} bits/event, {:.0} events/s, {:.0} s{}",
+                report.start_step,
+                report.steps,
+                report.best_validation_bits,
+                report.tokens_per_second,
+                report.seconds,
+                if report.stopped_by_time {
+                    " (stopped by --max-minutes)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "best model: {}; checkpoint: {}; loss curve: {}",
+                opts.out.display(),
+                opts.resume_path().display(),
+                opts.svg_path().display()
+            );
+            Ok(())
+        }
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
         Command::Eval {
             data,

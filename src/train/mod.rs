@@ -3,6 +3,8 @@
 //! The models here define the weight contract (their `VarBuilder` names) that the hand-written
 //! kernels of [`crate::model`] read; tests prove both compute the same thing.
 
+pub mod trainer;
 pub mod wavenet;
 
+pub use trainer::{train, TrainOptions, TrainReport};
 pub use wavenet::PhraseWaveNet;

@@ -462,6 +462,22 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
     let mut stopped_by_time = false;
     let mut run_tokens = 0usize;
     let train_clock = Instant::now();
+    // The report as of `state` (also written into the model file's metadata).
+    let report = |state: &ResumeState, run_tokens: usize, stopped_by_time: bool| TrainReport {
+        start_step,
+        steps: state.step,
+        epochs_done: state.epochs_done,
+        initial_validation_bits: state.initial_validation_bits,
+        best_validation_bits: state.best_validation_bits,
+        history: state.history.clone(),
+        train_tunes: train_set.len(),
+        validation_tunes: val_set.len(),
+        train_events,
+        validation_events,
+        seconds: state.seconds,
+        tokens_per_second: run_tokens as f64 / train_clock.elapsed().as_secs_f64().max(1e-9),
+        stopped_by_time,
+    };
     let max_shift = i32::from(opts.max_transpose);
     while state.epochs_done < opts.epochs && !stopped_by_time {
         let epoch = state.epochs_done;
@@ -535,24 +551,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
             );
         }
         state.history.push(record);
-        let report = |state: &ResumeState| TrainReport {
-            start_step,
-            steps: state.step,
-            epochs_done: state.epochs_done,
-            initial_validation_bits: state.initial_validation_bits,
-            best_validation_bits: state.best_validation_bits,
-            history: state.history.clone(),
-            train_tunes: train_set.len(),
-            validation_tunes: val_set.len(),
-            train_events,
-            validation_events,
-            seconds: state.seconds,
-            tokens_per_second: run_tokens as f64 / train_clock.elapsed().as_secs_f64().max(1e-9),
-            stopped_by_time,
-        };
         if val < state.best_validation_bits {
             state.best_validation_bits = val;
-            let summary = summary_json(&report(&state), opts)?;
+            let summary = summary_json(&report(&state, run_tokens, stopped_by_time), opts)?;
             let bytes = to_safetensors(&varmap, &opts.config, &vocab, Some(&summary))
                 .map_err(candle_err)?;
             std::fs::write(&opts.out, bytes).map_err(io_err(&opts.out))?;
@@ -569,21 +570,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
             .map_err(io_err(&svg_path))?;
     }
     state.seconds = prior_seconds + run_start.elapsed().as_secs_f64();
-    Ok(TrainReport {
-        start_step,
-        steps: state.step,
-        epochs_done: state.epochs_done,
-        initial_validation_bits: state.initial_validation_bits,
-        best_validation_bits: state.best_validation_bits,
-        history: state.history,
-        train_tunes: train_set.len(),
-        validation_tunes: val_set.len(),
-        train_events,
-        validation_events,
-        seconds: state.seconds,
-        tokens_per_second: run_tokens as f64 / train_clock.elapsed().as_secs_f64().max(1e-9),
-        stopped_by_time,
-    })
+    Ok(report(&state, run_tokens, stopped_by_time))
 }
 
 /// The model file's `training` metadata: a JSON summary.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
+pub mod assets;
 pub mod editor;
 pub mod engine;
 pub mod generator;
@@ -73,6 +74,7 @@ impl WaveJam {
     fn settings(&self, offline: bool) -> Settings {
         let p = &self.params;
         Settings {
+            engine: p.engine.value(),
             temperature: p.temperature.value(),
             seed: p.seed.value().max(0) as u32,
             seed_mode: p.seed_mode.value(),

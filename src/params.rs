@@ -88,13 +88,39 @@ impl Output {
     }
 }
 
-/// The answering engine: a variable-order Markov model of the player's phrases (Pachet's
-/// Continuator).
-///
-/// NOTE: the `engine` parameter ID is reserved for the engine choice. It becomes an automatable
-/// enum parameter when a second engine exists: nice-plug reports a one-variant enum to CLAP hosts
-/// as a NaN value (0 steps), which hosts would store in automation and projects.
-pub const ENGINE_NAME: &str = "Continuator";
+/// The answering engine.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The phrase WaveNet mixed with the Markov engine's long- and short-term memories.
+    #[id = "hybrid"]
+    #[name = "Hybrid"]
+    Hybrid,
+    /// The phrase WaveNet alone: the idiom of the training corpus.
+    #[id = "wavenet"]
+    #[name = "WaveNet"]
+    WaveNet,
+    /// Variable-order Markov models of the corpus and of the tune so far.
+    #[id = "markov"]
+    #[name = "Markov"]
+    Markov,
+    /// Pachet's Continuator: learns only from the player's phrases since playback started.
+    #[id = "continuator"]
+    #[name = "Continuator"]
+    Continuator,
+}
+
+impl EngineChoice {
+    /// The corpus-trained engine it names, or `None` for the Continuator.
+    pub fn event_engine(self) -> Option<crate::symbolic::engines::EngineKind> {
+        use crate::symbolic::engines::EngineKind;
+        match self {
+            EngineChoice::Hybrid => Some(EngineKind::Hybrid),
+            EngineChoice::WaveNet => Some(EngineKind::WaveNet),
+            EngineChoice::Markov => Some(EngineKind::Markov),
+            EngineChoice::Continuator => None,
+        }
+    }
+}
 
 #[derive(Params)]
 pub struct WaveJamParams {
@@ -102,6 +128,9 @@ pub struct WaveJamParams {
     #[persist = "session"]
     pub session: Arc<SessionState>,
 
+    /// Which engine answers; a change releases the answer that is playing.
+    #[id = "engine"]
+    pub engine: EnumParam<EngineChoice>,
     /// Sampling temperature: 0 = always the most likely continuation, 1 = as learned, 2 = wild.
     #[id = "temperature"]
     pub temperature: FloatParam,
@@ -143,6 +172,7 @@ impl Default for WaveJamParams {
     fn default() -> Self {
         Self {
             session: Arc::new(SessionState::default()),
+            engine: EnumParam::new("Engine", EngineChoice::Hybrid),
             temperature: FloatParam::new(
                 "Temperature",
                 1.0,

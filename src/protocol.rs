@@ -1,7 +1,7 @@
 //! Messages between the audio thread and the generator thread (both ways over wait-free rings).
 
 use crate::music::Note;
-use crate::params::SeedMode;
+use crate::params::{EngineChoice, SeedMode};
 
 /// Capacity of the audio → generator ring, in observations. A MIDI flood beyond this is counted
 /// and dropped; the generator closes any note whose release was dropped at the phrase end.
@@ -19,6 +19,7 @@ pub struct Request {
     /// How many phrases were answered since playback started (picks the seed in
     /// [`SeedMode::NewEachPhrase`]).
     pub phrase_index: u64,
+    pub engine: EngineChoice,
     pub temperature: f32,
     pub seed: u32,
     pub seed_mode: SeedMode,

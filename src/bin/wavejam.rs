@@ -5,9 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use wavejam::assets;
 use wavejam::midi_file;
+use wavejam::model::WaveNetKernel;
 use wavejam::render::{render, write_wav, RenderSetup};
-use wavejam::symbolic::eval::eval_folder;
+use wavejam::symbolic::encoding::Vocabulary;
+use wavejam::symbolic::eval::{eval_folder, load_folder, Training, Tune};
+use wavejam::symbolic::melodies::write_tunes;
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]
@@ -50,9 +54,14 @@ enum Command {
         /// Folder of MIDI files to score (searched recursively).
         #[arg(long)]
         data: PathBuf,
-        /// Folder of MIDI files to train the long-term memories on (e.g. corpus/train).
+        /// Folder of MIDI files to train the long-term memories on (e.g. corpus/train); the
+        /// embedded default melodies if omitted.
         #[arg(long)]
         train: Option<PathBuf>,
+        /// Phrase WaveNet model file for the wavenet and hybrid rows; the embedded default if
+        /// omitted.
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Only melodies (tunes without overlapping notes), in training and scoring.
         #[arg(long)]
         monophonic: bool,
@@ -80,7 +89,7 @@ enum Command {
         /// Window length in events.
         #[arg(long, default_value_t = 256)]
         seq_len: usize,
-        /// AdamW learning rate.
+        /// Peak AdamW learning rate (linear warm-up, then cosine decay over epochs × steps per epoch).
         #[arg(long, default_value_t = 2e-3)]
         lr: f64,
         /// Seed of the initial weights and of the window sampling.
@@ -98,6 +107,19 @@ enum Command {
         /// Steps per epoch (default: training events / (batch × seq-len)).
         #[arg(long)]
         steps_per_epoch: Option<usize>,
+    },
+    /// Write the melodies the Markov engine's long-term memory learns as a tunes file (how the
+    /// default memory ships: assets/melodies.wjtunes).
+    Tunes {
+        /// Folder of MIDI files (e.g. corpus/train).
+        #[arg(long)]
+        data: PathBuf,
+        /// Tunes file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Include polyphonic tunes (default: melodies only).
+        #[arg(long)]
+        all: bool,
     },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
@@ -137,6 +159,28 @@ fn extract_corpus(out: &std::path::Path, extra: &[String]) -> Result<(), String>
         Some(0) => Ok(()),
         Some(3) => Err("python3 with venv is needed (Debian: apt-get install python3-venv)".into()),
         _ => Err(format!("corpus extraction failed ({status})")),
+    }
+}
+
+/// The embedded default melodies as tunes for an evaluation.
+fn embedded_tunes() -> Result<Vec<Tune>, String> {
+    let tunes = assets::default_tunes().map_err(|e| format!("embedded tunes: {e}"))?;
+    Ok(tunes
+        .into_iter()
+        .enumerate()
+        .map(|(i, tokens)| Tune::from_ids(format!("default/{i}"), tokens))
+        .collect())
+}
+
+/// The WaveNet of `path`, or the embedded default; a bad file is an error naming the problem.
+fn load_wavenet(path: Option<&std::path::Path>) -> Result<WaveNetKernel, String> {
+    match path {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            WaveNetKernel::load(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => assets::default_wavenet().map_err(|e| format!("embedded model: {e}")),
     }
 }
 
@@ -209,14 +253,42 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
+        Command::Tunes { data, out, all } => {
+            let vocabulary = Vocabulary::default();
+            let corpus = load_folder(&data, &vocabulary).map_err(|e| e.to_string())?;
+            let tunes: Vec<Vec<u16>> = corpus
+                .tunes
+                .into_iter()
+                .filter(|t| all || t.is_monophonic(&vocabulary))
+                .map(|t| t.tokens)
+                .collect();
+            let bytes = write_tunes(&tunes, &vocabulary);
+            std::fs::write(&out, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "{} tunes, {} events ({} unreadable files skipped): {} bytes to {}",
+                tunes.len(),
+                tunes.iter().map(Vec::len).sum::<usize>(),
+                corpus.skipped.len(),
+                bytes.len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Eval {
             data,
             train,
+            model,
             monophonic,
             json,
         } => {
-            let report =
-                eval_folder(train.as_deref(), &data, monophonic).map_err(|e| e.to_string())?;
+            let training = match &train {
+                Some(dir) => Training::Folder(dir),
+                None => Training::Tunes(embedded_tunes()?),
+            };
+            let kernel = load_wavenet(model.as_deref())?;
+            let report = eval_folder(training, &data, monophonic, Some(&kernel))
+                .map_err(|e| e.to_string())?;
             print!("{}", report.table());
             if let Some(path) = json {
                 std::fs::write(&path, report.to_json())

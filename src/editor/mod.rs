@@ -159,7 +159,7 @@ impl Panel {
                     .strong()
                     .color(theme::ACCENT),
             );
-            ui.label(RichText::new(crate::params::ENGINE_NAME).color(theme::TEXT_DIM))
+            ui.label(RichText::new(self.params.engine.to_string()).color(theme::TEXT_DIM))
                 .on_hover_text("Engine");
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 ui.label(activity.label());
@@ -194,6 +194,7 @@ impl Panel {
             });
         });
         group(ui, "Character", |ui| {
+            row(ui, &p.engine, |ui| controls::choice(ui, &p.engine, setter));
             row(ui, &p.temperature, |ui| {
                 controls::slider(ui, &p.temperature, setter)
             });

@@ -13,7 +13,7 @@ use crate::engine::answer::{AnswerEvent, AnswerSlot};
 use crate::engine::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTime};
 use crate::engine::events::{BlockEvents, OutEvent};
 use crate::engine::synth::VoiceSource;
-use crate::params::{Mode, Output, Quantize, SeedMode};
+use crate::params::{EngineChoice, Mode, Output, Quantize, SeedMode};
 use crate::protocol::{Observation, Request, Scheduled, Source};
 use crate::status::{Activity, Status};
 
@@ -25,6 +25,7 @@ pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
 /// Parameter values for one block.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
+    pub engine: EngineChoice,
     pub temperature: f32,
     pub seed: u32,
     pub seed_mode: SeedMode,
@@ -45,6 +46,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            engine: EngineChoice::Hybrid,
             temperature: 1.0,
             seed: 1,
             seed_mode: SeedMode::Fixed,
@@ -241,11 +243,13 @@ impl Conductor {
         self.publish();
     }
 
-    /// Transport stops, jumps, bypass, mode changes, reset and panic release everything;
+    /// Transport stops, jumps, bypass, mode and engine changes, reset and panic release everything;
     /// playback start also restarts the learned memory.
     fn apply_interruptions(&mut self, settings: &Settings) {
         let continuity = self.time.continuity;
-        let changed = self.previous.is_some_and(|p| p.mode != settings.mode);
+        let changed = self
+            .previous
+            .is_some_and(|p| p.mode != settings.mode || p.engine != settings.engine);
         let bypass_on = settings.bypass && !self.previous.is_some_and(|p| p.bypass);
         if continuity != Continuity::Continuous || changed || bypass_on || self.release_pending {
             self.release_everything(0);
@@ -305,6 +309,7 @@ impl Conductor {
         let request = Request {
             serial: self.serial,
             phrase_index: self.phrase_index,
+            engine: settings.engine,
             temperature: settings.temperature,
             seed: settings.seed,
             seed_mode: settings.seed_mode,

@@ -1,4 +1,4 @@
-//! Drawing one step from an engine's distribution at a temperature.
+//! Drawing one step (or event) from an engine's distribution at a temperature.
 //!
 //! Temperature `T` reshapes each probability to `p^(1/T)` before renormalising: below 1 it
 //! sharpens towards the likeliest step, above 1 it flattens towards uniform. Weights are computed
@@ -18,14 +18,24 @@ pub const MAX_TEMPERATURE: f32 = 2.0;
 /// Returns `None` for an empty distribution. Entries with a probability that is not positive are
 /// never drawn; a distribution with no positive entry gives its first step.
 pub fn sample(dist: &Distribution, temperature: f32, rng: &mut impl Rng) -> Option<Step> {
+    sample_index(dist.len(), |i| dist[i].1, temperature, rng).map(|i| dist[i].0)
+}
+
+/// [`sample`] over `len` entries whose probabilities `probability(i)` gives: the index drawn.
+pub fn sample_index(
+    len: usize,
+    probability: impl Fn(usize) -> f64,
+    temperature: f32,
+    rng: &mut impl Rng,
+) -> Option<usize> {
     let temperature = clamp_temperature(temperature);
     let draw = (temperature > 0.0).then(|| rng.random::<f64>());
-    let (likeliest, max_probability) = argmax(dist)?;
+    let (likeliest, max_probability) = argmax(len, &probability)?;
     let Some(draw) = draw else {
-        return Some(dist[likeliest].0);
+        return Some(likeliest);
     };
     if max_probability <= 0.0 {
-        return Some(dist[likeliest].0);
+        return Some(likeliest);
     }
     let inverse_temperature = 1.0 / f64::from(temperature);
     let ln_max_probability = max_probability.ln();
@@ -37,22 +47,25 @@ pub fn sample(dist: &Distribution, temperature: f32, rng: &mut impl Rng) -> Opti
         }
     };
     // NOTE: the likeliest entry weighs exactly 1, so the total is ≥ 1 and the target is finite.
-    let total_weight: f64 = dist.iter().map(|&(_, p)| weight(p)).sum();
+    let mut total_weight = 0.0;
+    for i in 0..len {
+        total_weight += weight(probability(i));
+    }
     let target = draw * total_weight;
     let mut cumulative_weight = 0.0;
     let mut last_drawable = likeliest;
-    for (index, &(step, probability)) in dist.iter().enumerate() {
-        let step_weight = weight(probability);
-        if step_weight > 0.0 {
-            cumulative_weight += step_weight;
+    for index in 0..len {
+        let entry_weight = weight(probability(index));
+        if entry_weight > 0.0 {
+            cumulative_weight += entry_weight;
             last_drawable = index;
             if target < cumulative_weight {
-                return Some(step);
+                return Some(index);
             }
         }
     }
     // Rounding can leave the target a hair above the last cumulative sum.
-    Some(dist[last_drawable].0)
+    Some(last_drawable)
 }
 
 /// `temperature` limited to `0..=MAX_TEMPERATURE`, with NaN as 0.
@@ -64,17 +77,18 @@ fn clamp_temperature(temperature: f32) -> f32 {
     }
 }
 
-/// Index and probability of the likeliest entry, the first on ties (a NaN probability counts as
-/// −∞); `None` if `dist` is empty.
-fn argmax(dist: &Distribution) -> Option<(usize, f64)> {
-    if dist.is_empty() {
+/// Index and probability of the likeliest of `len` entries, the first on ties (a NaN
+/// probability counts as −∞); `None` if there are none.
+fn argmax(len: usize, probability: impl Fn(usize) -> f64) -> Option<(usize, f64)> {
+    if len == 0 {
         return None;
     }
     let mut best = (0, f64::NEG_INFINITY);
-    for (index, &(_, probability)) in dist.iter().enumerate() {
+    for index in 0..len {
+        let p = probability(index);
         // NOTE: `>` keeps the first of equal entries and is false for NaN.
-        if probability > best.1 {
-            best = (index, probability);
+        if p > best.1 {
+            best = (index, p);
         }
     }
     Some(best)

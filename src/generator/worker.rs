@@ -8,17 +8,26 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::assets::default_brains;
 use crate::generator::continuation::continue_phrase;
 use crate::generator::continuator::Continuator;
 use crate::generator::engine::Engine;
+use crate::generator::event_answer::{context_events, EventAnswerer};
 use crate::music::Note;
 use crate::params::{SeedMode, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
+use crate::symbolic::encoding::{recent_velocity, Vocabulary, DEFAULT_VELOCITY};
+use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
 
 /// Most notes of a phrase the generator follows; longer phrases keep their latest notes.
 pub const MAX_PHRASE_NOTES: usize = MAX_SAVED_NOTES;
+/// Most earlier phrases the corpus-trained engines read before the one they answer (the tune so
+/// far, whose motifs the short-term memory picks up).
+pub const MAX_CONTEXT_PHRASES: usize = 8;
+/// Notes the answer's velocity follows (the mean of the prompt's last ones).
+const VELOCITY_NOTES: usize = 8;
 
 /// A note of the phrase in progress, in absolute beats; `end` is `None` while the key is held.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +55,14 @@ pub fn stream_seed(request: &Request) -> u64 {
 
 /// Follows the player and answers.
 pub struct Worker {
-    /// What the engine has learned from the phrases committed since playback started.
+    /// What the Continuator has learned from the phrases committed since playback started.
     memory: Continuator,
+    /// The corpus-trained engines' models; `None` only if the embedded ones failed to load
+    /// (then every engine answers as the Continuator).
+    brains: Option<Brains>,
+    answerer: EventAnswerer,
+    /// The latest phrases committed since playback started, oldest first.
+    phrases: Vec<Vec<Note>>,
     heard: Vec<HeardNote>,
     /// Latest beat seen, used to close notes whose release was lost.
     latest_beat: f64,
@@ -56,10 +71,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker that starts from the session saved in `params` (the last phrase and answer).
+    /// A worker that starts from the session saved in `params` (the last phrase and answer),
+    /// with the embedded default models (the first worker in a process builds the long-term
+    /// memory: seconds, on the caller's thread).
     pub fn new(params: &WaveJamParams, status: Arc<Status>) -> Self {
         Self {
             memory: Continuator::default(),
+            brains: default_brains().ok(),
+            answerer: EventAnswerer::new(Vocabulary::default()),
+            phrases: Vec::with_capacity(MAX_CONTEXT_PHRASES + 1),
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
             latest_beat: 0.0,
             session: params.session.clone(),
@@ -138,10 +158,17 @@ impl Worker {
                 self.heard.clear();
                 if !phrase.is_empty() {
                     self.memory.learn(&phrase);
+                    if self.phrases.len() == MAX_CONTEXT_PHRASES {
+                        self.phrases.remove(0);
+                    }
+                    self.phrases.push(phrase.clone());
                     self.update_session(|s| s.last_phrase = phrase);
                 }
             }
-            Observation::ResetMemory => self.memory.clear_memory(),
+            Observation::ResetMemory => {
+                self.memory.clear_memory();
+                self.phrases.clear();
+            }
             Observation::Discontinuity => self.heard.clear(),
             Observation::Answer(request) => return Some((request, self.answer(&request))),
         }
@@ -153,31 +180,50 @@ impl Worker {
         let started = Instant::now();
         let current = self.current_phrase();
         let session = self.session_snapshot();
-        // The phrase being played is learned speculatively (on a copy): it is committed to the
-        // memory only if it really ends.
-        let mut engine = self.memory.clone();
-        let prompt = match request.source {
-            Source::Phrase if !current.is_empty() => {
-                engine.learn(&current);
-                current
-            }
-            Source::Phrase => session.last_phrase,
-            Source::LastAnswer => session.last_answer,
+        // The phrase being played is answered speculatively: it is committed (learned, kept as
+        // context) only if it really ends.
+        let (prompt, speculative) = match request.source {
+            Source::Phrase if !current.is_empty() => (current, true),
+            Source::Phrase => (session.last_phrase, false),
+            Source::LastAnswer => (session.last_answer, false),
         };
-        if engine.is_empty() {
-            // After reopening a project the memory is empty: learn the saved phrase.
-            engine.learn(&prompt);
-        }
+        // The last committed phrase is already the end of the tune so far.
+        let in_context =
+            request.source == Source::Phrase && !speculative && !self.phrases.is_empty();
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request));
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
-        continue_phrase(
-            &mut engine,
-            &prompt,
-            request.length_beats,
-            request.temperature,
-            &mut rng,
-            &mut answer,
-        );
+        match (request.engine.event_engine(), &self.brains) {
+            (Some(kind), Some(brains)) => {
+                let mut context: Vec<&[Note]> = self.phrases.iter().map(Vec::as_slice).collect();
+                if !in_context {
+                    context.push(&prompt);
+                }
+                answer_with_events(
+                    &mut self.answerer,
+                    brains,
+                    kind,
+                    &context,
+                    request,
+                    &mut rng,
+                    &mut answer,
+                );
+            }
+            _ => {
+                let mut engine = self.memory.clone();
+                if speculative || engine.is_empty() {
+                    // Speculatively, on a copy; or, after reopening a project, the saved phrase.
+                    engine.learn(&prompt);
+                }
+                continue_phrase(
+                    &mut engine,
+                    &prompt,
+                    request.length_beats,
+                    request.temperature,
+                    &mut rng,
+                    &mut answer,
+                );
+            }
+        }
         answer.truncate(MAX_ANSWER_NOTES);
         self.status
             .last_answer_micros
@@ -186,4 +232,33 @@ impl Worker {
         self.update_session(|s| s.last_answer = saved);
         answer
     }
+}
+
+/// `kind`'s answer to the last of `phrases` (the tune so far, oldest first), at the velocity of
+/// the last phrase's latest notes.
+fn answer_with_events(
+    answerer: &mut EventAnswerer,
+    brains: &Brains,
+    kind: EngineKind,
+    phrases: &[&[Note]],
+    request: &Request,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<Note>,
+) {
+    let vocabulary = *brains.wavenet.vocabulary();
+    let context = context_events(phrases, &vocabulary, WAVENET_BAR_TICKS);
+    let velocity = phrases
+        .last()
+        .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
+        .unwrap_or(DEFAULT_VELOCITY);
+    let mut model = brains.engine(kind);
+    answerer.answer(
+        model.as_mut(),
+        &context,
+        request.length_beats,
+        request.temperature,
+        velocity,
+        rng,
+        out,
+    );
 }

@@ -2,32 +2,152 @@
 //! last `dilation` inputs, so a step costs a few matrix-vector products per layer, whatever the
 //! receptive field.
 //!
-//! Weights are packed at load, transposed to `[input][output]` so every product is a run of
-//! `y += x_i · row_i` over contiguous rows in fixed 8-wide chunks, which the compiler vectorises.
+//! # Speed
+//! A step of the default model is 0.9 MFLOP and reads every weight once (1.8 MB, more than a
+//! core's L2), so it is bound by cache bandwidth: on a Zen 3 core, whose L3 delivers about
+//! 60 GB/s, that is ~30 µs a step (benchmark: `cargo bench --bench kernel`). Three things keep
+//! it near that:
+//! - Weights are packed at load into output tiles (`Packed`): a tile of up to `TILE`
+//!   chunks of `y` stays in registers for the whole product while its weights stream
+//!   past in order, one load per multiply-add.
+//! - The same loops are compiled for SSE2 / NEON, AVX2 + FMA and AVX-512 (const lane widths
+//!   4, 8, 16) and [`SimdPath::detect`] picks one at load, so a plain `x86-64` build runs the
+//!   AVX2 code where the CPU has it (no `-C target-cpu=native` needed).
+//! - The gate's `tanh` and `sigmoid` use one vectorisable `exp` instead of libm's.
+//!
 //! Every buffer is sized at load: [`WaveNetKernel::step`] never allocates.
 
-use super::weights::ModelFile;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::weights::{expected_tensors, to_safetensors, ModelFile};
 use super::{ModelError, WaveNetConfig};
 use crate::symbolic::encoding::Vocabulary;
 
-/// Lanes of the explicit accumulation chunks.
-const LANES: usize = 8;
+/// Chunks of `y` per output tile (accumulators held in registers): 8 keeps both FMA units busy
+/// through the 4-cycle FMA latency and fits the 16 vector registers of SSE2 and AVX2.
+const TILE: usize = 8;
+
+/// The instruction set the kernel's loops run with; picked once at load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimdPath {
+    /// `[f32; 4]` chunks in plain Rust: SSE2 on any x86-64, NEON on aarch64.
+    Portable,
+    /// `[f32; 8]` chunks with AVX2 and fused multiply-add (x86-64 CPUs since about 2013).
+    Avx2Fma,
+    /// `[f32; 16]` chunks with AVX-512F (and fused multiply-add).
+    Avx512,
+}
+
+impl SimdPath {
+    /// Every path, slowest first.
+    pub const ALL: [SimdPath; 3] = [SimdPath::Portable, SimdPath::Avx2Fma, SimdPath::Avx512];
+
+    /// The fastest path this CPU supports (checked at run time).
+    pub fn detect() -> Self {
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|path| path.is_supported())
+            .unwrap_or(SimdPath::Portable)
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn is_supported(self) -> bool {
+        match self {
+            SimdPath::Portable => true,
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            SimdPath::Avx2Fma => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            SimdPath::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f") && SimdPath::Avx2Fma.is_supported()
+            }
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            _ => false,
+        }
+    }
+
+    /// A short name for reports: `portable`, `avx2+fma` or `avx512f`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdPath::Portable => "portable",
+            SimdPath::Avx2Fma => "avx2+fma",
+            SimdPath::Avx512 => "avx512f",
+        }
+    }
+
+    /// Floats per chunk of the path's loops (and of the packing's padding).
+    fn lanes(self) -> usize {
+        match self {
+            SimdPath::Portable => 4,
+            SimdPath::Avx2Fma => 8,
+            SimdPath::Avx512 => 16,
+        }
+    }
+}
+
+/// A weight matrix `W` (`outputs × inputs`) packed for [`matvec_acc`] with chunks of `lanes`
+/// floats. The outputs, padded with zero rows to whole chunks, split into tiles of [`TILE`]
+/// chunks (the last one narrower); each tile is stored input-major, so the product reads `data`
+/// front to back: tile 0 `[inputs][width][lanes]`, then tile 1, and so on.
+#[derive(Debug, Clone)]
+struct Packed {
+    inputs: usize,
+    /// Output rows including the padding: a multiple of the lane width.
+    padded_outputs: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs the matrix whose entry (output `o`, input `i`) is `entry(o, i)`.
+    fn new(
+        outputs: usize,
+        inputs: usize,
+        lanes: usize,
+        entry: impl Fn(usize, usize) -> f32,
+    ) -> Self {
+        let chunks = outputs.div_ceil(lanes);
+        let mut data = Vec::with_capacity(chunks * lanes * inputs);
+        let mut first = 0;
+        while first < chunks {
+            let width = (chunks - first).min(TILE);
+            for i in 0..inputs {
+                for o in first * lanes..(first + width) * lanes {
+                    data.push(if o < outputs { entry(o, i) } else { 0.0 });
+                }
+            }
+            first += width;
+        }
+        Self {
+            inputs,
+            padded_outputs: chunks * lanes,
+            data,
+        }
+    }
+
+    /// Packs a 1×1 conv weight (`[outputs][inputs][1]`, row-major).
+    fn conv1x1(w: &[f32], outputs: usize, inputs: usize, lanes: usize) -> Self {
+        debug_assert_eq!(w.len(), outputs * inputs);
+        Self::new(outputs, inputs, lanes, |o, i| w[o * inputs + i])
+    }
+}
 
 /// One gated dilated layer: packed weights and its input history.
 #[derive(Debug, Clone)]
 struct Layer {
     /// Distance in steps to the past tap.
     dilation: usize,
-    /// `[2C][2G]`: rows `..C` multiply the input `dilation` steps back, rows `C..` the present.
-    dilated: Vec<f32>,
-    /// `[2G]`.
+    /// `2C → 2G`: inputs `..C` are the input `dilation` steps back, inputs `C..` the present.
+    dilated: Packed,
+    /// `[2G]`, zero-padded like the product's output.
     dilated_bias: Vec<f32>,
-    /// `[G][S]`.
-    skip: Vec<f32>,
-    /// `[G][C]`, empty in the last layer.
-    residual: Vec<f32>,
-    /// `[C]`, empty in the last layer.
-    residual_bias: Vec<f32>,
+    /// `G → S`.
+    skip: Packed,
+    /// `G → C`, with its bias (zero-padded); `None` in the last layer.
+    residual: Option<(Packed, Vec<f32>)>,
     /// `[dilation][C]`: the layer's last `dilation` inputs; slot `cursor` is the oldest.
     history: Vec<f32>,
     /// The history slot holding the input `dilation` steps back.
@@ -35,10 +155,15 @@ struct Layer {
 }
 
 /// The incremental phrase WaveNet: [`step`](Self::step) one event, get the next event's logits.
+///
+/// Buffers that a product writes are zero-padded to whole SIMD chunks; the padding stays zero
+/// (zero weight rows, zero bias) and is never read as an input.
 #[derive(Debug, Clone)]
 pub struct WaveNetKernel {
     config: WaveNetConfig,
     vocabulary: Vocabulary,
+    /// The instruction set [`step`](Self::step) runs with; the packing follows its lane width.
+    simd: SimdPath,
     /// `[V][C]`.
     token_embedding: Vec<f32>,
     /// `[P][C]`.
@@ -46,14 +171,16 @@ pub struct WaveNetKernel {
     layers: Vec<Layer>,
     /// `[S]`: the sum of every layer's skip bias (the skip sum starts here).
     skip_bias: Vec<f32>,
-    /// `[S][H]`.
-    head_hidden: Vec<f32>,
+    /// `S → H`.
+    head_hidden: Packed,
     /// `[H]`.
     head_hidden_bias: Vec<f32>,
-    /// `[H][V]`.
-    head_output: Vec<f32>,
+    /// `H → V`.
+    head_output: Packed,
     /// `[V]`.
     head_output_bias: Vec<f32>,
+    /// Scratch, `[2C]`: the dilated conv's input (the input `dilation` steps back, then this one).
+    taps: Vec<f32>,
     /// Scratch, `[C]`: the residual stream of the current step.
     residual: Vec<f32>,
     /// Scratch, `[2G]`: the dilated conv's output (tanh half, then sigmoid half).
@@ -74,8 +201,19 @@ impl WaveNetKernel {
         Ok(Self::new(&ModelFile::parse(bytes)?))
     }
 
-    /// Packs the weights of a validated model file.
+    /// Packs the weights of a validated model file for the fastest [`SimdPath`] of this CPU.
     pub fn new(file: &ModelFile) -> Self {
+        Self::pack(file, SimdPath::detect())
+    }
+
+    /// Packs the weights for a chosen [`SimdPath`] (to compare paths); `None` where this CPU
+    /// does not support it.
+    pub fn with_simd_path(file: &ModelFile, simd: SimdPath) -> Option<Self> {
+        simd.is_supported().then(|| Self::pack(file, simd))
+    }
+
+    /// NOTE: only for a supported `simd`: [`step`](Self::step) relies on it.
+    fn pack(file: &ModelFile, simd: SimdPath) -> Self {
         let config = file.config;
         let (v, c, g, s, h) = (
             config.vocab_size,
@@ -84,39 +222,35 @@ impl WaveNetKernel {
             config.skip_channels,
             config.head_channels,
         );
+        let lanes = simd.lanes();
         let t = |name: &str| file.tensor(name).to_vec();
+        let bias = |name: &str| padded(file.tensor(name), lanes);
         let mut skip_bias = vec![0.0; s];
         let layers = (0..config.layers())
             .map(|l| {
                 let name = |part: &str| format!("layers.{l}.{part}");
-                // [2G][C][2] → [2][C][2G]: tap k of input i to output o.
+                // [2G][C][2]: tap 0 of input i (the past) is conv input i, tap 1 input C + i.
                 let w = file.tensor(&name("dilated.weight"));
-                let mut dilated = vec![0.0; 2 * c * 2 * g];
-                for o in 0..2 * g {
-                    for i in 0..c {
-                        for k in 0..2 {
-                            dilated[(k * c + i) * 2 * g + o] = w[(o * c + i) * 2 + k];
-                        }
-                    }
-                }
+                let dilated = Packed::new(2 * g, 2 * c, lanes, |o, j| {
+                    let (tap, i) = if j < c { (0, j) } else { (1, j - c) };
+                    w[(o * c + i) * 2 + tap]
+                });
                 for (sum, b) in skip_bias.iter_mut().zip(file.tensor(&name("skip.bias"))) {
                     *sum += b;
                 }
-                let (residual, residual_bias) = if config.has_residual(l) {
+                let residual = config.has_residual(l).then(|| {
+                    let w = file.tensor(&name("residual.weight"));
                     (
-                        transpose(file.tensor(&name("residual.weight")), c, g),
-                        t(&name("residual.bias")),
+                        Packed::conv1x1(w, c, g, lanes),
+                        bias(&name("residual.bias")),
                     )
-                } else {
-                    (Vec::new(), Vec::new())
-                };
+                });
                 Layer {
                     dilation: config.dilation(l),
                     dilated,
-                    dilated_bias: t(&name("dilated.bias")),
-                    skip: transpose(file.tensor(&name("skip.weight")), s, g),
+                    dilated_bias: bias(&name("dilated.bias")),
+                    skip: Packed::conv1x1(file.tensor(&name("skip.weight")), s, g, lanes),
                     residual,
-                    residual_bias,
                     history: vec![0.0; config.dilation(l) * c],
                     cursor: 0,
                 }
@@ -125,20 +259,22 @@ impl WaveNetKernel {
         Self {
             config,
             vocabulary: file.vocabulary,
+            simd,
             token_embedding: t("token_embedding.weight"),
             position_embedding: t("position_embedding.weight"),
             layers,
-            skip_bias,
-            head_hidden: transpose(file.tensor("head.hidden.weight"), h, s),
-            head_hidden_bias: t("head.hidden.bias"),
-            head_output: transpose(file.tensor("head.output.weight"), v, h),
-            head_output_bias: t("head.output.bias"),
-            residual: vec![0.0; c],
-            gate: vec![0.0; 2 * g],
+            skip_bias: padded(&skip_bias, lanes),
+            head_hidden: Packed::conv1x1(file.tensor("head.hidden.weight"), h, s, lanes),
+            head_hidden_bias: bias("head.hidden.bias"),
+            head_output: Packed::conv1x1(file.tensor("head.output.weight"), v, h, lanes),
+            head_output_bias: bias("head.output.bias"),
+            taps: vec![0.0; 2 * c],
+            residual: vec![0.0; c.next_multiple_of(lanes)],
+            gate: vec![0.0; (2 * g).next_multiple_of(lanes)],
             activation: vec![0.0; g],
-            skip: vec![0.0; s],
-            hidden: vec![0.0; h],
-            logits: vec![0.0; v],
+            skip: vec![0.0; s.next_multiple_of(lanes)],
+            hidden: vec![0.0; h.next_multiple_of(lanes)],
+            logits: vec![0.0; v.next_multiple_of(lanes)],
         }
     }
 
@@ -150,6 +286,11 @@ impl WaveNetKernel {
     /// The vocabulary the model was trained on.
     pub fn vocabulary(&self) -> &Vocabulary {
         &self.vocabulary
+    }
+
+    /// The instruction set [`step`](Self::step) runs with (chosen at load).
+    pub fn simd_path(&self) -> SimdPath {
+        self.simd
     }
 
     /// Forget every past input (as at the start of a sequence); allocation-free.
@@ -167,7 +308,45 @@ impl WaveNetKernel {
     /// [`WaveNetConfig::position_index`]; see [`super::input_positions`]). An id past the
     /// vocabulary counts as its last id (a debug build panics). Never allocates.
     pub fn step(&mut self, token: u16, position: u32) -> &[f32] {
+        match self.simd {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            // SAFETY: `simd` is Avx512 only where `SimdPath::is_supported` detected avx512f,
+            // avx2 and fma at load (`pack` is only called with a supported path).
+            SimdPath::Avx512 => unsafe { self.step_avx512(token, position) },
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            // SAFETY: `simd` is Avx2Fma only where `SimdPath::is_supported` detected avx2 and
+            // fma at load (`pack` is only called with a supported path).
+            SimdPath::Avx2Fma => unsafe { self.step_avx2(token, position) },
+            _ => self.step_with::<4, false>(token, position),
+        }
+        self.logits()
+    }
+
+    /// The logits of the last step (zeros after a reset).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits[..self.config.vocab_size]
+    }
+
+    /// [`step_with`](Self::step_with) compiled for AVX-512.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn step_avx512(&mut self, token: u16, position: u32) {
+        self.step_with::<16, true>(token, position);
+    }
+
+    /// [`step_with`](Self::step_with) compiled for AVX2 + FMA.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma")]
+    fn step_avx2(&mut self, token: u16, position: u32) {
+        self.step_with::<8, true>(token, position);
+    }
+
+    /// One step with chunks of `L` floats (the packing's lane width) and fused multiply-adds
+    /// if `FMA`; inlined into each `step_*` so it compiles with that path's instruction set.
+    #[inline(always)]
+    fn step_with<const L: usize, const FMA: bool>(&mut self, token: u16, position: u32) {
         debug_assert!(usize::from(token) < self.config.vocab_size, "token {token}");
+        debug_assert_eq!(L, self.simd.lanes());
         let Self {
             config,
             token_embedding,
@@ -178,6 +357,7 @@ impl WaveNetKernel {
             head_hidden_bias,
             head_output,
             head_output_bias,
+            taps,
             residual,
             gate,
             activation,
@@ -186,161 +366,211 @@ impl WaveNetKernel {
             logits,
             ..
         } = self;
-        let c = config.residual_channels;
-        let g = config.gate_channels;
+        let (c, g) = (config.residual_channels, config.gate_channels);
+        let (s, h) = (config.skip_channels, config.head_channels);
         let token = usize::from(token).min(config.vocab_size - 1);
         let position = config.position_index(position) as usize;
-        residual.copy_from_slice(&token_embedding[token * c..(token + 1) * c]);
+        residual[..c].copy_from_slice(&token_embedding[token * c..(token + 1) * c]);
         add(
-            residual,
+            &mut residual[..c],
             &position_embedding[position * c..(position + 1) * c],
         );
         skip.copy_from_slice(skip_bias);
 
         for layer in layers.iter_mut() {
-            let (past, present) = layer.dilated.split_at(c * 2 * g);
             let slot = &mut layer.history[layer.cursor * c..(layer.cursor + 1) * c];
-            gate.copy_from_slice(&layer.dilated_bias);
-            matvec_acc(gate, past, slot);
-            matvec_acc(gate, present, residual);
-            slot.copy_from_slice(residual);
+            let (past, present) = taps.split_at_mut(c);
+            past.copy_from_slice(slot);
+            present.copy_from_slice(&residual[..c]);
+            slot.copy_from_slice(present);
             layer.cursor += 1;
             if layer.cursor == layer.dilation {
                 layer.cursor = 0;
             }
 
-            let (filter, gate_half) = gate.split_at(g);
-            for ((z, &f), &s) in activation.iter_mut().zip(filter).zip(gate_half) {
-                *z = f.tanh() * sigmoid(s);
-            }
-            matvec_acc(skip, &layer.skip, activation);
-            if !layer.residual.is_empty() {
-                add(residual, &layer.residual_bias);
-                matvec_acc(residual, &layer.residual, activation);
+            gate.copy_from_slice(&layer.dilated_bias);
+            matvec_acc::<L, FMA>(gate, &layer.dilated, taps);
+            let (filter, rest) = gate.split_at(g);
+            gated_activation(activation, filter, &rest[..g]);
+            matvec_acc::<L, FMA>(skip, &layer.skip, activation);
+            if let Some((weight, bias)) = &layer.residual {
+                add(residual, bias);
+                matvec_acc::<L, FMA>(residual, weight, activation);
             }
         }
 
         relu(skip);
         hidden.copy_from_slice(head_hidden_bias);
-        matvec_acc(hidden, head_hidden, skip);
+        matvec_acc::<L, FMA>(hidden, head_hidden, &skip[..s]);
         relu(hidden);
         logits.copy_from_slice(head_output_bias);
-        matvec_acc(logits, head_output, hidden);
-        logits
-    }
-
-    /// The logits of the last step (zeros after a reset).
-    pub fn logits(&self) -> &[f32] {
-        &self.logits
+        matvec_acc::<L, FMA>(logits, head_output, &hidden[..h]);
     }
 }
 
-/// `y += Wᵀ x` for `wt` packed `[x.len()][y.len()]` (input-major): fixed 8-wide chunks
-/// (`[f32; 8]`, so the compiler vectorises without bounds checks), four input rows at a time
-/// so each chunk of `y` is loaded and stored once per four rows.
-#[inline]
-fn matvec_acc(y: &mut [f32], wt: &[f32], x: &[f32]) {
-    let n = y.len();
-    debug_assert_eq!(wt.len(), n * x.len());
-    let mut x_quads = x.chunks_exact(4);
-    let mut w_quads = wt.chunks_exact(4 * n);
-    for (xq, wq) in (&mut x_quads).zip(&mut w_quads) {
-        let (x0, x1, x2, x3) = (xq[0], xq[1], xq[2], xq[3]);
-        let (r0, rest) = wq.split_at(n);
-        let (r1, rest) = rest.split_at(n);
-        let (r2, r3) = rest.split_at(n);
-        let (y_chunks, y_tail) = y.as_chunks_mut::<LANES>();
-        let (c0, t0) = r0.as_chunks::<LANES>();
-        let (c1, t1) = r1.as_chunks::<LANES>();
-        let (c2, t2) = r2.as_chunks::<LANES>();
-        let (c3, t3) = r3.as_chunks::<LANES>();
-        for (i, yc) in y_chunks.iter_mut().enumerate() {
-            let (a, b, c, d) = (&c0[i], &c1[i], &c2[i], &c3[i]);
-            for k in 0..LANES {
-                yc[k] += x0 * a[k] + x1 * b[k] + x2 * c[k] + x3 * d[k];
+/// `y += W x` for `w` packed by [`Packed::new`] with `L` lanes (`y` padded to
+/// `w.padded_outputs`): whole tiles of [`TILE`] chunks, then the narrower last one.
+#[inline(always)]
+fn matvec_acc<const L: usize, const FMA: bool>(y: &mut [f32], w: &Packed, x: &[f32]) {
+    debug_assert_eq!(y.len(), w.padded_outputs);
+    debug_assert_eq!(x.len(), w.inputs);
+    let inputs = x.len();
+    let (y, _) = y.as_chunks_mut::<L>();
+    let (w, _) = w.data.as_chunks::<L>();
+    let (y_tiles, y_last) = y.as_chunks_mut::<TILE>();
+    let (w_tiles, w_last) = w.split_at(y_tiles.len() * TILE * inputs);
+    for (y_tile, w_tile) in y_tiles.iter_mut().zip(w_tiles.chunks_exact(TILE * inputs)) {
+        tile::<L, TILE, FMA>(y_tile, w_tile, x);
+    }
+    macro_rules! last_tile {
+        ($($width:literal)*) => {
+            match y_last.len() {
+                $($width => tile::<L, $width, FMA>(
+                    y_last.try_into().expect("tile width"),
+                    w_last,
+                    x,
+                ),)*
+                _ => {}
             }
-        }
-        for (j, yv) in y_tail.iter_mut().enumerate() {
-            *yv += x0 * t0[j] + x1 * t1[j] + x2 * t2[j] + x3 * t3[j];
+        };
+    }
+    last_tile!(1 2 3 4 5 6 7);
+}
+
+/// `y += W x` for one output tile of `T` chunks, `w` its `[inputs][T][L]` weights: the tile is
+/// accumulated in registers, each weight loaded once.
+#[inline(always)]
+fn tile<const L: usize, const T: usize, const FMA: bool>(
+    y: &mut [[f32; L]; T],
+    w: &[[f32; L]],
+    x: &[f32],
+) {
+    let (rows, _) = w.as_chunks::<T>();
+    let mut acc = *y;
+    for (&xi, row) in x.iter().zip(rows) {
+        for t in 0..T {
+            for k in 0..L {
+                acc[t][k] = madd::<FMA>(xi, row[t][k], acc[t][k]);
+            }
         }
     }
-    for (&xi, row) in x_quads
-        .remainder()
-        .iter()
-        .zip(w_quads.remainder().chunks_exact(n))
-    {
-        let (y_chunks, y_tail) = y.as_chunks_mut::<LANES>();
-        let (r_chunks, r_tail) = row.as_chunks::<LANES>();
-        for (yc, rc) in y_chunks.iter_mut().zip(r_chunks) {
-            for k in 0..LANES {
-                yc[k] += xi * rc[k];
-            }
-        }
-        for (yv, &r) in y_tail.iter_mut().zip(r_tail) {
-            *yv += xi * r;
-        }
+    *y = acc;
+}
+
+/// `a · b + c`, fused (one rounding) if `FMA`: only call that inside an `fma` target feature,
+/// elsewhere it is a libm call.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// `z = tanh(f) ⊙ sigmoid(s)`, with `tanh(f) = 2 sigmoid(2f) − 1`: within 3e-7 of the exact
+/// value (absolute; `z` is at most 1 in magnitude).
+#[inline(always)]
+fn gated_activation(z: &mut [f32], filter: &[f32], gate: &[f32]) {
+    for ((z, &f), &s) in z.iter_mut().zip(filter).zip(gate) {
+        *z = (2.0 * sigmoid(2.0 * f) - 1.0) * sigmoid(s);
     }
 }
 
 /// `y += x`, elementwise.
-#[inline]
+#[inline(always)]
 fn add(y: &mut [f32], x: &[f32]) {
     for (yv, &xv) in y.iter_mut().zip(x) {
         *yv += xv;
     }
 }
 
-#[inline]
+#[inline(always)]
 fn relu(y: &mut [f32]) {
     for v in y {
         *v = v.max(0.0);
     }
 }
 
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
-/// A row-major `[rows][cols]` matrix (a 1×1 conv weight `[out][in][1]`) as `[cols][rows]`.
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = w[r * cols + c];
-        }
-    }
+/// `eˣ` for `|x| ≤ 80` (clamped beyond, so a sigmoid of it stays a normal float) to about
+/// 1 ulp (1.0e-7 relative), branch-free so a loop of it vectorises; NaN stays NaN. `eˣ = 2ⁿ · eʳ` with
+/// `n = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and eʳ by its degree-7 Taylor polynomial
+/// (truncation error below 1e-8 relative).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    /// 1.5 · 2²³: adding it rounds a float of magnitude below 2²² to an integer `n`, which
+    /// then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    // NOTE: ln 2 in two parts (Cody–Waite), so `r` keeps its low bits: `n · LN2_HI` is exact.
+    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-80.0, 80.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // 2ⁿ from its biased exponent (n ∈ [−116, 116] after the clamp).
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
+/// `v` with zeros appended to a whole number of `lanes`.
+fn padded(v: &[f32], lanes: usize) -> Vec<f32> {
+    let mut out = v.to_vec();
+    out.resize(v.len().next_multiple_of(lanes), 0.0);
     out
+}
+
+/// Seeded random weights for `config` (name, shape, row-major values), uniform in
+/// ±`1.5 / sqrt(fan_in)` (embeddings ±1): deterministic stand-ins for a trained model in tests
+/// and benchmarks.
+pub fn random_tensors(config: &WaveNetConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    expected_tensors(config)
+        .into_iter()
+        .map(|spec| {
+            let n: usize = spec.shape.iter().product();
+            let bound = if spec.name.contains("embedding") {
+                1.0
+            } else {
+                let fan_in = spec.shape.get(1..).map_or(1, |s| s.iter().product());
+                1.5 / (fan_in.max(1) as f32).sqrt()
+            };
+            let values = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            (spec.name, spec.shape, values)
+        })
+        .collect()
+}
+
+/// The bytes of a model file of [`random_tensors`] with the default vocabulary, ready for
+/// [`WaveNetKernel::load`] (tests and benchmarks).
+pub fn random_model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
+    to_safetensors(
+        config,
+        &Vocabulary::default(),
+        None,
+        &random_tensors(config, seed),
+    )
+    .expect("random tensors have their shapes' value counts")
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::weights::{expected_tensors, to_safetensors};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// Seeded random weights for `config`, uniform in ±`scale / sqrt(fan_in)` (embeddings ±1).
-    pub(crate) fn random_tensors(
-        config: &WaveNetConfig,
-        seed: u64,
-    ) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        expected_tensors(config)
-            .into_iter()
-            .map(|spec| {
-                let n: usize = spec.shape.iter().product();
-                let bound = if spec.name.contains("embedding") {
-                    1.0
-                } else {
-                    let fan_in = spec.shape.get(1..).map_or(1, |s| s.iter().product());
-                    1.5 / (fan_in.max(1) as f32).sqrt()
-                };
-                let values = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-                (spec.name, spec.shape, values)
-            })
-            .collect()
-    }
+    pub(crate) use super::random_tensors;
 
     pub(crate) fn small_config() -> WaveNetConfig {
         WaveNetConfig {
@@ -356,13 +586,7 @@ pub(crate) mod tests {
     }
 
     fn model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
-        to_safetensors(
-            config,
-            &Vocabulary::default(),
-            None,
-            &random_tensors(config, seed),
-        )
-        .unwrap()
+        random_model_bytes(config, seed)
     }
 
     /// The whole sequence at once, straight from the file's tensors with plain loops over time
@@ -481,38 +705,109 @@ pub(crate) mod tests {
         (tokens, positions)
     }
 
+    /// The kernel packed for every SIMD path this CPU runs (portable first).
+    fn every_path(file: &ModelFile) -> Vec<WaveNetKernel> {
+        SimdPath::ALL
+            .into_iter()
+            .filter_map(|path| WaveNetKernel::with_simd_path(file, path))
+            .collect()
+    }
+
     #[test]
     fn steps_match_the_plain_full_sequence_forward() {
         let config = small_config();
         let bytes = model_bytes(&config, 7);
         let file = ModelFile::parse(&bytes).unwrap();
-        let mut kernel = WaveNetKernel::new(&file);
         // 40 steps: longer than the receptive field (31), so every ring wraps.
         let (tokens, positions) = test_sequence(40, 3, 353, 96);
         let reference = reference_forward(&file, &tokens, &positions);
-        for run in 0..2 {
-            kernel.reset();
-            for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
-                let err = relative_error(kernel.step(token, position), &reference[t]);
-                assert!(err < 1e-5, "run {run} step {t}: relative error {err}");
+        for mut kernel in every_path(&file) {
+            let path = kernel.simd_path().name();
+            for run in 0..2 {
+                kernel.reset();
+                for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
+                    let err = relative_error(kernel.step(token, position), &reference[t]);
+                    assert!(
+                        err < 1e-5,
+                        "{path} run {run} step {t}: relative error {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The default model fills whole output tiles and its last narrower one on every path.
+    #[test]
+    fn every_simd_path_matches_the_portable_one_on_the_default_model() {
+        let config = WaveNetConfig::default();
+        let file = ModelFile::parse(&model_bytes(&config, 4)).unwrap();
+        let mut kernels = every_path(&file);
+        assert_eq!(kernels[0].simd_path(), SimdPath::Portable);
+        let (tokens, positions) = test_sequence(150, 8, 353, 192);
+        for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
+            let (portable, others) = kernels.split_first_mut().unwrap();
+            let expected = portable.step(token, position).to_vec();
+            for kernel in others {
+                let err = relative_error(kernel.step(token, position), &expected);
+                let path = kernel.simd_path().name();
+                assert!(err < 1e-5, "{path} step {t}: relative error {err}");
             }
         }
     }
 
     #[test]
+    fn the_detected_path_is_supported_and_chosen_at_load() {
+        let detected = SimdPath::detect();
+        assert!(detected.is_supported());
+        let kernel = WaveNetKernel::load(&model_bytes(&small_config(), 1)).unwrap();
+        assert_eq!(kernel.simd_path(), detected);
+        assert!(SimdPath::Portable.is_supported());
+        let file = ModelFile::parse(&model_bytes(&small_config(), 1)).unwrap();
+        for path in SimdPath::ALL {
+            let packed = WaveNetKernel::with_simd_path(&file, path);
+            assert_eq!(packed.is_some(), path.is_supported(), "{}", path.name());
+        }
+    }
+
+    #[test]
+    fn exp_and_the_gate_activations_are_accurate() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_gate = 0.0f64;
+        for i in -80_000..=80_000 {
+            let x = i as f32 * 1e-3;
+            let exact = f64::from(x).exp();
+            worst_exp = worst_exp.max((f64::from(exp(x)) - exact).abs() / exact);
+            let (mut z, filter, gate) = ([0.0f32], [x / 8.0], [x / 8.0 - 1.0]);
+            gated_activation(&mut z, &filter, &gate);
+            let (f, s) = (f64::from(filter[0]), f64::from(gate[0]));
+            let exact = f.tanh() / (1.0 + (-s).exp());
+            worst_gate = worst_gate.max((f64::from(z[0]) - exact).abs());
+        }
+        assert!(worst_exp < 3e-7, "exp: relative error {worst_exp:e}");
+        assert!(worst_gate < 5e-7, "gate: absolute error {worst_gate:e}");
+        // Clamped, not overflowed: sigmoids stay normal floats; NaN propagates.
+        assert!(exp(200.0).is_finite() && exp(-200.0) > 0.0);
+        assert!(sigmoid(-1e9).is_normal() && sigmoid(1e9) == 1.0);
+        assert!(exp(f32::NAN).is_nan());
+    }
+
+    #[test]
     fn a_step_does_not_allocate() {
         let config = small_config();
-        let mut kernel = WaveNetKernel::load(&model_bytes(&config, 1)).unwrap();
-        let mut checksum = 0.0;
-        // NOTE: the global allocator aborts on an allocation inside this closure in debug builds.
-        nice_assert_no_alloc::assert_no_alloc(|| {
-            for t in 0..100u16 {
-                checksum += kernel.step(t, u32::from(t) * 5)[0];
-            }
-            kernel.reset();
-        });
-        assert!(checksum.is_finite());
-        assert!(kernel.logits().iter().all(|&v| v == 0.0));
+        let file = ModelFile::parse(&model_bytes(&config, 1)).unwrap();
+        for mut kernel in every_path(&file) {
+            let mut checksum = 0.0;
+            // NOTE: the global allocator aborts on an allocation inside this closure in debug
+            // builds.
+            nice_assert_no_alloc::assert_no_alloc(|| {
+                for t in 0..100u16 {
+                    checksum += kernel.step(t, u32::from(t) * 5)[0];
+                }
+                kernel.reset();
+            });
+            assert!(checksum.is_finite());
+            assert!(kernel.logits().iter().all(|&v| v == 0.0));
+        }
     }
 
     #[test]
@@ -526,8 +821,9 @@ pub(crate) mod tests {
         assert_eq!(kernel.vocabulary().len(), 353);
     }
 
-    /// µs per step of the default (~0.5 M parameter) model; run in release:
-    /// `cargo test --release --lib model::kernel -- --ignored --nocapture`.
+    /// µs per step of the default (~0.5 M parameter) model on the detected SIMD path; run in
+    /// release: `cargo test --release --lib model::kernel -- --ignored --nocapture` (the full
+    /// table, every path: `cargo bench --bench kernel`).
     #[test]
     #[ignore]
     fn step_time_of_the_default_model() {
@@ -545,7 +841,8 @@ pub(crate) mod tests {
         let us = start.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
         let flops = config.flops_per_step() as f64;
         println!(
-            "default model: {} params, {:.0} kFLOP/step, {us:.1} µs/step, {:.2} GFLOP/s (checksum {checksum})",
+            "default model, {}: {} params, {:.0} kFLOP/step, {us:.1} µs/step, {:.2} GFLOP/s (checksum {checksum})",
+            kernel.simd_path().name(),
             config.param_count(),
             flops / 1e3,
             flops / us / 1e3,

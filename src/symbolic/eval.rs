@@ -12,8 +12,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::encoding::{note_count, Token, Vocabulary};
-use super::models::{EventModel, Markov, MarkovConfig, Unigram};
+use super::engines::{hybrid, markov, train_long_term, WAVENET_BAR_TICKS};
+use super::models::{EventModel, Markov, MarkovConfig, Unigram, WaveNetModel};
 use crate::midi_file::read_notes;
+use crate::model::WaveNetKernel;
 use crate::music::Note;
 
 /// One tune as the models read it.
@@ -35,6 +37,16 @@ impl Tune {
             name: name.into(),
             notes: note_count(&tokens),
             tokens: vocabulary.ids(&tokens),
+        }
+    }
+
+    /// The tune of already encoded `tokens` (ids ending with `END`).
+    pub fn from_ids(name: impl Into<String>, tokens: Vec<u16>) -> Self {
+        let vocabulary = Vocabulary::default();
+        Self {
+            name: name.into(),
+            notes: note_count(&vocabulary.tokens(&tokens)),
+            tokens,
         }
     }
 
@@ -225,35 +237,42 @@ pub fn score(model: &mut dyn EventModel, tunes: &[Tune], vocabulary: &Vocabulary
     }
 }
 
-/// The engines `wavejam eval` compares: the unigram baseline and the Markov engine (its long-
-/// and short-term memories alone, then together), trained on `train` (untrained if empty).
-pub fn standard_models(vocabulary: Vocabulary, train: &[Tune]) -> Vec<Box<dyn EventModel>> {
+/// The engines `wavejam eval` compares: the unigram baseline, the Markov engine (its long- and
+/// short-term memories alone, then together) trained on `train` (untrained if empty), and with a
+/// WaveNet, `wavenet` and `hybrid` (with `train`'s long-term memory).
+pub fn standard_models(
+    vocabulary: Vocabulary,
+    train: &[Tune],
+    wavenet: Option<&WaveNetKernel>,
+) -> Vec<Box<dyn EventModel + Send>> {
     let mut unigram = Unigram::new(vocabulary);
     for tune in train {
         unigram.train(&tune.tokens);
     }
-    let mut models: Vec<Box<dyn EventModel>> = vec![Box::new(unigram)];
-    let config = MarkovConfig::default();
-    let mut markov = Markov::new(vocabulary, config.clone());
+    let mut models: Vec<Box<dyn EventModel + Send>> = vec![Box::new(unigram)];
     if train.is_empty() {
-        models.push(Box::new(markov.with_name("markov")));
+        models.push(Box::new(
+            Markov::new(vocabulary, MarkovConfig::default()).with_name("markov"),
+        ));
+        if let Some(kernel) = wavenet {
+            models.push(Box::new(WaveNetModel::new(
+                kernel.clone(),
+                WAVENET_BAR_TICKS,
+            )));
+        }
         return models;
     }
-    markov.train(train.iter().map(|t| &t.tokens[..]));
-    let memory = markov.long_term().expect("trained").clone();
-    for (long_term, short_term) in [(true, false), (false, true)] {
-        let mut alone = Markov::new(
-            vocabulary,
-            MarkovConfig {
-                long_term,
-                short_term,
-                ..config.clone()
-            },
-        );
-        alone.set_long_term(memory.clone());
-        models.push(Box::new(alone));
+    let memory = train_long_term(vocabulary, train.iter().map(|t| &t.tokens[..]));
+    for (long_term, short_term) in [(true, false), (false, true), (true, true)] {
+        models.push(Box::new(markov(&memory, long_term, short_term)));
     }
-    models.push(Box::new(markov));
+    if let Some(kernel) = wavenet {
+        models.push(Box::new(WaveNetModel::new(
+            kernel.clone(),
+            WAVENET_BAR_TICKS,
+        )));
+        models.push(Box::new(hybrid(kernel, &memory)));
+    }
     models
 }
 
@@ -301,28 +320,41 @@ impl EvalReport {
     }
 }
 
-/// Scores the [`standard_models`] on every MIDI file under `data_dir`, training them on every
-/// MIDI file under `train_dir` if given. Unreadable files are skipped and counted. With
+/// What the models of an evaluation learn from.
+#[derive(Debug, Clone)]
+pub enum Training<'a> {
+    /// Nothing: the models start untrained.
+    Untrained,
+    /// Every MIDI file under a folder.
+    Folder(&'a Path),
+    /// Tunes already read (e.g. the embedded default melodies).
+    Tunes(Vec<Tune>),
+}
+
+/// Scores the [`standard_models`] (with `wavenet`, if given) on every MIDI file under `data_dir`,
+/// training them as `training` says. Unreadable files are skipped and counted. With
 /// `monophonic_only`, tunes with overlapping notes are left out of both (the reference figures
 /// are on melodies).
 ///
 /// # Errors
 /// If a folder cannot be listed, or `data_dir` holds no readable MIDI file.
 pub fn eval_folder(
-    train_dir: Option<&Path>,
+    training: Training<'_>,
     data_dir: &Path,
     monophonic_only: bool,
+    wavenet: Option<&WaveNetKernel>,
 ) -> Result<EvalReport, EvalError> {
     let vocabulary = Vocabulary::default();
     let keep = |tune: &Tune| !monophonic_only || tune.is_monophonic(&vocabulary);
     let mut skipped = Vec::new();
-    let train = match train_dir {
-        Some(dir) => {
+    let train: Vec<Tune> = match training {
+        Training::Folder(dir) => {
             let corpus = load_folder(dir, &vocabulary)?;
             skipped.extend(corpus.skipped);
             corpus.tunes.into_iter().filter(keep).collect()
         }
-        None => Vec::new(),
+        Training::Tunes(tunes) => tunes.into_iter().filter(keep).collect(),
+        Training::Untrained => Vec::new(),
     };
     let mut data = load_folder(data_dir, &vocabulary)?;
     skipped.extend(data.skipped);
@@ -333,7 +365,7 @@ pub fn eval_folder(
             skipped: skipped.len(),
         });
     }
-    let rows = standard_models(vocabulary, &train)
+    let rows = standard_models(vocabulary, &train, wavenet)
         .iter_mut()
         .map(|model| score(model.as_mut(), &data.tunes, &vocabulary))
         .collect();
@@ -350,6 +382,7 @@ mod tests {
     use crate::midi_file::to_smf_bytes;
     use crate::symbolic::fixtures::{chorale, folk_tune, melody};
     use crate::symbolic::models::mixing::Combination;
+    use crate::symbolic::models::wavenet::tests::random_kernel;
 
     fn v() -> Vocabulary {
         Vocabulary::default()
@@ -418,10 +451,11 @@ mod tests {
         out
     }
 
-    fn all_models() -> Vec<Box<dyn EventModel>> {
+    fn all_models() -> Vec<Box<dyn EventModel + Send>> {
         let train = training_set();
-        let mut models = standard_models(v(), &[]);
-        models.extend(standard_models(v(), &train));
+        let kernel = random_kernel(9);
+        let mut models = standard_models(v(), &[], Some(&kernel));
+        models.extend(standard_models(v(), &train, Some(&kernel)));
         for config in markov_variants() {
             let mut trained = Markov::new(v(), config.clone());
             trained.train(train.iter().map(|t| &t.tokens[..]));
@@ -533,7 +567,7 @@ mod tests {
         let train = training_set();
         let mut tunes = held_out();
         tunes.extend(training_set());
-        for mut model in standard_models(v(), &train) {
+        for mut model in standard_models(v(), &train, None) {
             let forward = score(model.as_mut(), &tunes, &v());
             tunes.reverse();
             let backward = score(model.as_mut(), &tunes, &v());
@@ -562,7 +596,7 @@ mod tests {
         ];
         let phrase: Vec<(u8, f64)> = motif.iter().copied().cycle().take(24).collect();
         tunes.push(Tune::new("motif", &melody(0.0, &phrase), &v()));
-        let rows: Vec<ModelScore> = standard_models(v(), &train)
+        let rows: Vec<ModelScore> = standard_models(v(), &train, None)
             .iter_mut()
             .map(|m| score(m.as_mut(), &tunes, &v()))
             .collect();
@@ -580,7 +614,7 @@ mod tests {
         plain.train(train.iter().map(|t| &t.tokens[..]));
         let folk = &tunes[..1];
         assert_eq!(folk[0].name, "folk+7");
-        let mut ltm = standard_models(v(), &train).remove(1);
+        let mut ltm = standard_models(v(), &train, None).remove(1);
         assert_eq!(ltm.name(), "markov-ltm");
         assert!(
             score(ltm.as_mut(), folk, &v()).bits_per_note
@@ -663,7 +697,13 @@ mod tests {
         write("data/broken.mid", b"MThd but not really");
         write("data/readme.txt", b"not a tune");
 
-        let report = eval_folder(Some(&dir.0.join("train")), &dir.0.join("data"), false).unwrap();
+        let report = eval_folder(
+            Training::Folder(&dir.0.join("train")),
+            &dir.0.join("data"),
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(report.train_files, 4);
         assert_eq!(report.skipped.len(), 1);
         assert!(report.skipped[0].path.ends_with("broken.mid"));
@@ -703,7 +743,7 @@ mod tests {
         }
 
         // Untrained: the baseline is uniform and the engine learns online only.
-        let untrained = eval_folder(None, &dir.0.join("data"), false).unwrap();
+        let untrained = eval_folder(Training::Untrained, &dir.0.join("data"), false, None).unwrap();
         let names: Vec<&str> = untrained.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["unigram", "markov"]);
         assert!((untrained.rows[0].bits_per_event - (v().len() as f64).log2()).abs() < 1e-9);
@@ -711,12 +751,12 @@ mod tests {
 
         // Folders that cannot be used are errors.
         assert!(matches!(
-            eval_folder(None, &dir.0.join("missing"), false),
+            eval_folder(Training::Untrained, &dir.0.join("missing"), false, None),
             Err(EvalError::Io { .. })
         ));
         std::fs::create_dir_all(dir.0.join("empty")).unwrap();
         assert!(matches!(
-            eval_folder(None, &dir.0.join("empty"), false),
+            eval_folder(Training::Untrained, &dir.0.join("empty"), false, None),
             Err(EvalError::NoTunes { .. })
         ));
     }

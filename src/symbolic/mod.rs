@@ -2,8 +2,11 @@
 //! evaluation in bits per note.
 
 pub mod encoding;
+pub mod engines;
 pub mod eval;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod melodies;
 pub mod models;
+pub mod musical;
 pub mod ppm;

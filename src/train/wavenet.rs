@@ -1,27 +1,103 @@
 //! The phrase WaveNet in candle: full-sequence forward for training, the same network
 //! [`crate::model::WaveNetKernel`] runs step by step (see [`crate::model`] for the equations and
 //! [`crate::model::weights`] for the tensor names).
+//!
+//! Activations are kept as `[batch, time, channels]` and every convolution is written as matrix
+//! products: a 1×1 conv is one product, the kernel-2 dilated conv is two (one on the input shifted
+//! by the dilation). Besides skipping transposes, this sidesteps candle 0.11's CPU `conv1d`
+//! backward, which gives wrong kernel gradients for batches of more than one sequence.
 
 use candle_core::{DType, Device, Error, Module, Result, Tensor};
-use candle_nn::{conv1d, embedding, Conv1d, Conv1dConfig, Embedding, VarBuilder, VarMap};
+use candle_nn::{embedding, init, Embedding, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use crate::model::WaveNetConfig;
 use crate::symbolic::encoding::Vocabulary;
 
+/// A convolution stored as `weight` `[out, in, taps]` and `bias` `[out]` (the names and shapes
+/// of a conv1d, which the model files use), applied as matrix products over `[B, T, in]`.
+#[derive(Debug, Clone)]
+struct Taps {
+    /// One `[in, out]` matrix per tap; tap `k` of `taps` reads the input `(taps − 1 − k) · dilation`
+    /// steps back.
+    matrices: Vec<Tensor>,
+    bias: Tensor,
+    dilation: usize,
+}
+
+impl Taps {
+    fn new(
+        inputs: usize,
+        outputs: usize,
+        taps: usize,
+        dilation: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (outputs, inputs, taps),
+            "weight",
+            init::DEFAULT_KAIMING_UNIFORM,
+        )?;
+        let bias = vb.get_with_hints(outputs, "bias", init::ZERO)?;
+        let matrices = (0..taps)
+            .map(|k| weight.narrow(2, k, 1)?.squeeze(2)?.t())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            matrices,
+            bias,
+            dilation,
+        })
+    }
+
+    /// A 1×1 convolution.
+    fn pointwise(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Self> {
+        Self::new(inputs, outputs, 1, 1, vb)
+    }
+
+    /// `[B, T, in]` → `[B, T, out]`, causal: zeros before the start.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let taps = self.matrices.len();
+        let mut sum: Option<Tensor> = None;
+        for (k, matrix) in self.matrices.iter().enumerate() {
+            let back = (taps - 1 - k) * self.dilation;
+            let input = if back == 0 {
+                x.clone()
+            } else if back >= t {
+                continue;
+            } else {
+                x.pad_with_zeros(1, back, 0)?.narrow(1, 0, t)?
+            };
+            let product = input.reshape((b * t, c))?.matmul(matrix)?;
+            sum = Some(match sum {
+                Some(s) => (s + product)?,
+                None => product,
+            });
+        }
+        let out = self.bias.dim(0)?;
+        match sum {
+            Some(s) => s.broadcast_add(&self.bias)?.reshape((b, t, out)),
+            None => self
+                .bias
+                .reshape((1, 1, out))?
+                .broadcast_as((b, t, out))?
+                .contiguous(),
+        }
+    }
+}
+
 /// One gated dilated causal layer: `layers.{l}.dilated`, `.skip` and (all but the last layer)
 /// `.residual`.
 #[derive(Debug, Clone)]
 struct GatedLayer {
-    dilation: usize,
     gate_channels: usize,
     /// Kernel 2, dilation `dilation`, C → 2G (tanh half, then sigmoid half).
-    dilated: Conv1d,
+    dilated: Taps,
     /// 1×1, G → S.
-    skip: Conv1d,
+    skip: Taps,
     /// 1×1, G → C; `None` in the last layer, whose residual output would feed nothing.
-    residual: Option<Conv1d>,
+    residual: Option<Taps>,
 }
 
 impl GatedLayer {
@@ -31,33 +107,25 @@ impl GatedLayer {
             config.gate_channels,
             config.skip_channels,
         );
-        let dilation = config.dilation(layer);
-        let dilated_config = Conv1dConfig {
-            dilation,
-            ..Conv1dConfig::default()
-        };
         let residual = if config.has_residual(layer) {
-            Some(conv1d(g, c, 1, Conv1dConfig::default(), vb.pp("residual"))?)
+            Some(Taps::pointwise(g, c, vb.pp("residual"))?)
         } else {
             None
         };
         Ok(Self {
-            dilation,
             gate_channels: g,
-            dilated: conv1d(c, 2 * g, 2, dilated_config, vb.pp("dilated"))?,
-            skip: conv1d(g, s, 1, Conv1dConfig::default(), vb.pp("skip"))?,
+            dilated: Taps::new(c, 2 * g, 2, config.dilation(layer), vb.pp("dilated"))?,
+            skip: Taps::pointwise(g, s, vb.pp("skip"))?,
             residual,
         })
     }
 
-    /// `[B, C, T]` → (the next layer's input `[B, C, T]`, this layer's skip `[B, S, T]`).
+    /// `[B, T, C]` → (the next layer's input `[B, T, C]`, this layer's skip `[B, T, S]`).
     fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        // Causal: left pad by the dilation, then a kernel-2 conv sees `t − d` and `t`.
-        let padded = x.pad_with_zeros(2, self.dilation, 0)?;
-        let h = self.dilated.forward(&padded)?;
+        let h = self.dilated.forward(x)?;
         let g = self.gate_channels;
-        let filter = h.narrow(1, 0, g)?.tanh()?;
-        let gate = candle_nn::ops::sigmoid(&h.narrow(1, g, g)?)?;
+        let filter = h.narrow(2, 0, g)?.tanh()?;
+        let gate = candle_nn::ops::sigmoid(&h.narrow(2, g, g)?)?;
         let z = (filter * gate)?;
         let skip = self.skip.forward(&z)?;
         let next = match &self.residual {
@@ -79,9 +147,9 @@ pub struct PhraseWaveNet {
     position_embedding: Embedding,
     layers: Vec<GatedLayer>,
     /// `head.hidden`, 1×1, S → H.
-    head_hidden: Conv1d,
+    head_hidden: Taps,
     /// `head.output`, 1×1, H → V.
-    head_output: Conv1d,
+    head_output: Taps,
 }
 
 impl PhraseWaveNet {
@@ -103,8 +171,8 @@ impl PhraseWaveNet {
             token_embedding: embedding(v, c, vb.pp("token_embedding"))?,
             position_embedding: embedding(config.bar_positions, c, vb.pp("position_embedding"))?,
             layers,
-            head_hidden: conv1d(s, h, 1, Conv1dConfig::default(), head.pp("hidden"))?,
-            head_output: conv1d(h, v, 1, Conv1dConfig::default(), head.pp("output"))?,
+            head_hidden: Taps::pointwise(s, h, head.pp("hidden"))?,
+            head_output: Taps::pointwise(h, v, head.pp("output"))?,
         })
     }
 
@@ -118,9 +186,8 @@ impl PhraseWaveNet {
     /// [`WaveNetConfig::position_index`]). The logits at time `t` depend only on inputs
     /// `t − receptive_field + 1 ..= t` (zeros before the start).
     pub fn forward(&self, tokens: &Tensor, positions: &Tensor) -> Result<Tensor> {
-        let x = (self.token_embedding.forward(tokens)?
+        let mut x = (self.token_embedding.forward(tokens)?
             + self.position_embedding.forward(positions)?)?;
-        let mut x = x.transpose(1, 2)?.contiguous()?;
         let mut skip: Option<Tensor> = None;
         for layer in &self.layers {
             let (next, layer_skip) = layer.forward(&x)?;
@@ -133,7 +200,7 @@ impl PhraseWaveNet {
         // NOTE: `validate` guarantees at least one layer.
         let skip = skip.ok_or_else(|| Error::Msg("no layers".into()))?;
         let hidden = self.head_hidden.forward(&skip.relu()?)?.relu()?;
-        self.head_output.forward(&hidden)?.transpose(1, 2)
+        self.head_output.forward(&hidden)
     }
 }
 

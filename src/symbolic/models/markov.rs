@@ -137,6 +137,11 @@ impl LongTermMemory {
         self.tunes += 1;
     }
 
+    /// The vocabulary of the events it learned.
+    pub fn vocabulary(&self) -> Vocabulary {
+        self.vocabulary
+    }
+
     /// Tunes learned.
     pub fn tunes(&self) -> usize {
         self.tunes

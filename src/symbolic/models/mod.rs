@@ -3,11 +3,15 @@
 
 pub mod markov;
 pub mod mixing;
+pub mod mixture;
 pub mod unigram;
 pub mod viewpoint;
+pub mod wavenet;
 
 pub use markov::{Markov, MarkovConfig};
+pub use mixture::Mixture;
 pub use unigram::Unigram;
+pub use wavenet::WaveNetModel;
 
 /// A model of the next event of a tune, given the events before it.
 ///

@@ -1,0 +1,345 @@
+//! Answering with an event model (the `wavenet`, `markov` and `hybrid` engines): the model reads
+//! the tune so far as events, then events are sampled one by one and decoded into notes.
+//!
+//! # Time
+//! The tune so far is laid out in bars of `bar_ticks` ticks: each phrase starts on a bar line
+//! (its onsets from its first note, as the player played them) and the next phrase, or the
+//! answer, starts on the first bar line after its last release. The answer's notes are returned
+//! with onsets from its own start.
+//!
+//! # Sampling
+//! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
+//! [`MAX_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift, and `END` once the
+//! answer has a note (`END` ends the answer). The distribution is cut to its nucleus (the
+//! likeliest events holding [`NUCLEUS`] of the probability), then drawn at the temperature (see
+//! [`sample_index`]). Every note still sounding when the answer reaches its length is released
+//! there, so an answer never leaves a note hanging.
+
+use rand::Rng;
+
+use super::continuation::MAX_POLYPHONY;
+use super::sampling::sample_index;
+use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
+use crate::symbolic::encoding::{Token, Vocabulary};
+use crate::symbolic::models::EventModel;
+
+/// Most events sampled for one answer (a model that never moves time still terminates).
+pub const MAX_ANSWER_EVENTS: usize = 1024;
+/// Probability mass kept by the nucleus cut (Holtzman et al. 2020, "top-p").
+pub const NUCLEUS: f64 = 0.98;
+
+/// The events of `phrases` (each one's onsets from its first note) laid out as in the module
+/// docs, ready for the answer to start on the next bar line; no `END`.
+pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u32) -> Vec<u16> {
+    let bar = u64::from(bar_ticks.max(1));
+    let mut out = Vec::new();
+    let mut now = 0u64;
+    for phrase in phrases {
+        let ids = vocabulary.encode_ids(phrase);
+        for &id in &ids[..ids.len().saturating_sub(1)] {
+            if let Some(Token::TimeShift(d)) = vocabulary.token(id) {
+                now += u64::from(d);
+            }
+            out.push(id);
+        }
+        let to_bar_line = (bar - now % bar) % bar;
+        push_shift(&mut out, to_bar_line, vocabulary);
+        now += to_bar_line;
+    }
+    out
+}
+
+/// Time shift events that add up to `ticks`.
+fn push_shift(out: &mut Vec<u16>, mut ticks: u64, vocabulary: &Vocabulary) {
+    let max = u64::from(vocabulary.max_shift_ticks());
+    while ticks > 0 {
+        let d = ticks.min(max);
+        if let Some(id) = vocabulary.id(Token::TimeShift(d as u16)) {
+            out.push(id);
+        }
+        ticks -= d;
+    }
+}
+
+/// Samples answers from an event model; holds the buffers so answers reuse them.
+#[derive(Debug, Clone)]
+pub struct EventAnswerer {
+    vocabulary: Vocabulary,
+    probabilities: Vec<f64>,
+    order: Vec<u16>,
+    /// Onset tick of each sounding pitch.
+    sounding: [Option<u64>; 128],
+}
+
+impl EventAnswerer {
+    pub fn new(vocabulary: Vocabulary) -> Self {
+        Self {
+            vocabulary,
+            probabilities: vec![0.0; vocabulary.len()],
+            order: Vec::with_capacity(vocabulary.len()),
+            sounding: [None; 128],
+        }
+    }
+
+    /// Fills `out` (cleared first) with `model`'s answer after `context` (see
+    /// [`context_events`]), `length_beats` long, at `temperature`, its notes at `velocity`.
+    ///
+    /// `model` is reset first, so the answer depends only on the context, the temperature and the
+    /// RNG stream. Onsets are from the answer's start and never decrease; every note ends by
+    /// `length_beats`. A non-positive or NaN length gives no notes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn answer(
+        &mut self,
+        model: &mut dyn EventModel,
+        context: &[u16],
+        length_beats: f64,
+        temperature: f32,
+        velocity: u8,
+        rng: &mut impl Rng,
+        out: &mut Vec<Note>,
+    ) {
+        out.clear();
+        self.sounding = [None; 128];
+        if length_beats.is_nan() || length_beats <= 0.0 {
+            return;
+        }
+        let length = (length_beats * f64::from(TICKS_PER_BEAT)).floor() as u64;
+        model.reset();
+        for &id in context {
+            model.observe(id);
+        }
+        let mut now = 0u64;
+        for _ in 0..MAX_ANSWER_EVENTS {
+            model.distribution(&mut self.probabilities);
+            self.mask(!out.is_empty());
+            self.nucleus();
+            let probabilities = &self.probabilities;
+            let Some(index) =
+                sample_index(probabilities.len(), |i| probabilities[i], temperature, rng)
+            else {
+                break;
+            };
+            let id = index as u16;
+            match self.vocabulary.token(id) {
+                Some(Token::NoteOn(p)) => self.sounding[usize::from(p)] = Some(now),
+                Some(Token::NoteOff(p)) => {
+                    if let Some(onset) = self.sounding[usize::from(p)].take() {
+                        out.push(note(p, velocity, onset, now));
+                    }
+                }
+                Some(Token::TimeShift(d)) => {
+                    now += u64::from(d);
+                    if now >= length {
+                        break;
+                    }
+                }
+                Some(Token::End) | None => break,
+            }
+            model.observe(id);
+        }
+        let end = now.min(length);
+        for (pitch, onset) in self.sounding.iter_mut().enumerate() {
+            if let Some(onset) = onset.take() {
+                out.push(note(pitch as u8, velocity, onset, end.max(onset + 1)));
+            }
+        }
+        out.sort_by(|a, b| {
+            a.onset_beats
+                .total_cmp(&b.onset_beats)
+                .then(a.pitch.cmp(&b.pitch))
+        });
+        // A note opened on the answer's last tick is clipped to end at the length.
+        for n in out.iter_mut() {
+            n.duration_beats = n.duration_beats.min(length_beats - n.onset_beats);
+        }
+        out.retain(|n| n.duration_beats > 0.0);
+    }
+
+    /// Zeroes every event that would be invalid now (see the module docs).
+    fn mask(&mut self, has_notes: bool) {
+        let sounding = self.sounding.iter().filter(|s| s.is_some()).count();
+        for (id, p) in self.probabilities.iter_mut().enumerate() {
+            let valid = match self.vocabulary.token(id as u16) {
+                Some(Token::NoteOn(pitch)) => {
+                    self.sounding[usize::from(pitch)].is_none() && sounding < MAX_POLYPHONY
+                }
+                Some(Token::NoteOff(pitch)) => self.sounding[usize::from(pitch)].is_some(),
+                Some(Token::TimeShift(_)) => true,
+                Some(Token::End) => has_notes,
+                None => false,
+            };
+            if !valid || !p.is_finite() {
+                *p = 0.0;
+            }
+        }
+    }
+
+    /// Keeps the likeliest events holding [`NUCLEUS`] of the (masked) mass, zeroing the rest.
+    fn nucleus(&mut self) {
+        let probabilities = &mut self.probabilities;
+        let total: f64 = probabilities.iter().sum();
+        if total <= 0.0 {
+            return;
+        }
+        self.order.clear();
+        self.order.extend(
+            (0..probabilities.len() as u16).filter(|&i| probabilities[usize::from(i)] > 0.0),
+        );
+        // Likeliest first; ties by id, so the cut is deterministic.
+        self.order.sort_by(|&a, &b| {
+            probabilities[usize::from(b)]
+                .total_cmp(&probabilities[usize::from(a)])
+                .then(a.cmp(&b))
+        });
+        let mut kept = 0.0;
+        let mut cut = self.order.len();
+        for (rank, &id) in self.order.iter().enumerate() {
+            kept += probabilities[usize::from(id)];
+            if kept >= NUCLEUS * total {
+                cut = rank + 1;
+                break;
+            }
+        }
+        for &id in &self.order[cut..] {
+            probabilities[usize::from(id)] = 0.0;
+        }
+    }
+}
+
+fn note(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
+    Note {
+        pitch,
+        velocity,
+        onset_beats: ticks_to_beats(on),
+        duration_beats: ticks_to_beats(off - on),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::test_melody;
+    use crate::symbolic::engines::{train_long_term, Brains, EngineKind};
+    use crate::symbolic::fixtures::folk_tune;
+    use crate::symbolic::models::wavenet::tests::random_kernel;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn brains() -> Brains {
+        let v = Vocabulary::default();
+        let tunes: Vec<Vec<u16>> = [-2, 0, 3]
+            .iter()
+            .map(|&s| v.encode_ids(&folk_tune(s)))
+            .collect();
+        Brains {
+            wavenet: random_kernel(5),
+            long_term: train_long_term(v, tunes.iter().map(Vec::as_slice)),
+        }
+    }
+
+    #[test]
+    fn context_starts_each_phrase_and_the_answer_on_a_bar_line() {
+        let v = Vocabulary::default();
+        // 3 beats of quarter notes, then 2: bars of 4 beats put the second phrase at beat 4 and
+        // the answer at beat 8.
+        let a = test_melody(&[60, 62, 64], 1.0);
+        let b = test_melody(&[65, 67], 1.0);
+        let events = context_events(&[&a, &b], &v, 96);
+        let tokens = v.tokens(&events);
+        let total: u64 = tokens
+            .iter()
+            .map(|t| {
+                if let Token::TimeShift(d) = t {
+                    u64::from(*d)
+                } else {
+                    0
+                }
+            })
+            .sum();
+        assert_eq!(total, 8 * 24);
+        assert!(!tokens.contains(&Token::End));
+        let notes = v.decode(&tokens);
+        let onsets: Vec<f64> = notes.iter().map(|n| n.onset_beats).collect();
+        assert_eq!(onsets, [0.0, 1.0, 2.0, 4.0, 5.0]);
+    }
+
+    /// Every engine's answers are valid at every temperature: in time, in order, released, and
+    /// the same for the same seed.
+    #[test]
+    fn answers_are_valid_and_reproducible() {
+        let v = Vocabulary::default();
+        let brains = brains();
+        let phrase = folk_tune(0);
+        let context = context_events(&[&phrase[..8]], &v, 96);
+        let mut answerer = EventAnswerer::new(v);
+        for kind in EngineKind::ALL {
+            for temperature in [0.0, 0.5, 1.0, 1.5, 2.0] {
+                let mut answers = Vec::new();
+                for seed in [1, 1, 2] {
+                    let mut model = brains.engine(kind);
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    let mut out = Vec::new();
+                    answerer.answer(
+                        model.as_mut(),
+                        &context,
+                        8.0,
+                        temperature,
+                        90,
+                        &mut rng,
+                        &mut out,
+                    );
+                    for n in &out {
+                        assert!(
+                            n.onset_beats >= 0.0 && n.duration_beats > 0.0,
+                            "{kind:?} {n:?}"
+                        );
+                        assert!(n.end_beats() <= 8.0 + 1e-12, "{kind:?} {n:?}");
+                        assert_eq!(n.velocity, 90);
+                    }
+                    assert!(out.windows(2).all(|w| w[0].onset_beats <= w[1].onset_beats));
+                    answers.push(out);
+                }
+                assert_eq!(answers[0], answers[1], "{kind:?} at {temperature}");
+                if temperature == 0.0 {
+                    assert_eq!(answers[0], answers[2], "argmax ignores the seed");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_trained_markov_engine_continues_the_tune_it_knows() {
+        let v = Vocabulary::default();
+        let brains = brains();
+        let tune = folk_tune(0);
+        // Prompt: the tune's first two bars; the argmax answer should be the tune's next notes.
+        let prompt: Vec<Note> = tune
+            .iter()
+            .filter(|n| n.onset_beats < 8.0)
+            .copied()
+            .collect();
+        let context = context_events(&[&prompt], &v, 96);
+        let mut model = brains.engine(EngineKind::Markov);
+        let mut out = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        EventAnswerer::new(v).answer(model.as_mut(), &context, 4.0, 0.0, 80, &mut rng, &mut out);
+        let expected: Vec<u8> = tune
+            .iter()
+            .filter(|n| (8.0..12.0).contains(&n.onset_beats))
+            .map(|n| n.pitch)
+            .collect();
+        let got: Vec<u8> = out.iter().map(|n| n.pitch).collect();
+        assert!(!expected.is_empty());
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_nucleus_keeps_the_likeliest_mass() {
+        let v = Vocabulary::default();
+        let mut answerer = EventAnswerer::new(v);
+        answerer.probabilities.fill(0.0);
+        answerer.probabilities[..4].copy_from_slice(&[0.5, 0.3, 0.19, 0.01]);
+        answerer.nucleus();
+        assert_eq!(&answerer.probabilities[..4], &[0.5, 0.3, 0.19, 0.0]);
+    }
+}

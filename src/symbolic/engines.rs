@@ -1,0 +1,109 @@
+//! The three answering engines over events, built the same way for `wavejam eval`, `wavejam
+//! continue` and the plugin:
+//! - `wavenet`: the phrase WaveNet alone ([`WaveNetModel`]);
+//! - `markov`: the long-term memory trained on the corpus plus the short-term memory of what it
+//!   has read since its last reset ([`Markov`]);
+//! - `hybrid` (the default): the WaveNet mixed with the Markov engine's long- and short-term
+//!   memories, each a separate expert, by an entropy-weighted arithmetic mean ([`Mixture`]): the
+//!   WaveNet knows the idiom, the short-term memory picks up the motifs just played.
+
+use std::sync::Arc;
+
+use super::encoding::Vocabulary;
+use super::models::markov::LongTermMemory;
+use super::models::mixing::Combination;
+use super::models::{EventModel, Markov, MarkovConfig, Mixture, WaveNetModel};
+use crate::model::WaveNetKernel;
+use crate::music::TICKS_PER_BEAT;
+
+/// Ticks per bar of the WaveNet's position inputs: the default model was trained with every tune
+/// in 4/4 bars (the corpus files' meters are not read), so it is fed the same way.
+pub const WAVENET_BAR_TICKS: u32 = 4 * TICKS_PER_BEAT;
+/// How the hybrid's experts are combined.
+pub const HYBRID_COMBINATION: Combination = Combination::Arithmetic;
+/// Entropy bias of the hybrid's combination.
+pub const HYBRID_BIAS: f64 = 1.0;
+
+/// Which engine answers.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub enum EngineKind {
+    #[default]
+    Hybrid,
+    WaveNet,
+    Markov,
+}
+
+impl EngineKind {
+    /// Every engine, the default first.
+    pub const ALL: [EngineKind; 3] = [EngineKind::Hybrid, EngineKind::WaveNet, EngineKind::Markov];
+
+    /// The engine's name in reports, the panel and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Hybrid => "hybrid",
+            EngineKind::WaveNet => "wavenet",
+            EngineKind::Markov => "markov",
+        }
+    }
+}
+
+/// What the engines are built from: a WaveNet and a trained long-term memory.
+#[derive(Debug, Clone)]
+pub struct Brains {
+    pub wavenet: WaveNetKernel,
+    pub long_term: Arc<LongTermMemory>,
+}
+
+impl Brains {
+    /// The engine `kind`, at the start of a tune.
+    pub fn engine(&self, kind: EngineKind) -> Box<dyn EventModel + Send> {
+        match kind {
+            EngineKind::Hybrid => Box::new(hybrid(&self.wavenet, &self.long_term)),
+            EngineKind::WaveNet => {
+                Box::new(WaveNetModel::new(self.wavenet.clone(), WAVENET_BAR_TICKS))
+            }
+            EngineKind::Markov => Box::new(markov(&self.long_term, true, true)),
+        }
+    }
+}
+
+/// A long-term memory of the default Markov config trained on `tunes` (event ids, each ending
+/// with `END`).
+pub fn train_long_term<'a>(
+    vocabulary: Vocabulary,
+    tunes: impl IntoIterator<Item = &'a [u16]>,
+) -> Arc<LongTermMemory> {
+    let mut markov = Markov::new(vocabulary, MarkovConfig::default());
+    markov.train(tunes);
+    markov.long_term().expect("trained").clone()
+}
+
+/// The Markov engine of the default config on `memory`, with either memory switched off as asked.
+pub fn markov(memory: &Arc<LongTermMemory>, long_term: bool, short_term: bool) -> Markov {
+    let config = MarkovConfig {
+        long_term,
+        short_term,
+        ..MarkovConfig::default()
+    };
+    let mut markov = Markov::new(memory.vocabulary(), config);
+    markov.set_long_term(memory.clone());
+    markov
+}
+
+/// The hybrid engine (see the module docs).
+pub fn hybrid(wavenet: &WaveNetKernel, memory: &Arc<LongTermMemory>) -> Mixture {
+    let vocabulary = *wavenet.vocabulary();
+    Mixture::new(
+        "hybrid",
+        vec![
+            Box::new(WaveNetModel::new(wavenet.clone(), WAVENET_BAR_TICKS)),
+            Box::new(markov(memory, true, false)),
+            Box::new(markov(memory, false, true)),
+        ],
+        vocabulary.len(),
+        HYBRID_COMBINATION,
+        HYBRID_BIAS,
+    )
+}

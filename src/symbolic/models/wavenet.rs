@@ -1,0 +1,155 @@
+//! The phrase WaveNet as a next-event model: the incremental kernel
+//! ([`crate::model::WaveNetKernel`]) fed one event at a time, its logits turned into a
+//! distribution by a softmax.
+//!
+//! Feeding follows the training convention (see [`crate::model`]): every tune starts with `END`
+//! at bar position 0 as its start marker, and each event is fed with the bar position of the time
+//! after it.
+
+use super::EventModel;
+use crate::model::WaveNetKernel;
+use crate::symbolic::encoding::{Token, Vocabulary};
+
+/// The WaveNet engine (see the module docs).
+#[derive(Debug, Clone)]
+pub struct WaveNetModel {
+    kernel: WaveNetKernel,
+    vocabulary: Vocabulary,
+    /// Ticks per bar of the position inputs.
+    bar_ticks: u32,
+    /// Ticks from the tune's start (its first bar line) to the next event.
+    now_ticks: u64,
+}
+
+impl WaveNetModel {
+    /// The engine of `kernel`, with bars of `bar_ticks` ticks (0 counts as 1), at the start of a
+    /// tune.
+    pub fn new(kernel: WaveNetKernel, bar_ticks: u32) -> Self {
+        let mut model = Self {
+            vocabulary: *kernel.vocabulary(),
+            kernel,
+            bar_ticks: bar_ticks.max(1),
+            now_ticks: 0,
+        };
+        model.reset();
+        model
+    }
+
+    /// The vocabulary of the model's events.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
+    /// Ticks from the tune's start to the next event (the sum of the time shifts observed).
+    pub fn now_ticks(&self) -> u64 {
+        self.now_ticks
+    }
+
+    fn position(&self) -> u32 {
+        (self.now_ticks % u64::from(self.bar_ticks)) as u32
+    }
+}
+
+impl EventModel for WaveNetModel {
+    fn name(&self) -> String {
+        "wavenet".into()
+    }
+
+    fn reset(&mut self) {
+        self.kernel.reset();
+        self.now_ticks = 0;
+        self.kernel.step(self.vocabulary.end_id(), 0);
+    }
+
+    fn distribution(&mut self, out: &mut [f64]) {
+        softmax(self.kernel.logits(), out);
+    }
+
+    fn observe(&mut self, token: u16) {
+        if let Some(Token::TimeShift(d)) = self.vocabulary.token(token) {
+            self.now_ticks += u64::from(d);
+        }
+        let position = self.position();
+        self.kernel.step(token, position);
+    }
+}
+
+/// `out = softmax(logits)` in f64 (max subtracted first, so large logits cannot overflow).
+///
+/// # Panics
+/// If the lengths differ.
+pub fn softmax(logits: &[f32], out: &mut [f64]) {
+    assert_eq!(logits.len(), out.len(), "softmax lengths");
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = f64::from(l - max).exp();
+        sum += *o;
+    }
+    for o in out.iter_mut() {
+        *o /= sum;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::kernel::tests::{random_tensors, small_config};
+    use crate::model::weights::to_safetensors;
+
+    /// A seeded random model of the kernel tests' small config.
+    pub(crate) fn random_kernel(seed: u64) -> WaveNetKernel {
+        let config = small_config();
+        let tensors = random_tensors(&config, seed);
+        let bytes = to_safetensors(&config, &Vocabulary::default(), None, &tensors).unwrap();
+        WaveNetKernel::load(&bytes).unwrap()
+    }
+
+    #[test]
+    fn distributions_are_the_kernels_softmax_fed_as_in_training() {
+        let vocabulary = Vocabulary::default();
+        let mut model = WaveNetModel::new(random_kernel(3), 96);
+        let mut reference = random_kernel(3);
+        let tokens = [
+            Token::NoteOn(60),
+            Token::TimeShift(90),
+            Token::NoteOff(60),
+            Token::TimeShift(30),
+            Token::NoteOn(62),
+        ];
+        // Fed by hand: END at 0, then each token at the position after it (90, 90, 120 % 96).
+        let positions = [0u32, 90, 90, 24, 24];
+        reference.reset();
+        reference.step(vocabulary.end_id(), 0);
+        let mut out = vec![0.0; vocabulary.len()];
+        let mut expected = vec![0.0; vocabulary.len()];
+        for (&token, &position) in tokens.iter().zip(&positions) {
+            model.distribution(&mut out);
+            softmax(reference.logits(), &mut expected);
+            assert_eq!(out, expected);
+            assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            assert!(out.iter().all(|&p| p > 0.0));
+            let id = vocabulary.id(token).unwrap();
+            model.observe(id);
+            reference.step(id, position);
+        }
+        assert_eq!(model.now_ticks(), 120);
+        // A reset starts the tune again: the first distribution comes back.
+        model.distribution(&mut out);
+        let last = out.clone();
+        model.reset();
+        model.distribution(&mut out);
+        assert_ne!(out, last);
+        let mut fresh = WaveNetModel::new(random_kernel(3), 96);
+        fresh.distribution(&mut expected);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn softmax_survives_large_logits() {
+        let mut out = [0.0; 3];
+        softmax(&[1000.0, 999.0, -1000.0], &mut out);
+        assert!((out[0] / out[1] - std::f64::consts::E).abs() < 1e-9);
+        assert!(out[2] >= 0.0 && (out.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,7 +1,7 @@
 //! Cost of the incremental phrase WaveNet on one thread, next to its compute floor.
 //!
-//! Loads the model file `$WAVEJAM_MODEL`, or builds a seeded random model of the default config
-//! (same cost: nothing in a step depends on the weights' values), and times, per engine:
+//! Loads the model file `$WAVEJAM_MODEL`, or the embedded default, and times the kernel on every
+//! SIMD path this CPU runs, then the whole `hybrid` engine (with the embedded long-term memory):
 //! - one step (mean and p99 over `$WAVEJAM_BENCH_STEPS` steps, default 4000, after warm-up);
 //! - the first answer event: reset, prime with a 48-event phrase, have the first logits;
 //! - a 4-bar answer: 64 more steps after priming, each fed the previous step's argmax.
@@ -14,8 +14,11 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use wavejam::model::kernel::{random_model_bytes, SimdPath};
-use wavejam::model::{ModelFile, WaveNetConfig, WaveNetKernel};
+use wavejam::assets::{default_long_term, DEFAULT_WAVENET};
+use wavejam::model::kernel::SimdPath;
+use wavejam::model::{ModelFile, WaveNetKernel};
+use wavejam::symbolic::engines::{Brains, EngineKind};
+use wavejam::symbolic::models::EventModel;
 
 /// Assumed single-core peak: 2 AVX-512 FMA units × 16 lanes × 2 FLOP × ~3.7 GHz.
 const PEAK_GFLOPS: f64 = 118.0;
@@ -32,6 +35,29 @@ const ANSWER_RUNS: usize = 200;
 trait Engine {
     fn reset(&mut self);
     fn step(&mut self, token: u16, position: u32) -> &[f32];
+}
+
+/// A whole engine of the plugin (the hybrid: the kernel plus three Markov models and their
+/// mixture), fed like the kernel; its "logits" are its probabilities.
+struct EventEngine {
+    model: Box<dyn EventModel + Send>,
+    probabilities: Vec<f64>,
+    logits: Vec<f32>,
+}
+
+impl Engine for EventEngine {
+    fn reset(&mut self) {
+        self.model.reset();
+    }
+    fn step(&mut self, token: u16, _position: u32) -> &[f32] {
+        // NOTE: the engine tracks bar positions itself from the time shifts it reads.
+        self.model.observe(token);
+        self.model.distribution(&mut self.probabilities);
+        for (l, &p) in self.logits.iter_mut().zip(&self.probabilities) {
+            *l = p as f32;
+        }
+        &self.logits
+    }
 }
 
 impl Engine for WaveNetKernel {
@@ -152,8 +178,8 @@ fn main() {
             path,
         ),
         Err(_) => (
-            random_model_bytes(&WaveNetConfig::default(), 5),
-            "seeded random, default config".to_string(),
+            DEFAULT_WAVENET.to_vec(),
+            "the embedded default (assets/wavenet.safetensors)".to_string(),
         ),
     };
     let file = ModelFile::parse(&bytes).unwrap_or_else(|e| panic!("{source}: {e}"));
@@ -175,6 +201,17 @@ fn main() {
         let name = format!("kernel {}{mark}", path.name());
         rows.push(measure(&name, &mut kernel, vocab, positions, steps));
     }
+    let brains = Brains {
+        wavenet: WaveNetKernel::new(&file),
+        long_term: default_long_term(),
+    };
+    let mut hybrid = EventEngine {
+        model: brains.engine(EngineKind::Hybrid),
+        probabilities: vec![0.0; config.vocab_size],
+        logits: vec![0.0; config.vocab_size],
+    };
+    let name = format!("hybrid (kernel {} + markov)", chosen.name());
+    rows.push(measure(&name, &mut hybrid, vocab, positions, steps));
 
     println!("model: {source}");
     println!(

@@ -14,6 +14,7 @@ pub mod generator;
 pub mod host;
 pub mod midi_file;
 pub mod model;
+pub mod model_choice;
 pub mod music;
 pub mod params;
 pub mod persist;
@@ -75,6 +76,7 @@ impl WaveJam {
         let p = &self.params;
         Settings {
             engine: p.engine.value(),
+            model_generation: self.status.model.generation.load(Ordering::Acquire),
             temperature: p.temperature.value(),
             seed: p.seed.value().max(0) as u32,
             seed_mode: p.seed_mode.value(),

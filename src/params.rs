@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
+use crate::model_choice::ModelChoiceState;
 use crate::persist::SessionState;
 
 /// Largest seed a musician can dial in; the seed is an integer parameter so hosts can automate it.
@@ -127,6 +128,9 @@ pub struct WaveJamParams {
     /// Last phrase and answer, saved with the project (see [`SessionState`]).
     #[persist = "session"]
     pub session: Arc<SessionState>,
+    /// The user's WaveNet model file (path and content hash), if not the default.
+    #[persist = "model"]
+    pub model: Arc<ModelChoiceState>,
 
     /// Which engine answers; a change releases the answer that is playing.
     #[id = "engine"]
@@ -172,6 +176,7 @@ impl Default for WaveJamParams {
     fn default() -> Self {
         Self {
             session: Arc::new(SessionState::default()),
+            model: Arc::new(ModelChoiceState::default()),
             engine: EnumParam::new("Engine", EngineChoice::Hybrid),
             temperature: FloatParam::new(
                 "Temperature",

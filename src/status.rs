@@ -55,6 +55,9 @@ pub struct Status {
     /// Incremented by the generator whenever the last phrase / answer in the session changes, so
     /// the panel knows to redraw its piano rolls.
     pub session_revision: AtomicU64,
+    /// The model handover between the panel and the generator; the audio thread reads only its
+    /// `generation` atomic.
+    pub model: crate::model_choice::ModelShared,
 }
 
 impl Status {

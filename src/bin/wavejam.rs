@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use wavejam::assets;
+use wavejam::generator::offline::continue_tune;
 use wavejam::midi_file;
 use wavejam::model::WaveNetKernel;
 use wavejam::render::{render, write_wav, RenderSetup};
+use wavejam::symbolic::continuations::{checks_table, continuation_checks};
 use wavejam::symbolic::encoding::Vocabulary;
+use wavejam::symbolic::engines::{train_long_term, Brains, EngineKind};
 use wavejam::symbolic::eval::{eval_folder, load_folder, Training, Tune};
 use wavejam::symbolic::melodies::write_tunes;
 
@@ -68,6 +71,38 @@ enum Command {
         /// Also write the table as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also continue each tune's first 4 bars with every engine at temperatures 0.5, 1 and
+        /// 1.5 and report key, grid, range and density checks.
+        #[arg(long)]
+        checks: bool,
+    },
+    /// Continue a MIDI phrase offline with the generator the plugin uses, and write the phrase
+    /// followed by its continuation (from the first bar line after the phrase) as MIDI.
+    Continue {
+        /// Phrase to continue (a .mid file; its beat 0 is a bar line, bars of 4 beats).
+        #[arg(long)]
+        prompt: PathBuf,
+        /// Continuation length in bars.
+        #[arg(long, default_value_t = 4)]
+        bars: u32,
+        /// Sampling temperature, 0–2 (0 = most likely continuation).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// Random seed (same seed + same phrase ⇒ same continuation).
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        /// Engine: hybrid, wavenet or markov.
+        #[arg(long, default_value = "hybrid")]
+        engine: String,
+        /// Phrase WaveNet model file; the embedded default if omitted.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// MIDI file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tempo of the written file, in BPM.
+        #[arg(long, default_value_t = 120.0)]
+        tempo: f64,
     },
     /// Train the phrase WaveNet on a corpus folder (its train/ and validation/ folders); writes
     /// the best model to --out, a resumable checkpoint (.resume.safetensors) and a loss curve
@@ -281,19 +316,101 @@ fn run(cli: Cli) -> Result<(), String> {
             model,
             monophonic,
             json,
+            checks,
         } => {
             let training = match &train {
                 Some(dir) => Training::Folder(dir),
                 None => Training::Tunes(embedded_tunes()?),
             };
             let kernel = load_wavenet(model.as_deref())?;
+            let train_tunes = match &training {
+                Training::Tunes(tunes) => tunes.clone(),
+                _ => Vec::new(),
+            };
             let report = eval_folder(training, &data, monophonic, Some(&kernel))
                 .map_err(|e| e.to_string())?;
             print!("{}", report.table());
+            let mut out = report.to_json_value();
+            if checks {
+                let vocabulary = Vocabulary::default();
+                let keep = |t: &Tune| !monophonic || t.is_monophonic(&vocabulary);
+                let train_tunes = match &train {
+                    Some(dir) => {
+                        load_folder(dir, &vocabulary)
+                            .map_err(|e| e.to_string())?
+                            .tunes
+                    }
+                    None => train_tunes,
+                };
+                let train_tunes: Vec<Tune> = train_tunes.into_iter().filter(keep).collect();
+                let mut tunes = load_folder(&data, &vocabulary)
+                    .map_err(|e| e.to_string())?
+                    .tunes;
+                tunes.retain(keep);
+                let brains = Brains {
+                    wavenet: kernel,
+                    long_term: train_long_term(
+                        vocabulary,
+                        train_tunes.iter().map(|t| &t.tokens[..]),
+                    ),
+                };
+                let rows = continuation_checks(&brains, &tunes, 1);
+                print!("\n{}", checks_table(&rows));
+                out["checks"] = serde_json::to_value(&rows).map_err(|e| e.to_string())?;
+            }
             if let Some(path) = json {
-                std::fs::write(&path, report.to_json())
+                std::fs::write(&path, out.to_string())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
+            Ok(())
+        }
+        Command::Continue {
+            prompt,
+            bars,
+            temperature,
+            seed,
+            engine,
+            model,
+            out,
+            tempo,
+        } => {
+            let kind = EngineKind::ALL
+                .into_iter()
+                .find(|k| k.name() == engine)
+                .ok_or(format!(
+                    "unknown engine {engine:?} (hybrid, wavenet or markov)"
+                ))?;
+            let bytes = std::fs::read(&prompt)
+                .map_err(|e| format!("cannot read {}: {e}", prompt.display()))?;
+            let phrase = midi_file::read_notes(&bytes)
+                .map_err(|e| format!("{} is not a MIDI file: {e}", prompt.display()))?;
+            if phrase.is_empty() {
+                return Err(format!("{} has no notes", prompt.display()));
+            }
+            let brains = Brains {
+                wavenet: load_wavenet(model.as_deref())?,
+                long_term: assets::default_long_term(),
+            };
+            let continued =
+                continue_tune(&brains, kind, &phrase, bars.clamp(1, 64), temperature, seed);
+            let answer_start = continued.start_beats;
+            let mut notes = phrase.clone();
+            notes.extend(continued.notes.iter().map(|n| wavejam::music::Note {
+                onset_beats: n.onset_beats + answer_start,
+                ..*n
+            }));
+            std::fs::write(
+                &out,
+                midi_file::to_smf_bytes(&notes, tempo.clamp(20.0, 400.0), 0),
+            )
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "{}: {} phrase notes, {} answer notes from beat {answer_start:.2} ({bars} bars, {engine}, seed {seed}, temperature {temperature:.2}) to {}",
+                prompt.display(),
+                phrase.len(),
+                continued.notes.len(),
+                out.display()
+            );
             Ok(())
         }
         Command::Render {

@@ -3,6 +3,7 @@
 
 mod controls;
 mod export;
+mod model_picker;
 mod piano_roll;
 mod readout;
 mod session_view;
@@ -23,6 +24,7 @@ use nice_plug_egui::{
 use crate::music::Note;
 use crate::params::WaveJamParams;
 use crate::status::Status;
+use model_picker::ModelPicker;
 use session_view::SessionView;
 
 /// Initial panel size in logical pixels.
@@ -48,6 +50,7 @@ pub struct Panel {
     session: SessionView,
     /// The outcome of the last "Save answer as MIDI…": the file written, or why not.
     saved: Option<Result<PathBuf, String>>,
+    model: ModelPicker,
 }
 
 /// The editor the plugin hands to the host.
@@ -72,6 +75,7 @@ pub fn create(
         nice_plug_egui::RepaintNotifier::new(),
         settings,
         Panel {
+            model: ModelPicker::new(&params),
             params,
             status,
             panic,
@@ -129,6 +133,7 @@ impl NiceEguiApp for Panel {
                     ui.add_space(4.0);
                     ui.vertical(|ui| {
                         self.actions(ui, &setter);
+                        self.model.show(ui, &self.params, &self.status);
                         self.rolls(ui);
                     });
                 });

@@ -26,6 +26,8 @@ pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
     pub engine: EngineChoice,
+    /// Counts model loads ([`crate::model_choice::ModelShared::generation`]); a change releases.
+    pub model_generation: u64,
     pub temperature: f32,
     pub seed: u32,
     pub seed_mode: SeedMode,
@@ -47,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             engine: EngineChoice::Hybrid,
+            model_generation: 0,
             temperature: 1.0,
             seed: 1,
             seed_mode: SeedMode::Fixed,
@@ -243,13 +246,15 @@ impl Conductor {
         self.publish();
     }
 
-    /// Transport stops, jumps, bypass, mode and engine changes, reset and panic release everything;
+    /// Transport stops, jumps, bypass, mode, engine and model changes, reset and panic release everything;
     /// playback start also restarts the learned memory.
     fn apply_interruptions(&mut self, settings: &Settings) {
         let continuity = self.time.continuity;
-        let changed = self
-            .previous
-            .is_some_and(|p| p.mode != settings.mode || p.engine != settings.engine);
+        let changed = self.previous.is_some_and(|p| {
+            p.mode != settings.mode
+                || p.engine != settings.engine
+                || p.model_generation != settings.model_generation
+        });
         let bypass_on = settings.bypass && !self.previous.is_some_and(|p| p.bypass);
         if continuity != Continuity::Continuous || changed || bypass_on || self.release_pending {
             self.release_everything(0);

@@ -321,14 +321,23 @@ fn continuous_mode_keeps_answering_its_own_answers() {
     assert!(late > 0, "continuous mode stopped after one answer");
 }
 
+/// Mode, engine and model changes each release the answer playing, in the next block.
 #[test]
-fn a_mode_change_releases_the_answer() {
-    let mut rig = Rig::new();
-    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
-    assert!(rig.conductor.midi_sounding() > 0);
-    rig.settings.mode = Mode::Manual;
-    rig.block(256, &[]);
-    assert_eq!(rig.conductor.midi_sounding(), 0);
+fn mode_engine_and_model_changes_release_the_answer() {
+    let changes: [fn(&mut Settings); 3] = [
+        |s| s.mode = Mode::Manual,
+        |s| s.engine = EngineChoice::Markov,
+        |s| s.model_generation += 1,
+    ];
+    for change in changes {
+        let mut rig = Rig::new();
+        rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+        assert!(rig.conductor.midi_sounding() > 0);
+        change(&mut rig.settings);
+        rig.block(256, &[]);
+        assert_eq!(rig.conductor.midi_sounding(), 0);
+        assert_all_closed(&rig.out);
+    }
 }
 
 #[test]

@@ -20,7 +20,8 @@ use rand::Rng;
 use super::continuation::MAX_POLYPHONY;
 use super::sampling::sample_index;
 use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
-use crate::symbolic::encoding::{Token, Vocabulary};
+use crate::symbolic::encoding::{recent_velocity, Token, Vocabulary, DEFAULT_VELOCITY};
+use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
 use crate::symbolic::models::EventModel;
 
 /// Most events sampled for one answer (a model that never moves time still terminates).
@@ -47,6 +48,51 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u
         now += to_bar_line;
     }
     out
+}
+
+/// Notes of the phrase the answer's velocity follows (the mean of its latest ones).
+const VELOCITY_NOTES: usize = 8;
+
+/// `kind`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
+/// [`context_events`] in [`WAVENET_BAR_TICKS`] bars) into `out`, at the velocity of the last
+/// phrase's latest notes: what the plugin plays and `wavejam continue` writes. Returns where the
+/// answer starts, in ticks from the first phrase's beat 0.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_phrases(
+    answerer: &mut EventAnswerer,
+    brains: &Brains,
+    kind: EngineKind,
+    phrases: &[&[Note]],
+    length_beats: f64,
+    temperature: f32,
+    rng: &mut impl Rng,
+    out: &mut Vec<Note>,
+) -> u64 {
+    let vocabulary = *brains.wavenet.vocabulary();
+    let context = context_events(phrases, &vocabulary, WAVENET_BAR_TICKS);
+    let start_ticks = vocabulary
+        .tokens(&context)
+        .iter()
+        .map(|t| match t {
+            Token::TimeShift(d) => u64::from(*d),
+            _ => 0,
+        })
+        .sum();
+    let velocity = phrases
+        .last()
+        .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
+        .unwrap_or(DEFAULT_VELOCITY);
+    let mut model = brains.engine(kind);
+    answerer.answer(
+        model.as_mut(),
+        &context,
+        length_beats,
+        temperature,
+        velocity,
+        rng,
+        out,
+    );
+    start_ticks
 }
 
 /// Time shift events that add up to `ticks`.
@@ -219,7 +265,7 @@ fn note(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
 mod tests {
     use super::*;
     use crate::music::test_melody;
-    use crate::symbolic::engines::{train_long_term, Brains, EngineKind};
+    use crate::symbolic::engines::train_long_term;
     use crate::symbolic::fixtures::folk_tune;
     use crate::symbolic::models::wavenet::tests::random_kernel;
     use rand::SeedableRng;

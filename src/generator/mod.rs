@@ -5,6 +5,7 @@ pub mod continuation;
 pub mod continuator;
 pub mod engine;
 pub mod event_answer;
+pub mod offline;
 pub mod sampling;
 pub mod steps;
 pub mod worker;

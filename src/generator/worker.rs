@@ -8,26 +8,27 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::assets::default_brains;
+use crate::assets::{default_brains, default_wavenet};
 use crate::generator::continuation::continue_phrase;
 use crate::generator::continuator::Continuator;
 use crate::generator::engine::Engine;
-use crate::generator::event_answer::{context_events, EventAnswerer};
+use crate::generator::event_answer::{answer_phrases, EventAnswerer};
+use crate::model_choice::{describe, restore};
 use crate::music::Note;
 use crate::params::{SeedMode, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
-use crate::symbolic::encoding::{recent_velocity, Vocabulary, DEFAULT_VELOCITY};
-use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+use crate::symbolic::encoding::Vocabulary;
+use crate::symbolic::engines::Brains;
 
 /// Most notes of a phrase the generator follows; longer phrases keep their latest notes.
 pub const MAX_PHRASE_NOTES: usize = MAX_SAVED_NOTES;
+/// The panel's model line when the embedded WaveNet plays.
+pub const DEFAULT_MODEL_MESSAGE: &str = "default model (embedded)";
 /// Most earlier phrases the corpus-trained engines read before the one they answer (the tune so
 /// far, whose motifs the short-term memory picks up).
 pub const MAX_CONTEXT_PHRASES: usize = 8;
-/// Notes the answer's velocity follows (the mean of the prompt's last ones).
-const VELOCITY_NOTES: usize = 8;
 
 /// A note of the phrase in progress, in absolute beats; `end` is `None` while the key is held.
 #[derive(Debug, Clone, Copy)]
@@ -39,14 +40,19 @@ struct HeardNote {
 }
 
 /// The seed of an answer's random stream: a function of the seed parameter and, in
-/// [`SeedMode::NewEachPhrase`], the phrase's index since playback started (SplitMix64 mixing, so
-/// neighbouring seeds give unrelated streams).
+/// [`SeedMode::NewEachPhrase`], the phrase's index since playback started.
 pub fn stream_seed(request: &Request) -> u64 {
     let index = match request.seed_mode {
         SeedMode::Fixed => 0,
         SeedMode::NewEachPhrase => request.phrase_index,
     };
-    let mut z = (request.seed as u64) << 32 ^ index;
+    mix_seed(request.seed, index)
+}
+
+/// The random stream seed of answer `index` from seed `seed` (SplitMix64 mixing, so neighbouring
+/// seeds give unrelated streams).
+pub fn mix_seed(seed: u32, index: u64) -> u64 {
+    let mut z = (seed as u64) << 32 ^ index;
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -75,9 +81,26 @@ impl Worker {
     /// with the embedded default models (the first worker in a process builds the long-term
     /// memory: seconds, on the caller's thread).
     pub fn new(params: &WaveJamParams, status: Arc<Status>) -> Self {
+        let mut brains = default_brains().ok();
+        let choice = params
+            .model
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let message = match (restore(&choice), &mut brains) {
+            (Ok(Some(kernel)), Some(brains)) => {
+                let message = describe(&kernel, choice.path.as_deref().unwrap_or_default());
+                brains.wavenet = kernel;
+                message
+            }
+            (Err(reason), _) => reason,
+            (_, None) => "the embedded models failed to load: answering as the Continuator".into(),
+            (Ok(_), Some(_)) => DEFAULT_MODEL_MESSAGE.into(),
+        };
+        status.model.set_message(message);
         Self {
             memory: Continuator::default(),
-            brains: default_brains().ok(),
+            brains,
             answerer: EventAnswerer::new(Vocabulary::default()),
             phrases: Vec::with_capacity(MAX_CONTEXT_PHRASES + 1),
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
@@ -178,6 +201,15 @@ impl Worker {
     /// Generate the answer to `request`.
     pub fn answer(&mut self, request: &Request) -> Vec<Note> {
         let started = Instant::now();
+        if let (Some(offer), Some(brains)) = (self.status.model.take(), &mut self.brains) {
+            match offer.or_else(|| default_wavenet().ok()) {
+                Some(kernel) => brains.wavenet = kernel,
+                None => self
+                    .status
+                    .model
+                    .set_message("the embedded model failed to load"),
+            }
+        }
         let current = self.current_phrase();
         let session = self.session_snapshot();
         // The phrase being played is answered speculatively: it is committed (learned, kept as
@@ -198,12 +230,13 @@ impl Worker {
                 if !in_context {
                     context.push(&prompt);
                 }
-                answer_with_events(
+                answer_phrases(
                     &mut self.answerer,
                     brains,
                     kind,
                     &context,
-                    request,
+                    request.length_beats,
+                    request.temperature,
                     &mut rng,
                     &mut answer,
                 );
@@ -234,31 +267,86 @@ impl Worker {
     }
 }
 
-/// `kind`'s answer to the last of `phrases` (the tune so far, oldest first), at the velocity of
-/// the last phrase's latest notes.
-fn answer_with_events(
-    answerer: &mut EventAnswerer,
-    brains: &Brains,
-    kind: EngineKind,
-    phrases: &[&[Note]],
-    request: &Request,
-    rng: &mut ChaCha8Rng,
-    out: &mut Vec<Note>,
-) {
-    let vocabulary = *brains.wavenet.vocabulary();
-    let context = context_events(phrases, &vocabulary, WAVENET_BAR_TICKS);
-    let velocity = phrases
-        .last()
-        .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
-        .unwrap_or(DEFAULT_VELOCITY);
-    let mut model = brains.engine(kind);
-    answerer.answer(
-        model.as_mut(),
-        &context,
-        request.length_beats,
-        request.temperature,
-        velocity,
-        rng,
-        out,
-    );
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::EngineChoice;
+    use crate::symbolic::models::wavenet::tests::random_kernel;
+
+    fn request(engine: EngineChoice) -> Request {
+        Request {
+            serial: 1,
+            phrase_index: 0,
+            engine,
+            temperature: 1.0,
+            seed: 3,
+            seed_mode: SeedMode::Fixed,
+            length_beats: 8.0,
+            source: Source::Phrase,
+        }
+    }
+
+    fn heard(worker: &mut Worker) {
+        for (i, pitch) in [62u8, 64, 66, 67, 69, 71, 69, 67].into_iter().enumerate() {
+            let beat = i as f64 * 0.5;
+            worker.handle(Observation::NoteOn {
+                pitch,
+                velocity: 90,
+                beat,
+            });
+            worker.handle(Observation::NoteOff {
+                pitch,
+                beat: beat + 0.5,
+            });
+        }
+    }
+
+    /// Every engine answers the phrase; a model offered by the panel is used from the next answer
+    /// on, and going back to the default gives the default's answer again.
+    #[test]
+    fn engines_answer_and_offered_models_take_over() {
+        let params = WaveJamParams::default();
+        let status = Arc::new(Status::default());
+        let mut worker = Worker::new(&params, status.clone());
+        assert_eq!(status.model.message(), DEFAULT_MODEL_MESSAGE);
+        heard(&mut worker);
+        for engine in [
+            EngineChoice::Hybrid,
+            EngineChoice::WaveNet,
+            EngineChoice::Markov,
+        ] {
+            let answer = worker.answer(&request(engine));
+            assert!(!answer.is_empty(), "{engine:?}");
+            assert_eq!(answer, worker.answer(&request(engine)), "{engine:?}");
+        }
+        let default = worker.answer(&request(EngineChoice::WaveNet));
+        status.model.offer(Some(random_kernel(4)));
+        let other = worker.answer(&request(EngineChoice::WaveNet));
+        assert_ne!(other, default);
+        assert_eq!(other, worker.answer(&request(EngineChoice::WaveNet)));
+        status.model.offer(None);
+        assert_eq!(worker.answer(&request(EngineChoice::WaveNet)), default);
+    }
+
+    /// A project whose model file is gone reopens with the default and says why.
+    #[test]
+    fn a_missing_model_file_is_reported_and_the_default_plays() {
+        let params = WaveJamParams::default();
+        *params.model.lock().unwrap() = crate::model_choice::ModelChoice {
+            path: Some("/nonexistent/wavejam/model.safetensors".into()),
+            hash: Some("0123456789abcdef".into()),
+        };
+        let status = Arc::new(Status::default());
+        let mut worker = Worker::new(&params, status.clone());
+        let message = status.model.message();
+        assert!(
+            message.contains("cannot read") && message.contains("default"),
+            "{message}"
+        );
+        heard(&mut worker);
+        let mut reference = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+        heard(&mut reference);
+        let request = request(EngineChoice::Hybrid);
+        assert_eq!(worker.answer(&request), reference.answer(&request));
+    }
 }

@@ -56,17 +56,8 @@ impl SimdPath {
     pub fn is_supported(self) -> bool {
         match self {
             SimdPath::Portable => true,
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            SimdPath::Avx2Fma => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            SimdPath::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f") && SimdPath::Avx2Fma.is_supported()
-            }
-            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-            _ => false,
+            SimdPath::Avx2Fma => avx2_fma_detected(),
+            SimdPath::Avx512 => avx512_detected(),
         }
     }
 
@@ -87,6 +78,28 @@ impl SimdPath {
             SimdPath::Avx512 => 16,
         }
     }
+}
+
+/// Whether the CPU has AVX2 and FMA (run-time check, cached by std).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn avx2_fma_detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Whether the CPU has AVX-512F, AVX2 and FMA (run-time check, cached by std).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+fn avx512_detected() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && avx2_fma_detected()
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+fn avx2_fma_detected() -> bool {
+    false
+}
+
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+fn avx512_detected() -> bool {
+    false
 }
 
 /// A weight matrix `W` (`outputs × inputs`) packed for [`matvec_acc`] with chunks of `lanes`
@@ -308,17 +321,19 @@ impl WaveNetKernel {
     /// [`WaveNetConfig::position_index`]; see [`super::input_positions`]). An id past the
     /// vocabulary counts as its last id (a debug build panics). Never allocates.
     pub fn step(&mut self, token: u16, position: u32) -> &[f32] {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         match self.simd {
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             // SAFETY: `simd` is Avx512 only where `SimdPath::is_supported` detected avx512f,
             // avx2 and fma at load (`pack` is only called with a supported path).
             SimdPath::Avx512 => unsafe { self.step_avx512(token, position) },
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             // SAFETY: `simd` is Avx2Fma only where `SimdPath::is_supported` detected avx2 and
             // fma at load (`pack` is only called with a supported path).
             SimdPath::Avx2Fma => unsafe { self.step_avx2(token, position) },
-            _ => self.step_with::<4, false>(token, position),
+            SimdPath::Portable => self.step_with::<4, false>(token, position),
         }
+        // NOTE: elsewhere only the portable path is ever supported.
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        self.step_with::<4, false>(token, position);
         self.logits()
     }
 
@@ -507,7 +522,7 @@ fn exp(x: f32) -> f32 {
     /// then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     // NOTE: ln 2 in two parts (Cody–Waite), so `r` keeps its low bits: `n · LN2_HI` is exact.
-    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_HI: f32 = f32::from_bits(0x3f31_8000); // 0.693359375: 9 significant bits
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-80.0, 80.0);
     let shifted = x * std::f32::consts::LOG2_E + ROUND;

@@ -316,7 +316,12 @@ impl EvalReport {
     /// `{"models": [{"name", "files", "notes", "events", "bits_per_event", "bits_per_note"}]}`
     /// (a ratio without notes or events is `null`).
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "models": self.rows }).to_string()
+        self.to_json_value().to_string()
+    }
+
+    /// [`EvalReport::to_json`] as a JSON value (to add more to it).
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::json!({ "models": self.rows })
     }
 }
 

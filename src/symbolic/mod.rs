@@ -1,6 +1,7 @@
 //! Symbolic music modelling: the event vocabulary of the phrase WaveNet, PPM models and their
 //! evaluation in bits per note.
 
+pub mod continuations;
 pub mod encoding;
 pub mod engines;
 pub mod eval;

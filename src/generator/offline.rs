@@ -1,0 +1,47 @@
+//! The plugin's answer, offline: `wavejam continue` runs the same engines, context layout,
+//! sampler and seed stream as the generator thread.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::event_answer::{answer_phrases, EventAnswerer};
+use super::worker::mix_seed;
+use crate::music::{ticks_to_beats, Note};
+use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+
+/// A continuation and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Continued {
+    /// The first bar line after the phrase's last release, in beats from the phrase's beat 0.
+    pub start_beats: f64,
+    /// Onsets from `start_beats`.
+    pub notes: Vec<Note>,
+}
+
+/// `kind`'s continuation of `phrase` (beat 0 on a bar line, 4/4 bars), `bars` bars long at
+/// `temperature`, from the stream the plugin draws for seed `seed` on its first phrase.
+pub fn continue_tune(
+    brains: &Brains,
+    kind: EngineKind,
+    phrase: &[Note],
+    bars: u32,
+    temperature: f32,
+    seed: u32,
+) -> Continued {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, 0));
+    let mut notes = Vec::new();
+    let start_ticks = answer_phrases(
+        &mut EventAnswerer::new(*brains.wavenet.vocabulary()),
+        brains,
+        kind,
+        &[phrase],
+        f64::from(bars) * ticks_to_beats(u64::from(WAVENET_BAR_TICKS)),
+        temperature,
+        &mut rng,
+        &mut notes,
+    );
+    Continued {
+        start_beats: ticks_to_beats(start_ticks),
+        notes,
+    }
+}

@@ -3,6 +3,7 @@
 //! it) and the melodies of the corpus' training split that the Markov engine's long-term memory
 //! learns (`assets/melodies.wjtunes`, written by `wavejam tunes`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::model::{ModelError, WaveNetKernel};
@@ -44,6 +45,18 @@ pub fn default_long_term() -> Arc<LongTermMemory> {
             train_long_term(Vocabulary::default(), tunes.iter().map(Vec::as_slice))
         })
         .clone()
+}
+
+/// Starts building [`default_long_term`] on a background thread, once per process, so the first
+/// `activate()` (which needs it) does not wait the whole build on the host's thread.
+pub fn prepare_long_term_in_background() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if !STARTED.swap(true, Ordering::AcqRel) {
+        // NOTE: if the thread cannot start, the first `default_long_term` call builds it.
+        let _ = std::thread::Builder::new()
+            .name("wavejam-memory".into())
+            .spawn(|| drop(default_long_term()));
+    }
 }
 
 /// The default engines' models.

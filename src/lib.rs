@@ -59,6 +59,7 @@ struct Running {
 
 impl Default for WaveJam {
     fn default() -> Self {
+        assets::prepare_long_term_in_background();
         Self {
             params: Arc::new(WaveJamParams::default()),
             status: Arc::new(Status::default()),

@@ -321,7 +321,8 @@ fn plugin_surface() {
     let host = Host::load();
     let mut inst = host.instantiate();
     // (name, CLAP max: 1 for continuous, steps for stepped, stepped?)
-    let expected: [(&str, f64, bool); 13] = [
+    let expected: [(&str, f64, bool); 14] = [
+        ("Engine", 3.0, true),
         ("Temperature", 1.0, false),
         ("Seed", 9999.0, true),
         ("Seed Mode", 1.0, true),
@@ -346,6 +347,7 @@ fn plugin_surface() {
     }
     // Defaults, read back through the plugin's own formatter.
     let defaults = [
+        ("Engine", "Hybrid"),
         ("Temperature", "1.00"),
         ("Seed", "1"),
         ("Seed Mode", "Fixed"),
@@ -546,8 +548,10 @@ fn state_round_trip() {
         ("Answer Length", 3.0),
     ];
     let mut original = start(&host, setup, false, &params);
+    original.set_param_text("Engine", "Markov");
     let saved = original.save_state();
     let original_values = original.param_values();
+    assert_eq!(original.current_text("Engine"), "Markov");
     assert_eq!(original.current_text("Seed"), "4321");
     assert_eq!(original.current_text("Temperature"), "1.50");
     assert_eq!(original.current_text("Answer Length"), "3 bars");

@@ -28,7 +28,7 @@ use model_picker::ModelPicker;
 use session_view::SessionView;
 
 /// Initial panel size in logical pixels.
-pub const PANEL_SIZE: (f64, f64) = (760.0, 520.0);
+pub const PANEL_SIZE: (f64, f64) = (760.0, 560.0);
 /// Width of the controls column, in logical px.
 const CONTROLS_WIDTH: f32 = 340.0;
 /// Width of a control's name column, in logical px.

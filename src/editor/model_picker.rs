@@ -34,7 +34,7 @@ impl ModelPicker {
             ui.add(
                 egui::TextEdit::singleline(&mut self.path)
                     .hint_text("model.safetensors (empty = default)")
-                    .desired_width(260.0),
+                    .desired_width(170.0),
             );
             if ui
                 .button("Load")

@@ -35,7 +35,7 @@ pub fn activity_colour(activity: Activity) -> Color32 {
     }
 }
 
-/// Install the theme in `ctx` (dark whatever the system prefers, tighter spacing for 760×520 px).
+/// Install the theme in `ctx` (dark whatever the system prefers, tighter spacing for 760×560 px).
 pub fn apply(ctx: &Context) {
     ctx.set_theme(Theme::Dark);
     ctx.style_mut_of(Theme::Dark, |style| {

@@ -22,6 +22,8 @@ pub mod protocol;
 pub mod render;
 pub mod status;
 pub mod symbolic;
+#[cfg(test)]
+mod test_dir;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -113,23 +113,7 @@ pub fn describe(kernel: &WaveNetKernel, path: &str) -> String {
 mod tests {
     use super::*;
     use crate::assets::DEFAULT_WAVENET;
-
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("wavejam-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     /// Each kind of bad file gets a message naming the file and its problem.
     #[test]

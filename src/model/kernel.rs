@@ -17,10 +17,7 @@
 //!
 //! Every buffer is sized at load: [`WaveNetKernel::step`] never allocates.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-use super::weights::{expected_tensors, to_safetensors, ModelFile};
+use super::weights::ModelFile;
 use super::{ModelError, WaveNetConfig};
 use crate::symbolic::encoding::Vocabulary;
 
@@ -546,46 +543,47 @@ fn padded(v: &[f32], lanes: usize) -> Vec<f32> {
     out
 }
 
-/// Seeded random weights for `config` (name, shape, row-major values), uniform in
-/// ±`1.5 / sqrt(fan_in)` (embeddings ±1): deterministic stand-ins for a trained model in tests
-/// and benchmarks.
-pub fn random_tensors(config: &WaveNetConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    expected_tensors(config)
-        .into_iter()
-        .map(|spec| {
-            let n: usize = spec.shape.iter().product();
-            let bound = if spec.name.contains("embedding") {
-                1.0
-            } else {
-                let fan_in = spec.shape.get(1..).map_or(1, |s| s.iter().product());
-                1.5 / (fan_in.max(1) as f32).sqrt()
-            };
-            let values = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-            (spec.name, spec.shape, values)
-        })
-        .collect()
-}
-
-/// The bytes of a model file of [`random_tensors`] with the default vocabulary, ready for
-/// [`WaveNetKernel::load`] (tests and benchmarks).
-pub fn random_model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
-    to_safetensors(
-        config,
-        &Vocabulary::default(),
-        None,
-        &random_tensors(config, seed),
-    )
-    .expect("random tensors have their shapes' value counts")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::model::weights::{expected_tensors, to_safetensors};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    pub(crate) use super::random_tensors;
+    /// Seeded random weights for `config` (name, shape, row-major values), uniform in
+    /// ±`1.5 / sqrt(fan_in)` (embeddings ±1): deterministic stand-ins for a trained model.
+    pub(crate) fn random_tensors(
+        config: &WaveNetConfig,
+        seed: u64,
+    ) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        expected_tensors(config)
+            .into_iter()
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let bound = if spec.name.contains("embedding") {
+                    1.0
+                } else {
+                    let fan_in = spec.shape.get(1..).map_or(1, |s| s.iter().product());
+                    1.5 / (fan_in.max(1) as f32).sqrt()
+                };
+                let values = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+                (spec.name, spec.shape, values)
+            })
+            .collect()
+    }
+
+    /// The bytes of a model file of [`random_tensors`] with the default vocabulary, ready for
+    /// [`WaveNetKernel::load`] (tests).
+    pub(crate) fn random_model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
+        to_safetensors(
+            config,
+            &Vocabulary::default(),
+            None,
+            &random_tensors(config, seed),
+        )
+        .expect("random tensors have their shapes' value counts")
+    }
 
     pub(crate) fn small_config() -> WaveNetConfig {
         WaveNetConfig {
@@ -598,10 +596,6 @@ pub(crate) mod tests {
             layers_per_stack: 4,
             stacks: 2,
         }
-    }
-
-    fn model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
-        random_model_bytes(config, seed)
     }
 
     /// The whole sequence at once, straight from the file's tensors with plain loops over time
@@ -731,7 +725,7 @@ pub(crate) mod tests {
     #[test]
     fn steps_match_the_plain_full_sequence_forward() {
         let config = small_config();
-        let bytes = model_bytes(&config, 7);
+        let bytes = random_model_bytes(&config, 7);
         let file = ModelFile::parse(&bytes).unwrap();
         // 40 steps: longer than the receptive field (31), so every ring wraps.
         let (tokens, positions) = test_sequence(40, 3, 353, 96);
@@ -755,7 +749,7 @@ pub(crate) mod tests {
     #[test]
     fn every_simd_path_matches_the_portable_one_on_the_default_model() {
         let config = WaveNetConfig::default();
-        let file = ModelFile::parse(&model_bytes(&config, 4)).unwrap();
+        let file = ModelFile::parse(&random_model_bytes(&config, 4)).unwrap();
         let mut kernels = every_path(&file);
         assert_eq!(kernels[0].simd_path(), SimdPath::Portable);
         let (tokens, positions) = test_sequence(150, 8, 353, 192);
@@ -774,10 +768,10 @@ pub(crate) mod tests {
     fn the_detected_path_is_supported_and_chosen_at_load() {
         let detected = SimdPath::detect();
         assert!(detected.is_supported());
-        let kernel = WaveNetKernel::load(&model_bytes(&small_config(), 1)).unwrap();
+        let kernel = WaveNetKernel::load(&random_model_bytes(&small_config(), 1)).unwrap();
         assert_eq!(kernel.simd_path(), detected);
         assert!(SimdPath::Portable.is_supported());
-        let file = ModelFile::parse(&model_bytes(&small_config(), 1)).unwrap();
+        let file = ModelFile::parse(&random_model_bytes(&small_config(), 1)).unwrap();
         for path in SimdPath::ALL {
             let packed = WaveNetKernel::with_simd_path(&file, path);
             assert_eq!(packed.is_some(), path.is_supported(), "{}", path.name());
@@ -809,7 +803,7 @@ pub(crate) mod tests {
     #[test]
     fn a_step_does_not_allocate() {
         let config = small_config();
-        let file = ModelFile::parse(&model_bytes(&config, 1)).unwrap();
+        let file = ModelFile::parse(&random_model_bytes(&config, 1)).unwrap();
         for mut kernel in every_path(&file) {
             let mut checksum = 0.0;
             // NOTE: the global allocator aborts on an allocation inside this closure in debug
@@ -828,7 +822,7 @@ pub(crate) mod tests {
     #[test]
     fn positions_fold_and_bad_ids_clamp_in_release() {
         let config = small_config();
-        let mut kernel = WaveNetKernel::load(&model_bytes(&config, 2)).unwrap();
+        let mut kernel = WaveNetKernel::load(&random_model_bytes(&config, 2)).unwrap();
         let folded = kernel.step(60, 96 + 24).to_vec();
         kernel.reset();
         assert_eq!(kernel.step(60, 24), folded.as_slice());
@@ -843,7 +837,7 @@ pub(crate) mod tests {
     #[ignore]
     fn step_time_of_the_default_model() {
         let config = WaveNetConfig::default();
-        let mut kernel = WaveNetKernel::load(&model_bytes(&config, 5)).unwrap();
+        let mut kernel = WaveNetKernel::load(&random_model_bytes(&config, 5)).unwrap();
         let (tokens, positions) = test_sequence(4000, 9, 353, 96);
         let mut checksum = 0.0f32;
         for (&token, &position) in tokens.iter().zip(&positions).take(500) {

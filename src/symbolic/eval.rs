@@ -388,6 +388,7 @@ mod tests {
     use crate::symbolic::fixtures::{chorale, folk_tune, melody};
     use crate::symbolic::models::mixing::Combination;
     use crate::symbolic::models::wavenet::tests::random_kernel;
+    use crate::test_dir::TempDir;
 
     fn v() -> Vocabulary {
         Vocabulary::default()
@@ -663,28 +664,9 @@ mod tests {
         assert!(!Tune::new("c", &chorale(), &v()).is_monophonic(&v()));
     }
 
-    /// A fresh folder under the system's temporary folder, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let path = std::env::temp_dir()
-                .join(format!("wavejam-symbolic-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn eval_folder_reads_nested_folders_and_skips_unreadable_files() {
-        let dir = TempDir::new("eval-folder");
+        let dir = TempDir::new("symbolic-eval-folder");
         let write = |rel: &str, bytes: &[u8]| {
             let path = dir.0.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

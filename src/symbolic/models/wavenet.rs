@@ -94,15 +94,11 @@ pub fn softmax(logits: &[f32], out: &mut [f64]) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::kernel::tests::{random_tensors, small_config};
-    use crate::model::weights::to_safetensors;
+    use crate::model::kernel::tests::{random_model_bytes, small_config};
 
     /// A seeded random model of the kernel tests' small config.
     pub(crate) fn random_kernel(seed: u64) -> WaveNetKernel {
-        let config = small_config();
-        let tensors = random_tensors(&config, seed);
-        let bytes = to_safetensors(&config, &Vocabulary::default(), None, &tensors).unwrap();
-        WaveNetKernel::load(&bytes).unwrap()
+        WaveNetKernel::load(&random_model_bytes(&small_config(), seed)).unwrap()
     }
 
     #[test]

@@ -24,6 +24,13 @@ use crate::symbolic::encoding::Vocabulary;
 /// Chunks of `y` per output tile (accumulators held in registers): 8 keeps both FMA units busy
 /// through the 4-cycle FMA latency and fits the 16 vector registers of SSE2 and AVX2.
 const TILE: usize = 8;
+/// Events that [`WaveNetKernel::feed`] takes through a layer together: a block's residual
+/// streams (6 KiB for 48 channels) stay in the L1 cache while the layer's weights are reused.
+pub const FEED_BLOCK: usize = 32;
+/// How far ahead of its reads a product asks for its weights: a step streams ~1.8 MB of them,
+/// more than the L2 cache, and the hardware prefetcher alone leaves it waiting (measured: 34 →
+/// 31 µs per step of the default model with this on an AMD EPYC).
+const PREFETCH_BYTES: usize = 2048;
 
 /// The instruction set the kernel's loops run with; picked once at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,7 +198,7 @@ pub struct WaveNetKernel {
     head_output_bias: Vec<f32>,
     /// Scratch, `[2C]`: the dilated conv's input (the input `dilation` steps back, then this one).
     taps: Vec<f32>,
-    /// Scratch, `[C]`: the residual stream of the current step.
+    /// Scratch, `[FEED_BLOCK][C]` (each zero-padded): the residual streams of a block of events.
     residual: Vec<f32>,
     /// Scratch, `[2G]`: the dilated conv's output (tanh half, then sigmoid half).
     gate: Vec<f32>,
@@ -279,7 +286,7 @@ impl WaveNetKernel {
             head_output: Packed::conv1x1(file.tensor("head.output.weight"), v, h, lanes),
             head_output_bias: bias("head.output.bias"),
             taps: vec![0.0; 2 * c],
-            residual: vec![0.0; c.next_multiple_of(lanes)],
+            residual: vec![0.0; FEED_BLOCK * c.next_multiple_of(lanes)],
             gate: vec![0.0; (2 * g).next_multiple_of(lanes)],
             activation: vec![0.0; g],
             skip: vec![0.0; s.next_multiple_of(lanes)],
@@ -318,20 +325,31 @@ impl WaveNetKernel {
     /// [`WaveNetConfig::position_index`]; see [`super::input_positions`]). An id past the
     /// vocabulary counts as its last id (a debug build panics). Never allocates.
     pub fn step(&mut self, token: u16, position: u32) -> &[f32] {
+        self.feed(&[(token, position)]);
+        self.logits()
+    }
+
+    /// Feeds `events` (`(token, position)` pairs, as [`step`](Self::step) takes them) in order;
+    /// [`logits`](Self::logits) are then those after the last one (unchanged if there is none).
+    ///
+    /// The same as stepping each event, to the bit, but faster for many events (priming with a
+    /// phrase): the events go through each layer in blocks of [`FEED_BLOCK`], so a layer's
+    /// weights are read from memory once per block rather than once per event, and only the
+    /// last event computes its skip sum and the head. Never allocates.
+    pub fn feed(&mut self, events: &[(u16, u32)]) {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         match self.simd {
             // SAFETY: `simd` is Avx512 only where `SimdPath::is_supported` detected avx512f,
             // avx2 and fma at load (`pack` is only called with a supported path).
-            SimdPath::Avx512 => unsafe { self.step_avx512(token, position) },
+            SimdPath::Avx512 => unsafe { self.feed_avx512(events) },
             // SAFETY: `simd` is Avx2Fma only where `SimdPath::is_supported` detected avx2 and
             // fma at load (`pack` is only called with a supported path).
-            SimdPath::Avx2Fma => unsafe { self.step_avx2(token, position) },
-            SimdPath::Portable => self.step_with::<4, false>(token, position),
+            SimdPath::Avx2Fma => unsafe { self.feed_avx2(events) },
+            SimdPath::Portable => self.feed_with::<4, false>(events),
         }
         // NOTE: elsewhere only the portable path is ever supported.
         #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-        self.step_with::<4, false>(token, position);
-        self.logits()
+        self.feed_with::<4, false>(events);
     }
 
     /// The logits of the last step (zeros after a reset).
@@ -339,26 +357,29 @@ impl WaveNetKernel {
         &self.logits[..self.config.vocab_size]
     }
 
-    /// [`step_with`](Self::step_with) compiled for AVX-512.
+    /// [`feed_with`](Self::feed_with) compiled for AVX-512.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    fn step_avx512(&mut self, token: u16, position: u32) {
-        self.step_with::<16, true>(token, position);
+    fn feed_avx512(&mut self, events: &[(u16, u32)]) {
+        self.feed_with::<16, true>(events);
     }
 
-    /// [`step_with`](Self::step_with) compiled for AVX2 + FMA.
+    /// [`feed_with`](Self::feed_with) compiled for AVX2 + FMA.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     #[target_feature(enable = "avx2,fma")]
-    fn step_avx2(&mut self, token: u16, position: u32) {
-        self.step_with::<8, true>(token, position);
+    fn feed_avx2(&mut self, events: &[(u16, u32)]) {
+        self.feed_with::<8, true>(events);
     }
 
-    /// One step with chunks of `L` floats (the packing's lane width) and fused multiply-adds
-    /// if `FMA`; inlined into each `step_*` so it compiles with that path's instruction set.
+    /// [`feed`](Self::feed) with chunks of `L` floats (the packing's lane width) and fused
+    /// multiply-adds if `FMA`; inlined into each `feed_*` so it compiles with that path's
+    /// instruction set.
     #[inline(always)]
-    fn step_with<const L: usize, const FMA: bool>(&mut self, token: u16, position: u32) {
-        debug_assert!(usize::from(token) < self.config.vocab_size, "token {token}");
+    fn feed_with<const L: usize, const FMA: bool>(&mut self, events: &[(u16, u32)]) {
         debug_assert_eq!(L, self.simd.lanes());
+        let Some(last_block) = events.len().checked_sub(1).map(|i| i / FEED_BLOCK) else {
+            return;
+        };
         let Self {
             config,
             token_embedding,
@@ -380,34 +401,54 @@ impl WaveNetKernel {
         } = self;
         let (c, g) = (config.residual_channels, config.gate_channels);
         let (s, h) = (config.skip_channels, config.head_channels);
-        let token = usize::from(token).min(config.vocab_size - 1);
-        let position = config.position_index(position) as usize;
-        residual[..c].copy_from_slice(&token_embedding[token * c..(token + 1) * c]);
-        add(
-            &mut residual[..c],
-            &position_embedding[position * c..(position + 1) * c],
-        );
-        skip.copy_from_slice(skip_bias);
-
-        for layer in layers.iter_mut() {
-            let slot = &mut layer.history[layer.cursor * c..(layer.cursor + 1) * c];
-            let (past, present) = taps.split_at_mut(c);
-            past.copy_from_slice(slot);
-            present.copy_from_slice(&residual[..c]);
-            slot.copy_from_slice(present);
-            layer.cursor += 1;
-            if layer.cursor == layer.dilation {
-                layer.cursor = 0;
+        let stride = residual.len() / FEED_BLOCK;
+        for (b, block) in events.chunks(FEED_BLOCK).enumerate() {
+            // The residual stream of each event of the block, `[event][stride]`.
+            for (&(token, position), stream) in block.iter().zip(residual.chunks_exact_mut(stride))
+            {
+                debug_assert!(usize::from(token) < config.vocab_size, "token {token}");
+                let token = usize::from(token).min(config.vocab_size - 1);
+                let position = config.position_index(position) as usize;
+                let stream = &mut stream[..c];
+                stream.copy_from_slice(&token_embedding[token * c..(token + 1) * c]);
+                add(
+                    stream,
+                    &position_embedding[position * c..(position + 1) * c],
+                );
             }
+            // Only the very last event needs the skip sum (and the head).
+            let last = (b == last_block).then_some(block.len() - 1);
+            if last.is_some() {
+                skip.copy_from_slice(skip_bias);
+            }
+            for layer in layers.iter_mut() {
+                for (t, stream) in residual
+                    .chunks_exact_mut(stride)
+                    .take(block.len())
+                    .enumerate()
+                {
+                    let slot = &mut layer.history[layer.cursor * c..(layer.cursor + 1) * c];
+                    let (past, present) = taps.split_at_mut(c);
+                    past.copy_from_slice(slot);
+                    present.copy_from_slice(&stream[..c]);
+                    slot.copy_from_slice(present);
+                    layer.cursor += 1;
+                    if layer.cursor == layer.dilation {
+                        layer.cursor = 0;
+                    }
 
-            gate.copy_from_slice(&layer.dilated_bias);
-            matvec_acc::<L, FMA>(gate, &layer.dilated, taps);
-            let (filter, rest) = gate.split_at(g);
-            gated_activation(activation, filter, &rest[..g]);
-            matvec_acc::<L, FMA>(skip, &layer.skip, activation);
-            if let Some((weight, bias)) = &layer.residual {
-                add(residual, bias);
-                matvec_acc::<L, FMA>(residual, weight, activation);
+                    gate.copy_from_slice(&layer.dilated_bias);
+                    matvec_acc::<L, FMA>(gate, &layer.dilated, taps);
+                    let (filter, rest) = gate.split_at(g);
+                    gated_activation(activation, filter, &rest[..g]);
+                    if last == Some(t) {
+                        matvec_acc::<L, FMA>(skip, &layer.skip, activation);
+                    }
+                    if let Some((weight, bias)) = &layer.residual {
+                        add(stream, bias);
+                        matvec_acc::<L, FMA>(stream, weight, activation);
+                    }
+                }
             }
         }
 
@@ -460,6 +501,22 @@ fn tile<const L: usize, const T: usize, const FMA: bool>(
     let (rows, _) = w.as_chunks::<T>();
     let mut acc = *y;
     for (&xi, row) in x.iter().zip(rows) {
+        // NOTE: `row` is `T` chunks of `L` floats; prefetch every cache line of the row
+        // `PREFETCH_BYTES` ahead (past the end it is harmless: a prefetch never faults).
+        #[cfg(target_arch = "x86_64")]
+        {
+            let ahead = row.as_ptr().cast::<u8>().wrapping_add(PREFETCH_BYTES);
+            let mut offset = 0;
+            while offset < T * L * 4 {
+                // SAFETY: a prefetch never faults and changes no program state.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        ahead.wrapping_add(offset).cast(),
+                    );
+                }
+                offset += 64;
+            }
+        }
         for t in 0..T {
             for k in 0..L {
                 acc[t][k] = madd::<FMA>(xi, row[t][k], acc[t][k]);
@@ -514,7 +571,7 @@ fn sigmoid(x: f32) -> f32 {
 /// `n = round(x / ln 2)`, `|r| ≤ ln 2 / 2`, and eʳ by its degree-7 Taylor polynomial
 /// (truncation error below 1e-8 relative).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     /// 1.5 · 2²³: adding it rounds a float of magnitude below 2²² to an integer `n`, which
     /// then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
@@ -765,6 +822,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn feeding_a_phrase_equals_stepping_it_to_the_bit() {
+        let config = small_config();
+        let file = ModelFile::parse(&random_model_bytes(&config, 5)).unwrap();
+        let (tokens, positions) = test_sequence(2 * FEED_BLOCK + 7, 9, 353, 96);
+        let events: Vec<(u16, u32)> = tokens.into_iter().zip(positions).collect();
+        for (mut fed, mut stepped) in every_path(&file).into_iter().zip(every_path(&file)) {
+            let path = fed.simd_path().name();
+            for len in [
+                0,
+                1,
+                FEED_BLOCK - 1,
+                FEED_BLOCK,
+                FEED_BLOCK + 1,
+                events.len(),
+            ] {
+                fed.reset();
+                stepped.reset();
+                fed.feed(&events[..len]);
+                for &(token, position) in &events[..len] {
+                    stepped.step(token, position);
+                }
+                assert_eq!(fed.logits(), stepped.logits(), "{path}, {len} events");
+                // The layers' histories agree too: the next steps are the same.
+                for &(token, position) in &events[..5] {
+                    let next = fed.step(token, position).to_vec();
+                    assert_eq!(next, stepped.step(token, position), "{path}, after {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_detected_path_is_supported_and_chosen_at_load() {
         let detected = SimdPath::detect();
         assert!(detected.is_supported());
@@ -801,7 +890,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_step_does_not_allocate() {
+    fn steps_and_feeds_do_not_allocate() {
         let config = small_config();
         let file = ModelFile::parse(&random_model_bytes(&config, 1)).unwrap();
         for mut kernel in every_path(&file) {
@@ -812,6 +901,8 @@ pub(crate) mod tests {
                 for t in 0..100u16 {
                     checksum += kernel.step(t, u32::from(t) * 5)[0];
                 }
+                kernel.feed(&[(60, 0); 3 * FEED_BLOCK]);
+                checksum += kernel.logits()[0];
                 kernel.reset();
             });
             assert!(checksum.is_finite());

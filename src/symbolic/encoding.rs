@@ -59,6 +59,16 @@ pub enum TokenClass {
     TimeShift,
 }
 
+impl TokenClass {
+    /// Every class, in id order.
+    pub const ALL: [TokenClass; 4] = [
+        TokenClass::NoteOn,
+        TokenClass::NoteOff,
+        TokenClass::End,
+        TokenClass::TimeShift,
+    ];
+}
+
 /// The token ids of one vocabulary.
 ///
 /// Ids are stable: `NOTE_ON(p)` is `p`, `NOTE_OFF(p)` is `128 + p`, `END` is 256 and

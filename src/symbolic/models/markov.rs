@@ -31,6 +31,9 @@ use super::EventModel;
 use crate::symbolic::encoding::{TokenClass, Vocabulary};
 use crate::symbolic::ppm::{Context, InvalidPpm, Ppm, PpmConfig};
 
+/// Most viewpoints in one engine (their distributions are gathered on the stack at every step).
+pub const MAX_VIEWPOINTS: usize = 15;
+
 /// One viewpoint and its models' settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ViewpointConfig {
@@ -97,6 +100,12 @@ impl MarkovConfig {
         {
             return Err("the markov engine needs a full viewpoint (token or relative)".into());
         }
+        if self.viewpoints.len() > MAX_VIEWPOINTS {
+            return Err(format!(
+                "{} viewpoints; the markov engine takes at most {MAX_VIEWPOINTS}",
+                self.viewpoints.len()
+            ));
+        }
         if !(self.viewpoint_bias.is_finite() && self.memory_bias.is_finite()) {
             return Err("entropy biases must be finite".into());
         }
@@ -135,6 +144,13 @@ impl LongTermMemory {
             model.train(&viewpoint.sequence(&self.vocabulary, tokens));
         }
         self.tunes += 1;
+    }
+
+    /// Lays out every model for reading (see [`Ppm::compact`]); call it once training is done.
+    pub fn compact(&mut self) {
+        for model in &mut self.models {
+            model.compact();
+        }
     }
 
     /// The vocabulary of the events it learned.
@@ -202,8 +218,10 @@ struct Scratch {
     viewpoints: Vec<Vec<f64>>,
     /// Each memory's combined distribution over events.
     memories: [Vec<f64>; 2],
-    /// Within-class distribution.
+    /// Within-class distribution: the combination.
     class: Vec<f64>,
+    /// Within-class distribution: the full viewpoints' share.
+    own: Vec<f64>,
 }
 
 impl Markov {
@@ -247,6 +265,7 @@ impl Markov {
                 viewpoints: vec![vec![0.0; v]; config.viewpoints.len()],
                 memories: [vec![0.0; v], vec![0.0; v]],
                 class: vec![0.0; v],
+                own: vec![0.0; v],
             },
             config,
         }
@@ -259,6 +278,7 @@ impl Markov {
         for tune in tunes {
             memory.train(tune);
         }
+        memory.compact();
         self.set_long_term(Arc::new(memory));
     }
 
@@ -327,6 +347,7 @@ impl EventModel for Markov {
             viewpoints,
             memories,
             class,
+            own,
         } = scratch;
         let [long_out, short_out] = memories;
         let long_term = long_term
@@ -341,6 +362,7 @@ impl EventModel for Markov {
             symbols,
             viewpoints,
             class,
+            own,
         };
         match (long_term, short) {
             (Some(long), Some(short)) => {
@@ -388,22 +410,31 @@ struct Memory<'a> {
     symbols: &'a mut Vec<f64>,
     viewpoints: &'a mut Vec<Vec<f64>>,
     class: &'a mut Vec<f64>,
+    own: &'a mut Vec<f64>,
 }
 
 impl Memory<'_> {
     /// The memory's distribution over events into `out` (see the module docs).
     fn distribution(&mut self, models: &[Ppm], contexts: &[Context], out: &mut [f64]) {
-        let v = self.vocabulary.len();
+        let viewpoints = &self.config.viewpoints;
         // 1. Full viewpoints over every event.
-        let full: Vec<usize> = (0..self.config.viewpoints.len())
-            .filter(|&i| self.config.viewpoints[i].viewpoint.class().is_none())
-            .collect();
-        for &i in &full {
-            self.predict(i, models, contexts, 0..v);
+        let mut chosen = [0; MAX_VIEWPOINTS];
+        let mut n = 0;
+        for (i, c) in viewpoints.iter().enumerate() {
+            if c.viewpoint.class().is_none() {
+                chosen[n] = i;
+                n += 1;
+            }
         }
-        let dists: Vec<&[f64]> = full.iter().map(|&i| &self.viewpoints[i][..]).collect();
+        for &i in &chosen[..n] {
+            self.predict(i, models, contexts, &TokenClass::ALL);
+        }
+        let mut parts: [&[f64]; MAX_VIEWPOINTS] = [&[]; MAX_VIEWPOINTS];
+        for (d, &i) in parts.iter_mut().zip(&chosen[..n]) {
+            *d = &self.viewpoints[i];
+        }
         combine(
-            &dists,
+            &parts[..n],
             self.config.viewpoint_combination,
             self.config.viewpoint_bias,
             out,
@@ -412,28 +443,37 @@ impl Memory<'_> {
         for class in [TokenClass::NoteOn, TokenClass::TimeShift] {
             let range = self.vocabulary.class_range(class);
             let first = range.start as u16;
-            let defined: Vec<usize> = (0..self.config.viewpoints.len())
-                .filter(|&i| {
-                    let viewpoint = self.config.viewpoints[i].viewpoint;
-                    viewpoint.class() == Some(class)
-                        && viewpoint
-                            .symbol(self.history, self.vocabulary, first)
-                            .is_some()
-                })
-                .collect();
-            if defined.is_empty() {
+            let mut n = 0;
+            for (i, c) in viewpoints.iter().enumerate() {
+                let viewpoint = c.viewpoint;
+                if viewpoint.class() == Some(class)
+                    && viewpoint
+                        .symbol(self.history, self.vocabulary, first)
+                        .is_some()
+                {
+                    chosen[n] = i;
+                    n += 1;
+                }
+            }
+            if n == 0 {
                 continue;
             }
-            for &i in &defined {
-                self.predict(i, models, contexts, range.clone());
+            for &i in &chosen[..n] {
+                self.predict(i, models, contexts, &[class]);
             }
             let mass: f64 = out[range.clone()].iter().sum();
-            let own: Vec<f64> = out[range.clone()].iter().map(|p| p / mass).collect();
-            let mut dists: Vec<&[f64]> = vec![&own];
-            dists.extend(defined.iter().map(|&i| &self.viewpoints[i][range.clone()]));
+            let own = &mut self.own[range.clone()];
+            for (o, &p) in own.iter_mut().zip(&out[range.clone()]) {
+                *o = p / mass;
+            }
+            let mut parts: [&[f64]; MAX_VIEWPOINTS + 1] = [&[]; MAX_VIEWPOINTS + 1];
+            parts[0] = own;
+            for (d, &i) in parts[1..].iter_mut().zip(&chosen[..n]) {
+                *d = &self.viewpoints[i][range.clone()];
+            }
             let within = &mut self.class[range.clone()];
             combine(
-                &dists,
+                &parts[..=n],
                 self.config.viewpoint_combination,
                 self.config.viewpoint_bias,
                 within,
@@ -444,30 +484,29 @@ impl Memory<'_> {
         }
     }
 
-    /// Viewpoint `i`'s distribution over the events in `range` (normalised over them) into
-    /// `self.viewpoints[i][range]`.
-    fn predict(
-        &mut self,
-        i: usize,
-        models: &[Ppm],
-        contexts: &[Context],
-        range: std::ops::Range<usize>,
-    ) {
+    /// Viewpoint `i`'s distribution over the events of `classes` (normalised over them) into
+    /// `self.viewpoints[i]` at those events' ids.
+    fn predict(&mut self, i: usize, models: &[Ppm], contexts: &[Context], classes: &[TokenClass]) {
         let viewpoint = self.config.viewpoints[i].viewpoint;
         let model = &models[i];
         let symbols = &mut self.symbols[..model.alphabet_size() as usize];
         model.distribution(&contexts[i], symbols);
         let dist = &mut self.viewpoints[i];
         let mut sum = 0.0;
-        for id in range.clone() {
-            let symbol = viewpoint
-                .symbol(self.history, self.vocabulary, id as u16)
+        for &class in classes {
+            let (first, stride) = viewpoint
+                .class_symbols(self.history, self.vocabulary, class)
                 .expect("a viewpoint is defined for every event of its class");
-            dist[id] = symbols[symbol as usize];
-            sum += dist[id];
+            let range = self.vocabulary.class_range(class);
+            for (k, p) in dist[range].iter_mut().enumerate() {
+                *p = symbols[(first + stride * k as u32) as usize];
+                sum += *p;
+            }
         }
-        for p in &mut dist[range] {
-            *p /= sum;
+        for &class in classes {
+            for p in &mut dist[self.vocabulary.class_range(class)] {
+                *p /= sum;
+            }
         }
     }
 }

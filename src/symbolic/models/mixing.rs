@@ -18,9 +18,49 @@ pub enum Combination {
 /// Smallest relative entropy used for a weight, so a certain model's weight stays finite.
 const MIN_RELATIVE_ENTROPY: f64 = 1e-4;
 
-/// Entropy of a distribution, in bits.
+/// Entropy of a distribution, in bits (entries below the smallest normal `f64` count as zero).
 pub fn entropy_bits(p: &[f64]) -> f64 {
-    p.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.log2()).sum()
+    // NOTE: blocks of terms computed by a plain map (which vectorises, `log2` being
+    // branch-free), then summed in order.
+    const BLOCK: usize = 64;
+    let mut terms = [0.0; BLOCK];
+    let mut total = 0.0;
+    for block in p.chunks(BLOCK) {
+        let terms = &mut terms[..block.len()];
+        for (t, &x) in terms.iter_mut().zip(block) {
+            *t = x * log2(x.max(f64::MIN_POSITIVE));
+        }
+        for &t in terms.iter() {
+            total -= t;
+        }
+    }
+    total
+}
+
+/// `log2(x)` of a positive normal `x`, within ~1e-15 relative, in plain arithmetic: it inlines
+/// and vectorises (a call into libm does neither) and gives the same bits on every machine.
+///
+/// With `x = 2^e · m`, `m` in `[√½, √2)`: `ln m = 2 atanh(s)`, `s = (m − 1) / (m + 1)`, so
+/// `|s| < 0.172` and the series `atanh(s) / s = Σ s^2k / (2k + 1)` to `k = 9` leaves under 1e-17.
+fn log2(x: f64) -> f64 {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    const ONE: u64 = 1023 << 52;
+    // 2^52 as the exponent field of `TWO_52`, so an integer below 2^52 ORed into the mantissa
+    // reads as `TWO_52 + integer` (an exact conversion in plain 64-bit lanes).
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let bits = x.to_bits();
+    let biased = f64::from_bits((bits >> 52) | TWO_52.to_bits()) - TWO_52;
+    let m = f64::from_bits((bits & MANTISSA) | ONE);
+    let high = m > std::f64::consts::SQRT_2;
+    let m = if high { m * 0.5 } else { m };
+    let exponent = biased - 1023.0 + if high { 1.0 } else { 0.0 };
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut series = 1.0 / 19.0;
+    for k in (0..9).rev() {
+        series = series * s2 + 1.0 / f64::from(2 * k + 1);
+    }
+    exponent + 2.0 * s * series * std::f64::consts::LOG2_E
 }
 
 /// Combines `distributions` (each normalised, as long as `out`) into `out`.
@@ -49,8 +89,13 @@ pub fn combine(distributions: &[&[f64]], method: Combination, bias: f64, out: &m
         &mut weights_vec
     };
     for (w, d) in weights.iter_mut().zip(distributions) {
-        let relative = (entropy_bits(d) / max_entropy).clamp(MIN_RELATIVE_ENTROPY, 1.0);
-        *w = relative.powf(-bias);
+        // NOTE: with no bias every weight is 1 whatever the entropy; skip computing it.
+        *w = if bias == 0.0 {
+            1.0
+        } else {
+            let relative = (entropy_bits(d) / max_entropy).clamp(MIN_RELATIVE_ENTROPY, 1.0);
+            relative.powf(-bias)
+        };
     }
     let total: f64 = weights.iter().sum();
     for w in weights.iter_mut() {
@@ -65,6 +110,7 @@ pub fn combine(distributions: &[&[f64]], method: Combination, bias: f64, out: &m
                 }
             }
         }
+        Combination::Geometric if bias == 0.0 && equal_geometric(distributions, out) => {}
         Combination::Geometric => {
             out.fill(0.0);
             for (w, d) in weights.iter().zip(distributions) {
@@ -82,6 +128,30 @@ pub fn combine(distributions: &[&[f64]], method: Combination, bias: f64, out: &m
     for o in out.iter_mut() {
         *o /= sum;
     }
+}
+
+/// The geometric mean with equal weights, `(Π P_i)^(1/k)` (unnormalised), into `out`, computed
+/// without logarithms: a root per event instead of `k` logarithms and an exponential. `false`
+/// (and `out` unspecified) where a product underflows, so that only logarithms keep it exact.
+fn equal_geometric(distributions: &[&[f64]], out: &mut [f64]) -> bool {
+    out.fill(1.0);
+    for d in distributions {
+        for (o, &p) in out.iter_mut().zip(d.iter()) {
+            *o *= p;
+        }
+    }
+    if out.iter().any(|&o| o < f64::MIN_POSITIVE) {
+        return false;
+    }
+    match distributions.len() {
+        2 => out.iter_mut().for_each(|o| *o = o.sqrt()),
+        4 => out.iter_mut().for_each(|o| *o = o.sqrt().sqrt()),
+        k => {
+            let root = 1.0 / k as f64;
+            out.iter_mut().for_each(|o| *o = o.powf(root));
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -112,5 +182,50 @@ mod tests {
         combine(&[&sharp], Combination::Geometric, 3.0, &mut out);
         assert_eq!(out, sharp);
         assert!((entropy_bits(&flat) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn equal_geometric_means_match_the_logarithms_even_where_products_underflow() {
+        let dists: [&[f64]; 4] = [
+            &[0.7, 0.2, 0.1],
+            &[0.1, 0.3, 0.6],
+            &[1e-200, 0.5, 0.5 - 1e-200],
+            &[1e-200, 0.9, 0.1 - 1e-200],
+        ];
+        for k in [2, 3, 4] {
+            let mut expected = [0.0; 3];
+            for (j, e) in expected.iter_mut().enumerate() {
+                let mean: f64 = dists[..k].iter().map(|d| d[j].ln()).sum::<f64>() / k as f64;
+                *e = mean.exp();
+            }
+            let total: f64 = expected.iter().sum();
+            let mut out = [0.0; 3];
+            combine(&dists[..k], Combination::Geometric, 0.0, &mut out);
+            for (o, e) in out.iter().zip(expected) {
+                assert!(
+                    (o - e / total).abs() <= 1e-12 * (e / total),
+                    "k {k}: {out:?}"
+                );
+            }
+            assert!(out[0] > 0.0, "k {k}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn the_inlined_logarithm_matches_libm() {
+        let mut x = f64::MIN_POSITIVE;
+        while x < 1e300 {
+            for f in [1.0, 1.1, 1.41, 1.42, 1.5, 1.999] {
+                let y = x * f;
+                let (ours, libm) = (log2(y), y.log2());
+                assert!(
+                    (ours - libm).abs() <= 4.0 * f64::EPSILON * libm.abs().max(1.0),
+                    "log2({y:e}) = {ours} ≠ {libm}"
+                );
+            }
+            x *= 3.7;
+        }
+        assert_eq!(log2(1.0), 0.0);
+        assert_eq!(log2(0.125), -3.0);
     }
 }

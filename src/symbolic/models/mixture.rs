@@ -91,6 +91,12 @@ impl EventModel for Mixture {
             model.observe(token);
         }
     }
+
+    fn observe_all(&mut self, tokens: &[u16]) {
+        for model in &mut self.models {
+            model.observe_all(tokens);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -30,4 +30,11 @@ pub trait EventModel {
     fn distribution(&mut self, out: &mut [f64]);
     /// The next event was `token` (an id of the vocabulary).
     fn observe(&mut self, token: u16);
+    /// The next events were `tokens`, in order: the same as observing each, but a model may read
+    /// them faster together (priming with a phrase).
+    fn observe_all(&mut self, tokens: &[u16]) {
+        for &token in tokens {
+            self.observe(token);
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! after it.
 
 use super::EventModel;
+use crate::model::kernel::exp;
 use crate::model::WaveNetKernel;
 use crate::symbolic::encoding::{Token, Vocabulary};
 
@@ -19,6 +20,8 @@ pub struct WaveNetModel {
     bar_ticks: u32,
     /// Ticks from the tune's start (its first bar line) to the next event.
     now_ticks: u64,
+    /// Events with their bar positions, gathered for one [`WaveNetKernel::feed`].
+    pending: Vec<(u16, u32)>,
 }
 
 impl WaveNetModel {
@@ -30,6 +33,7 @@ impl WaveNetModel {
             kernel,
             bar_ticks: bar_ticks.max(1),
             now_ticks: 0,
+            pending: Vec::new(),
         };
         model.reset();
         model
@@ -45,8 +49,14 @@ impl WaveNetModel {
         self.now_ticks
     }
 
-    fn position(&self) -> u32 {
-        (self.now_ticks % u64::from(self.bar_ticks)) as u32
+    /// Moves the clock past `token`; returns it with the bar position it is fed with (that of
+    /// the time after it).
+    fn advance(&mut self, token: u16) -> (u16, u32) {
+        if let Some(Token::TimeShift(d)) = self.vocabulary.token(token) {
+            self.now_ticks += u64::from(d);
+        }
+        let position = (self.now_ticks % u64::from(self.bar_ticks)) as u32;
+        (token, position)
     }
 }
 
@@ -66,25 +76,34 @@ impl EventModel for WaveNetModel {
     }
 
     fn observe(&mut self, token: u16) {
-        if let Some(Token::TimeShift(d)) = self.vocabulary.token(token) {
-            self.now_ticks += u64::from(d);
-        }
-        let position = self.position();
-        self.kernel.step(token, position);
+        let event = self.advance(token);
+        self.kernel.feed(&[event]);
+    }
+
+    fn observe_all(&mut self, tokens: &[u16]) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        pending.extend(tokens.iter().map(|&token| self.advance(token)));
+        self.kernel.feed(&pending);
+        self.pending = pending;
     }
 }
 
-/// `out = softmax(logits)` in f64 (max subtracted first, so large logits cannot overflow).
+/// `out = softmax(logits)`, summed and normalised in f64 (max subtracted first, so large logits
+/// cannot overflow). The exponentials are the kernel's vectorised f32 ones (1e-7 relative; a
+/// logit more than 80 below the max counts as 80 below).
 ///
 /// # Panics
 /// If the lengths differ.
 pub fn softmax(logits: &[f32], out: &mut [f64]) {
     assert_eq!(logits.len(), out.len(), "softmax lengths");
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
     for (o, &l) in out.iter_mut().zip(logits) {
-        *o = f64::from(l - max).exp();
-        sum += *o;
+        *o = f64::from(exp(l - max));
+    }
+    let mut sum = 0.0;
+    for &o in out.iter() {
+        sum += o;
     }
     for o in out.iter_mut() {
         *o /= sum;
@@ -145,7 +164,10 @@ pub(crate) mod tests {
     fn softmax_survives_large_logits() {
         let mut out = [0.0; 3];
         softmax(&[1000.0, 999.0, -1000.0], &mut out);
-        assert!((out[0] / out[1] - std::f64::consts::E).abs() < 1e-9);
-        assert!(out[2] >= 0.0 && (out.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        // The kernel's exponentials are within 3e-7 relative; one 2000 below the max is clamped
+        // (to e^-80), so it stays above zero.
+        assert!((out[0] / out[1] - std::f64::consts::E).abs() < 1e-6);
+        assert!(out[2] > 0.0 && out[2] < 1e-34);
+        assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }

@@ -21,7 +21,7 @@ use super::continuation::MAX_POLYPHONY;
 use super::sampling::sample_index;
 use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
 use crate::symbolic::encoding::{recent_velocity, Token, TokenClass, Vocabulary, DEFAULT_VELOCITY};
-use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+use crate::symbolic::engines::WAVENET_BAR_TICKS;
 use crate::symbolic::models::EventModel;
 
 /// Most events sampled for one answer (a model that never moves time still terminates).
@@ -53,22 +53,22 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u
 /// Notes of the phrase the answer's velocity follows (the mean of its latest ones).
 const VELOCITY_NOTES: usize = 8;
 
-/// `kind`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
+/// `model`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
 /// [`context_events`] in [`WAVENET_BAR_TICKS`] bars) into `out`, at the velocity of the last
-/// phrase's latest notes: what the plugin plays and `wavejam continue` writes. Returns where the
-/// answer starts, in ticks from the first phrase's beat 0.
+/// phrase's latest notes: what the plugin plays and `wavejam continue` writes. `model` is reset
+/// first, so a reused engine answers as a new one would. Returns where the answer starts, in
+/// ticks from the first phrase's beat 0.
 #[allow(clippy::too_many_arguments)]
 pub fn answer_phrases(
     answerer: &mut EventAnswerer,
-    brains: &Brains,
-    kind: EngineKind,
+    model: &mut dyn EventModel,
     phrases: &[&[Note]],
     length_beats: f64,
     temperature: f32,
     rng: &mut impl Rng,
     out: &mut Vec<Note>,
 ) -> u64 {
-    let vocabulary = *brains.wavenet.vocabulary();
+    let vocabulary = answerer.vocabulary;
     let context = context_events(phrases, &vocabulary, WAVENET_BAR_TICKS);
     let start_ticks = vocabulary
         .tokens(&context)
@@ -82,9 +82,8 @@ pub fn answer_phrases(
         .last()
         .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
         .unwrap_or(DEFAULT_VELOCITY);
-    let mut model = brains.engine(kind);
     answerer.answer(
-        model.as_mut(),
+        model,
         &context,
         length_beats,
         temperature,
@@ -292,7 +291,7 @@ fn note(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
 mod tests {
     use super::*;
     use crate::music::test_melody;
-    use crate::symbolic::engines::train_long_term;
+    use crate::symbolic::engines::{train_long_term, Brains, EngineKind};
     use crate::symbolic::fixtures::folk_tune;
     use crate::symbolic::models::wavenet::tests::random_kernel;
     use rand::SeedableRng;

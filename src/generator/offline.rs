@@ -32,8 +32,7 @@ pub fn continue_tune(
     let mut notes = Vec::new();
     let start_ticks = answer_phrases(
         &mut EventAnswerer::new(*brains.wavenet.vocabulary()),
-        brains,
-        kind,
+        brains.engine(kind).as_mut(),
         &[phrase],
         f64::from(bars) * ticks_to_beats(u64::from(WAVENET_BAR_TICKS)),
         temperature,

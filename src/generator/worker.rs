@@ -20,7 +20,8 @@ use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
 use crate::symbolic::encoding::Vocabulary;
-use crate::symbolic::engines::Brains;
+use crate::symbolic::engines::{Brains, EngineKind};
+use crate::symbolic::models::EventModel;
 
 /// Most notes of a phrase the generator follows; longer phrases keep their latest notes.
 pub const MAX_PHRASE_NOTES: usize = MAX_SAVED_NOTES;
@@ -66,6 +67,9 @@ pub struct Worker {
     /// The corpus-trained engines' models; `None` only if the embedded ones failed to load
     /// (then every engine answers as the Continuator).
     brains: Option<Brains>,
+    /// The engine of the latest answer, kept for the next one of the same kind (building one
+    /// copies the WaveNet's weights); dropped when the WaveNet changes.
+    engine: Option<(EngineKind, Box<dyn EventModel + Send>)>,
     answerer: EventAnswerer,
     /// The latest phrases committed since playback started, oldest first.
     phrases: Vec<Vec<Note>>,
@@ -101,6 +105,7 @@ impl Worker {
         Self {
             memory: Continuator::default(),
             brains,
+            engine: None,
             answerer: EventAnswerer::new(Vocabulary::default()),
             phrases: Vec::with_capacity(MAX_CONTEXT_PHRASES + 1),
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
@@ -203,7 +208,10 @@ impl Worker {
         let started = Instant::now();
         if let (Some(offer), Some(brains)) = (self.status.model.take(), &mut self.brains) {
             match offer.or_else(|| default_wavenet().ok()) {
-                Some(kernel) => brains.wavenet = kernel,
+                Some(kernel) => {
+                    brains.wavenet = kernel;
+                    self.engine = None;
+                }
                 None => self
                     .status
                     .model
@@ -230,10 +238,13 @@ impl Worker {
                 if !in_context {
                     context.push(&prompt);
                 }
+                let engine = match &mut self.engine {
+                    Some((cached, engine)) if *cached == kind => engine,
+                    cache => &mut cache.insert((kind, brains.engine(kind))).1,
+                };
                 answer_phrases(
                     &mut self.answerer,
-                    brains,
-                    kind,
+                    engine.as_mut(),
                     &context,
                     request.length_beats,
                     request.temperature,
@@ -301,8 +312,9 @@ mod tests {
         }
     }
 
-    /// Every engine answers the phrase; a model offered by the panel is used from the next answer
-    /// on, and going back to the default gives the default's answer again.
+    /// Every engine answers the phrase, the same again with its kept engine; a model offered by
+    /// the panel is used from the next answer on, and going back to the default gives the
+    /// default's answer again.
     #[test]
     fn engines_answer_and_offered_models_take_over() {
         let params = WaveJamParams::default();
@@ -310,6 +322,7 @@ mod tests {
         let mut worker = Worker::new(&params, status.clone());
         assert_eq!(status.model.message(), DEFAULT_MODEL_MESSAGE);
         heard(&mut worker);
+        let mut answers = Vec::new();
         for engine in [
             EngineChoice::Hybrid,
             EngineChoice::WaveNet,
@@ -317,8 +330,12 @@ mod tests {
         ] {
             let answer = worker.answer(&request(engine));
             assert!(!answer.is_empty(), "{engine:?}");
+            // The second answer reuses the first one's engine: it answers as a new one.
             assert_eq!(answer, worker.answer(&request(engine)), "{engine:?}");
+            answers.push(answer);
         }
+        // Coming back to an engine after another answers as before, too.
+        assert_eq!(worker.answer(&request(EngineChoice::Hybrid)), answers[0]);
         let default = worker.answer(&request(EngineChoice::WaveNet));
         status.model.offer(Some(random_kernel(4)));
         let other = worker.answer(&request(EngineChoice::WaveNet));

@@ -198,9 +198,10 @@ impl Engine for EventEngine {
     }
 }
 
-/// Mean and 99th percentile of some durations, in µs.
+/// Mean, median and 99th percentile of some durations, in µs.
 struct Stats {
     mean_us: f64,
+    median_us: f64,
     p99_us: f64,
 }
 
@@ -213,6 +214,7 @@ impl Stats {
         }
         Self {
             mean_us: total / us.len() as f64,
+            median_us: us[us.len() / 2],
             p99_us: us[(us.len() * 99 / 100).min(us.len() - 1)],
         }
     }
@@ -455,8 +457,10 @@ fn main() {
         _ => println!("core floor: no FMA path on this CPU to measure a peak with"),
     }
     println!();
-    println!("| engine | measurement | mean | p99 | floor | mean ÷ floor | mean ÷ core floor |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| engine | measurement | mean | median | p99 | floor | mean ÷ floor | mean ÷ core floor |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for row in &rows {
         let mut lines = vec![
             ("step".to_string(), &row.step, 1.0),
@@ -481,9 +485,10 @@ fn main() {
                 format!("{:.1}×", stats.mean_us / (core * n))
             });
             println!(
-                "| {} | {what} | {} | {} | {} | {:.1}× | {core_ratio} |",
+                "| {} | {what} | {} | {} | {} | {} | {:.1}× | {core_ratio} |",
                 row.name,
                 time(stats.mean_us),
+                time(stats.median_us),
                 time(stats.p99_us),
                 time(floor),
                 stats.mean_us / floor

@@ -5,8 +5,8 @@
 //! # Speed
 //! A step of the default model is 0.9 MFLOP and reads every weight once (1.8 MB, more than a
 //! core's L2), so it is bound by cache bandwidth: on a Zen 3 core, whose L3 delivers about
-//! 60 GB/s, that is ~30 µs a step (benchmark: `cargo bench --bench kernel`). Three things keep
-//! it near that:
+//! 60 GB/s, that is ~30 µs a step (benchmark: `cargo bench --bench kernel`). These keep it near
+//! that:
 //! - Weights are packed at load into output tiles (`Packed`): a tile of up to `TILE`
 //!   chunks of `y` stays in registers for the whole product while its weights stream
 //!   past in order, one load per multiply-add.
@@ -14,8 +14,14 @@
 //!   4, 8, 16) and [`SimdPath::detect`] picks one at load, so a plain `x86-64` build runs the
 //!   AVX2 code where the CPU has it (no `-C target-cpu=native` needed).
 //! - The gate's `tanh` and `sigmoid` use one vectorisable `exp` instead of libm's.
+//! - Products prefetch their weights `PREFETCH_BYTES` ahead.
 //!
-//! Every buffer is sized at load: [`WaveNetKernel::step`] never allocates.
+//! Priming with a phrase ([`WaveNetKernel::feed`]) need not be bound by bandwidth: it takes the
+//! events through each layer in blocks, reusing the layer's weights from cache, and computes the
+//! skip sum and the head only for the last event.
+//!
+//! Every buffer is sized at load: [`WaveNetKernel::step`] and [`WaveNetKernel::feed`] never
+//! allocate.
 
 use super::weights::ModelFile;
 use super::{ModelError, WaveNetConfig};
@@ -919,33 +925,5 @@ pub(crate) mod tests {
         assert_eq!(kernel.step(60, 24), folded.as_slice());
         assert_eq!(kernel.config(), &config);
         assert_eq!(kernel.vocabulary().len(), 353);
-    }
-
-    /// µs per step of the default (~0.5 M parameter) model on the detected SIMD path; run in
-    /// release: `cargo test --release --lib model::kernel -- --ignored --nocapture` (the full
-    /// table, every path: `cargo bench --bench kernel`).
-    #[test]
-    #[ignore]
-    fn step_time_of_the_default_model() {
-        let config = WaveNetConfig::default();
-        let mut kernel = WaveNetKernel::load(&random_model_bytes(&config, 5)).unwrap();
-        let (tokens, positions) = test_sequence(4000, 9, 353, 96);
-        let mut checksum = 0.0f32;
-        for (&token, &position) in tokens.iter().zip(&positions).take(500) {
-            checksum += kernel.step(token, position)[0];
-        }
-        let start = std::time::Instant::now();
-        for (&token, &position) in tokens.iter().zip(&positions) {
-            checksum += kernel.step(token, position)[0];
-        }
-        let us = start.elapsed().as_secs_f64() * 1e6 / tokens.len() as f64;
-        let flops = config.flops_per_step() as f64;
-        println!(
-            "default model, {}: {} params, {:.0} kFLOP/step, {us:.1} µs/step, {:.2} GFLOP/s (checksum {checksum})",
-            kernel.simd_path().name(),
-            config.param_count(),
-            flops / 1e3,
-            flops / us / 1e3,
-        );
     }
 }

@@ -26,9 +26,9 @@ use wavejam::generator::event_answer::EventAnswerer;
 use wavejam::model::kernel::SimdPath;
 use wavejam::model::{ModelFile, WaveNetKernel};
 use wavejam::music::Note;
-use wavejam::symbolic::encoding::{Token, Vocabulary};
+use wavejam::symbolic::encoding::Vocabulary;
 use wavejam::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
-use wavejam::symbolic::models::EventModel;
+use wavejam::symbolic::models::{EventModel, WaveNetModel};
 
 /// Assumed single-core peak: 2 AVX-512 FMA units × 16 lanes × 2 FLOP × ~3.7 GHz.
 const ASSUMED_PEAK_GFLOPS: f64 = 118.0;
@@ -61,54 +61,21 @@ trait Engine {
     fn answer(&mut self, phrase: &[u16], seed: u64) -> Option<usize>;
 }
 
-/// The bare kernel, fed the bar positions the WaveNet engine gives it.
-struct KernelEngine {
-    kernel: WaveNetKernel,
-    /// Ticks from the tune's start to the next event.
-    now_ticks: u64,
-    /// A phrase's events with their positions.
-    events: Vec<(u16, u32)>,
-}
-
-impl KernelEngine {
-    fn new(kernel: WaveNetKernel) -> Self {
-        Self {
-            kernel,
-            now_ticks: 0,
-            events: Vec::with_capacity(PHRASE_EVENTS),
-        }
-    }
-
-    /// `token` with the bar position it is fed with (that of the time after it).
-    fn position(&mut self, token: u16) -> (u16, u32) {
-        if let Some(Token::TimeShift(d)) = self.kernel.vocabulary().token(token) {
-            self.now_ticks += u64::from(d);
-        }
-        (
-            token,
-            (self.now_ticks % u64::from(WAVENET_BAR_TICKS)) as u32,
-        )
-    }
-}
+/// The bare kernel, fed as the WaveNet engine feeds it; its scores are its logits (no softmax).
+struct KernelEngine(WaveNetModel);
 
 impl Engine for KernelEngine {
     fn reset(&mut self) {
-        self.kernel.reset();
-        self.now_ticks = 0;
+        self.0.reset();
     }
     fn observe(&mut self, token: u16) {
-        let (token, position) = self.position(token);
-        self.kernel.step(token, position);
+        self.0.observe(token);
     }
     fn prime(&mut self, tokens: &[u16]) {
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        events.extend(tokens.iter().map(|&t| self.position(t)));
-        self.kernel.feed(&events);
-        self.events = events;
+        self.0.observe_all(tokens);
     }
     fn next(&mut self) -> &[f32] {
-        self.kernel.logits()
+        self.0.logits()
     }
     fn answer(&mut self, _phrase: &[u16], _seed: u64) -> Option<usize> {
         None
@@ -422,7 +389,7 @@ fn main() {
         let Some(kernel) = WaveNetKernel::with_simd_path(&file, path) else {
             continue;
         };
-        let mut kernel = KernelEngine::new(kernel);
+        let mut kernel = KernelEngine(WaveNetModel::new(kernel, WAVENET_BAR_TICKS));
         let mark = if path == chosen { " (chosen)" } else { "" };
         let name = format!("kernel {}{mark}", path.name());
         rows.push(measure(&name, &mut kernel, &tunes, steps));

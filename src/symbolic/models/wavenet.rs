@@ -44,6 +44,12 @@ impl WaveNetModel {
         &self.vocabulary
     }
 
+    /// The kernel's logits for the next event (what [`EventModel::distribution`] turns into
+    /// probabilities).
+    pub fn logits(&self) -> &[f32] {
+        self.kernel.logits()
+    }
+
     /// Ticks from the tune's start to the next event (the sum of the time shifts observed).
     pub fn now_ticks(&self) -> u64 {
         self.now_ticks

@@ -241,37 +241,34 @@ impl EventAnswerer {
         self.order
             .extend((0..n as u16).filter(|&i| probabilities[usize::from(i)] >= tail));
         self.order.sort_by(likelier);
+        // The rank after which the likeliest events of `order` hold the nucleus, counting on
+        // from the mass `kept` before them.
+        let cut_in = |order: &[u16], kept: &mut f64| {
+            order.iter().position(|&id| {
+                *kept += probabilities[usize::from(id)];
+                *kept >= NUCLEUS * total
+            })
+        };
         let mut kept = 0.0;
-        let mut cut = None;
-        for (rank, &id) in self.order.iter().enumerate() {
-            kept += probabilities[usize::from(id)];
-            if kept >= NUCLEUS * total {
-                cut = Some(rank + 1);
-                break;
-            }
-        }
-        if cut.is_some() {
-            for p in probabilities.iter_mut() {
-                if *p < tail {
-                    *p = 0.0;
+        let cut = match cut_in(&self.order, &mut kept) {
+            Some(rank) => {
+                for p in probabilities.iter_mut() {
+                    if *p < tail {
+                        *p = 0.0;
+                    }
                 }
+                rank + 1
             }
-        } else {
-            let head = self.order.len();
-            self.order.extend((0..n as u16).filter(|&i| {
-                let p = probabilities[usize::from(i)];
-                p > 0.0 && p < tail
-            }));
-            self.order[head..].sort_by(likelier);
-            for (rank, &id) in self.order.iter().enumerate().skip(head) {
-                kept += probabilities[usize::from(id)];
-                if kept >= NUCLEUS * total {
-                    cut = Some(rank + 1);
-                    break;
-                }
+            None => {
+                let head = self.order.len();
+                self.order.extend((0..n as u16).filter(|&i| {
+                    let p = probabilities[usize::from(i)];
+                    p > 0.0 && p < tail
+                }));
+                self.order[head..].sort_by(likelier);
+                cut_in(&self.order[head..], &mut kept).map_or(self.order.len(), |r| head + r + 1)
             }
-        }
-        let cut = cut.unwrap_or(self.order.len());
+        };
         for &id in &self.order[cut..] {
             probabilities[usize::from(id)] = 0.0;
         }

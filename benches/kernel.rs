@@ -27,7 +27,7 @@ use wavejam::model::kernel::SimdPath;
 use wavejam::model::{ModelFile, WaveNetKernel};
 use wavejam::music::Note;
 use wavejam::symbolic::encoding::Vocabulary;
-use wavejam::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+use wavejam::symbolic::engines::{Brains, EngineKind};
 use wavejam::symbolic::models::{EventModel, WaveNetModel};
 
 /// Assumed single-core peak: 2 AVX-512 FMA units × 16 lanes × 2 FLOP × ~3.7 GHz.
@@ -389,7 +389,7 @@ fn main() {
         let Some(kernel) = WaveNetKernel::with_simd_path(&file, path) else {
             continue;
         };
-        let mut kernel = KernelEngine(WaveNetModel::new(kernel, WAVENET_BAR_TICKS));
+        let mut kernel = KernelEngine(WaveNetModel::new(kernel));
         let mark = if path == chosen { " (chosen)" } else { "" };
         let name = format!("kernel {}{mark}", path.name());
         rows.push(measure(&name, &mut kernel, &tunes, steps));

@@ -25,6 +25,8 @@ pub struct Request {
     pub seed_mode: SeedMode,
     /// Answer length in beats.
     pub length_beats: f64,
+    /// Bar length in beats (the host's time signature): the bars the answer is generated in.
+    pub bar_beats: f64,
     /// What to continue.
     pub source: Source,
 }

@@ -79,7 +79,8 @@ enum Command {
     /// Continue a MIDI phrase offline with the generator the plugin uses, and write the phrase
     /// followed by its continuation (from the first bar line after the phrase) as MIDI.
     Continue {
-        /// Phrase to continue (a .mid file; its beat 0 is a bar line, bars of 4 beats).
+        /// Phrase to continue (a .mid file; its beat 0 is a bar line, its bars those of its time
+        /// signatures, 4/4 if it has none).
         #[arg(long)]
         prompt: PathBuf,
         /// Continuation length in bars.
@@ -382,7 +383,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ))?;
             let bytes = std::fs::read(&prompt)
                 .map_err(|e| format!("cannot read {}: {e}", prompt.display()))?;
-            let phrase = midi_file::read_notes(&bytes)
+            let (phrase, meter) = midi_file::read_tune(&bytes)
                 .map_err(|e| format!("{} is not a MIDI file: {e}", prompt.display()))?;
             if phrase.is_empty() {
                 return Err(format!("{} has no notes", prompt.display()));
@@ -391,8 +392,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 wavenet: load_wavenet(model.as_deref())?,
                 long_term: assets::default_long_term(),
             };
-            let continued =
-                continue_tune(&brains, kind, &phrase, bars.clamp(1, 64), temperature, seed);
+            let continued = continue_tune(
+                &brains,
+                kind,
+                &phrase,
+                &meter,
+                bars.clamp(1, 64),
+                temperature,
+                seed,
+            );
             let answer_start = continued.start_beats;
             let mut notes = phrase.clone();
             notes.extend(continued.notes.iter().map(|n| wavejam::music::Note {

@@ -319,6 +319,7 @@ impl Conductor {
             seed: settings.seed,
             seed_mode: settings.seed_mode,
             length_beats: settings.answer_bars as f64 * self.time.bar_beats,
+            bar_beats: self.time.bar_beats,
             source,
         };
         self.send(Observation::Answer(request));

@@ -2,10 +2,11 @@
 //! the tune so far as events, then events are sampled one by one and decoded into notes.
 //!
 //! # Time
-//! The tune so far is laid out in bars of `bar_ticks` ticks: each phrase starts on a bar line
-//! (its onsets from its first note, as the player played them) and the next phrase, or the
-//! answer, starts on the first bar line after its last release. The answer's notes are returned
-//! with onsets from its own start.
+//! The tune so far is laid out in the bars of a [`Meter`] (the plugin's is the host's time
+//! signature): the first phrase starts on bar line 0 (its onsets from its beat 0, as the player
+//! played them) and each next phrase, or the answer, starts on the first bar line after the last
+//! release before it. The model reads the same bar lines as its position inputs. The answer's
+//! notes are returned with onsets from its own start.
 //!
 //! # Sampling
 //! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
@@ -21,7 +22,7 @@ use super::continuation::MAX_POLYPHONY;
 use super::sampling::sample_index;
 use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
 use crate::symbolic::encoding::{recent_velocity, Token, TokenClass, Vocabulary, DEFAULT_VELOCITY};
-use crate::symbolic::engines::WAVENET_BAR_TICKS;
+use crate::symbolic::meter::Meter;
 use crate::symbolic::models::EventModel;
 
 /// Most events sampled for one answer (a model that never moves time still terminates).
@@ -29,10 +30,9 @@ pub const MAX_ANSWER_EVENTS: usize = 1024;
 /// Probability mass kept by the nucleus cut (Holtzman et al. 2020, "top-p").
 pub const NUCLEUS: f64 = 0.98;
 
-/// The events of `phrases` (each one's onsets from its first note) laid out as in the module
-/// docs, ready for the answer to start on the next bar line; no `END`.
-pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u32) -> Vec<u16> {
-    let bar = u64::from(bar_ticks.max(1));
+/// The events of `phrases` (each one's onsets from its beat 0) laid out in the bars of `meter`
+/// as in the module docs, ready for the answer to start on the next bar line; no `END`.
+pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, meter: &Meter) -> Vec<u16> {
     let mut out = Vec::new();
     let mut now = 0u64;
     for phrase in phrases {
@@ -43,7 +43,8 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u
             }
             out.push(id);
         }
-        let to_bar_line = (bar - now % bar) % bar;
+        let bar = u64::from(meter.bar_ticks(now));
+        let to_bar_line = (bar - u64::from(meter.position(now))) % bar;
         push_shift(&mut out, to_bar_line, vocabulary);
         now += to_bar_line;
     }
@@ -54,22 +55,24 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, bar_ticks: u
 const VELOCITY_NOTES: usize = 8;
 
 /// `model`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
-/// [`context_events`] in [`WAVENET_BAR_TICKS`] bars) into `out`, at the velocity of the last
-/// phrase's latest notes: what the plugin plays and `wavejam continue` writes. `model` is reset
-/// first, so a reused engine answers as a new one would. Returns where the answer starts, in
-/// ticks from the first phrase's beat 0.
+/// [`context_events`] in the bars of `meter`, which the model reads too) into `out`, at the
+/// velocity of the last phrase's latest notes: what the plugin plays and `wavejam continue`
+/// writes. `model` is reset first, so a reused engine answers as a new one would. Returns where
+/// the answer starts, in ticks from the first phrase's beat 0.
 #[allow(clippy::too_many_arguments)]
 pub fn answer_phrases(
     answerer: &mut EventAnswerer,
     model: &mut dyn EventModel,
     phrases: &[&[Note]],
+    meter: &Meter,
     length_beats: f64,
     temperature: f32,
     rng: &mut impl Rng,
     out: &mut Vec<Note>,
 ) -> u64 {
     let vocabulary = answerer.vocabulary;
-    let context = context_events(phrases, &vocabulary, WAVENET_BAR_TICKS);
+    let context = context_events(phrases, &vocabulary, meter);
+    model.set_meter(meter);
     let start_ticks = vocabulary
         .tokens(&context)
         .iter()
@@ -290,6 +293,7 @@ mod tests {
     use crate::music::test_melody;
     use crate::symbolic::engines::{train_long_term, Brains, EngineKind};
     use crate::symbolic::fixtures::folk_tune;
+    use crate::symbolic::meter::MeterChange;
     use crate::symbolic::models::wavenet::tests::random_kernel;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -309,27 +313,38 @@ mod tests {
     #[test]
     fn context_starts_each_phrase_and_the_answer_on_a_bar_line() {
         let v = Vocabulary::default();
-        // 3 beats of quarter notes, then 2: bars of 4 beats put the second phrase at beat 4 and
-        // the answer at beat 8.
         let a = test_melody(&[60, 62, 64], 1.0);
         let b = test_melody(&[65, 67], 1.0);
-        let events = context_events(&[&a, &b], &v, 96);
-        let tokens = v.tokens(&events);
-        let total: u64 = tokens
-            .iter()
-            .map(|t| {
-                if let Token::TimeShift(d) = t {
-                    u64::from(*d)
-                } else {
-                    0
-                }
-            })
-            .sum();
-        assert_eq!(total, 8 * 24);
-        assert!(!tokens.contains(&Token::End));
-        let notes = v.decode(&tokens);
-        let onsets: Vec<f64> = notes.iter().map(|n| n.onset_beats).collect();
-        assert_eq!(onsets, [0.0, 1.0, 2.0, 4.0, 5.0]);
+        // (answer start, onsets) in beats for the context of `a` (3 beats) then `b` (2).
+        let layout = |meter: &Meter| {
+            let tokens = v.tokens(&context_events(&[&a, &b], &v, meter));
+            assert!(!tokens.contains(&Token::End));
+            let total: u64 = tokens
+                .iter()
+                .map(|t| match t {
+                    Token::TimeShift(d) => u64::from(*d),
+                    _ => 0,
+                })
+                .sum();
+            let onsets: Vec<f64> = v.decode(&tokens).iter().map(|n| n.onset_beats).collect();
+            (ticks_to_beats(total), onsets)
+        };
+        // 4/4: the second phrase at beat 4, the answer at beat 8.
+        assert_eq!(
+            layout(&Meter::default()),
+            (8.0, vec![0.0, 1.0, 2.0, 4.0, 5.0])
+        );
+        // 3/4: `a` fills the first bar, so `b` follows at once; the answer at beat 6.
+        assert_eq!(
+            layout(&Meter::constant(72)),
+            (6.0, vec![0.0, 1.0, 2.0, 3.0, 4.0])
+        );
+        // 4/4, then 3/4 from beat 4: `b` at 4 and the answer on the bar line at 7.
+        let changing = Meter::from_changes([MeterChange {
+            at_ticks: 96,
+            bar_ticks: 72,
+        }]);
+        assert_eq!(layout(&changing), (7.0, vec![0.0, 1.0, 2.0, 4.0, 5.0]));
     }
 
     /// Every engine's answers are valid at every temperature: in time, in order, released, and
@@ -339,7 +354,7 @@ mod tests {
         let v = Vocabulary::default();
         let brains = brains();
         let phrase = folk_tune(0);
-        let context = context_events(&[&phrase[..8]], &v, 96);
+        let context = context_events(&[&phrase[..8]], &v, &Meter::default());
         let mut answerer = EventAnswerer::new(v);
         for kind in EngineKind::ALL {
             for temperature in [0.0, 0.5, 1.0, 1.5, 2.0] {
@@ -387,7 +402,7 @@ mod tests {
             .filter(|n| n.onset_beats < 8.0)
             .copied()
             .collect();
-        let context = context_events(&[&prompt], &v, 96);
+        let context = context_events(&[&prompt], &v, &Meter::default());
         let mut model = brains.engine(EngineKind::Markov);
         let mut out = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(1);

@@ -6,8 +6,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::event_answer::{answer_phrases, EventAnswerer};
 use super::worker::mix_seed;
-use crate::music::{ticks_to_beats, Note};
-use crate::symbolic::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+use crate::music::{beats_to_ticks, ticks_to_beats, Note};
+use crate::symbolic::engines::{Brains, EngineKind};
+use crate::symbolic::meter::Meter;
 
 /// A continuation and where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,23 +19,28 @@ pub struct Continued {
     pub notes: Vec<Note>,
 }
 
-/// `kind`'s continuation of `phrase` (beat 0 on a bar line, 4/4 bars), `bars` bars long at
-/// `temperature`, from the stream the plugin draws for seed `seed` on its first phrase.
+/// `kind`'s continuation of `phrase` (beat 0 on bar line 0 of `meter`), `bars` bars of the
+/// meter at the phrase's end long, at `temperature`, from the stream the plugin draws for seed
+/// `seed` on its first phrase.
 pub fn continue_tune(
     brains: &Brains,
     kind: EngineKind,
     phrase: &[Note],
+    meter: &Meter,
     bars: u32,
     temperature: f32,
     seed: u32,
 ) -> Continued {
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, 0));
     let mut notes = Vec::new();
+    let end = phrase.iter().map(Note::end_beats).fold(0.0, f64::max);
+    let bar_ticks = meter.bar_ticks(beats_to_ticks(end));
     let start_ticks = answer_phrases(
         &mut EventAnswerer::new(*brains.wavenet.vocabulary()),
         brains.engine(kind).as_mut(),
         &[phrase],
-        f64::from(bars) * ticks_to_beats(u64::from(WAVENET_BAR_TICKS)),
+        meter,
+        f64::from(bars) * ticks_to_beats(u64::from(bar_ticks)),
         temperature,
         &mut rng,
         &mut notes,

@@ -14,13 +14,14 @@ use crate::generator::continuator::Continuator;
 use crate::generator::engine::Engine;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer};
 use crate::model_choice::{describe, restore};
-use crate::music::Note;
+use crate::music::{beats_to_ticks, Note};
 use crate::params::{SeedMode, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
 use crate::symbolic::encoding::Vocabulary;
 use crate::symbolic::engines::{Brains, EngineKind};
+use crate::symbolic::meter::Meter;
 use crate::symbolic::models::EventModel;
 
 /// Most notes of a phrase the generator follows; longer phrases keep their latest notes.
@@ -242,10 +243,12 @@ impl Worker {
                     Some((cached, engine)) if *cached == kind => engine,
                     cache => &mut cache.insert((kind, brains.engine(kind))).1,
                 };
+                let bar_ticks = beats_to_ticks(request.bar_beats).min(u64::from(u32::MAX)) as u32;
                 answer_phrases(
                     &mut self.answerer,
                     engine.as_mut(),
                     &context,
+                    &Meter::constant(bar_ticks),
                     request.length_beats,
                     request.temperature,
                     &mut rng,
@@ -284,6 +287,9 @@ mod tests {
     use crate::params::EngineChoice;
     use crate::symbolic::models::wavenet::tests::random_kernel;
 
+    /// The phrase most tests play: 8 eighth notes.
+    const PHRASE: [u8; 8] = [62, 64, 66, 67, 69, 71, 69, 67];
+
     fn request(engine: EngineChoice) -> Request {
         Request {
             serial: 1,
@@ -293,12 +299,14 @@ mod tests {
             seed: 3,
             seed_mode: SeedMode::Fixed,
             length_beats: 8.0,
+            bar_beats: 4.0,
             source: Source::Phrase,
         }
     }
 
-    fn heard(worker: &mut Worker) {
-        for (i, pitch) in [62u8, 64, 66, 67, 69, 71, 69, 67].into_iter().enumerate() {
+    /// The player plays `pitches` as eighth notes from beat 0.
+    fn play(worker: &mut Worker, pitches: impl IntoIterator<Item = u8>) {
+        for (i, pitch) in pitches.into_iter().enumerate() {
             let beat = i as f64 * 0.5;
             worker.handle(Observation::NoteOn {
                 pitch,
@@ -321,7 +329,7 @@ mod tests {
         let status = Arc::new(Status::default());
         let mut worker = Worker::new(&params, status.clone());
         assert_eq!(status.model.message(), DEFAULT_MODEL_MESSAGE);
-        heard(&mut worker);
+        play(&mut worker, PHRASE);
         let mut answers = Vec::new();
         for engine in [
             EngineChoice::Hybrid,
@@ -345,6 +353,26 @@ mod tests {
         assert_eq!(worker.answer(&request(EngineChoice::WaveNet)), default);
     }
 
+    /// The answer is generated in the host's bars: after a phrase of 12 beats (whole bars of
+    /// both 3/4 and 4/4, so the context's events are the same), the WaveNet answers otherwise in
+    /// 3/4 than in 4/4, as it reads other bar positions, and the same again in 3/4.
+    #[test]
+    fn answers_follow_the_hosts_meter() {
+        let mut worker = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+        play(&mut worker, [62, 64, 66, 67, 69, 71].repeat(4));
+        let mut answer = |bar_beats| {
+            worker.answer(&Request {
+                bar_beats,
+                ..request(EngineChoice::WaveNet)
+            })
+        };
+        let common = answer(4.0);
+        let waltz = answer(3.0);
+        assert!(!waltz.is_empty());
+        assert_ne!(waltz, common);
+        assert_eq!(waltz, answer(3.0));
+    }
+
     /// A project whose model file is gone reopens with the default and says why.
     #[test]
     fn a_missing_model_file_is_reported_and_the_default_plays() {
@@ -360,9 +388,9 @@ mod tests {
             message.contains("cannot read") && message.contains("default"),
             "{message}"
         );
-        heard(&mut worker);
+        play(&mut worker, PHRASE);
         let mut reference = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
-        heard(&mut reference);
+        play(&mut reference, PHRASE);
         let request = request(EngineChoice::Hybrid);
         assert_eq!(worker.answer(&request), reference.answer(&request));
     }

@@ -35,6 +35,7 @@ pub use kernel::WaveNetKernel;
 pub use weights::{ModelError, ModelFile};
 
 use crate::symbolic::encoding::Token;
+use crate::symbolic::meter::Meter;
 
 /// Hyperparameters of the phrase WaveNet; recorded in every model file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -163,11 +164,10 @@ impl WaveNetConfig {
     }
 }
 
-/// The bar position (ticks after the bar line) to feed with each token: the time after it, where
-/// the event it predicts happens (a time shift moves it on, other events keep it). Time starts
-/// at 0 on a bar line; `bar_ticks` of 0 counts as 1.
-pub fn input_positions(tokens: &[Token], bar_ticks: u32) -> Vec<u32> {
-    let bar = u64::from(bar_ticks.max(1));
+/// The bar position (ticks after the bar line of `meter`) to feed with each token: the time
+/// after it, where the event it predicts happens (a time shift moves it on, other events keep
+/// it).
+pub fn input_positions(tokens: &[Token], meter: &Meter) -> Vec<u32> {
     let mut now = 0u64;
     tokens
         .iter()
@@ -175,7 +175,7 @@ pub fn input_positions(tokens: &[Token], bar_ticks: u32) -> Vec<u32> {
             if let Token::TimeShift(d) = token {
                 now += u64::from(d);
             }
-            (now % bar) as u32
+            meter.position(now)
         })
         .collect()
 }
@@ -217,10 +217,11 @@ mod tests {
     fn input_positions_are_the_time_after_each_token() {
         use Token::{End, NoteOff as Off, NoteOn as On, TimeShift as Shift};
         let tokens = [End, On(60), Shift(48), Off(60), On(62), Shift(48), Off(62)];
-        let after = input_positions(&tokens, 72);
+        let meter = Meter::constant(72);
+        let after = input_positions(&tokens, &meter);
         assert_eq!(after, [0, 0, 48, 48, 48, 24, 24]);
         // It is `position_in_bar` shifted by one: the position of the next event.
-        let at = position_in_bar(&tokens, 72);
+        let at = position_in_bar(&tokens, &meter);
         assert_eq!(after[..tokens.len() - 1], at[1..]);
     }
 }

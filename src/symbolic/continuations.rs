@@ -8,10 +8,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::encoding::Vocabulary;
-use super::engines::{Brains, EngineKind, WAVENET_BAR_TICKS};
+use super::engines::{Brains, EngineKind};
 use super::eval::Tune;
+use super::meter::Meter;
 use super::musical::{check, ChecksSummary};
-use crate::generator::event_answer::{context_events, EventAnswerer};
+use crate::generator::event_answer::{answer_phrases, EventAnswerer};
 use crate::music::{ticks_to_beats, Note};
 
 /// Bars of each tune given as the prompt.
@@ -35,14 +36,17 @@ pub struct ChecksRow {
 struct Case {
     prompt: Vec<Note>,
     original: Vec<Note>,
+    /// The tune's bar lines.
+    meter: Meter,
+    /// Length of the prompt, then of the continuation, in beats (whole bars of the meter).
+    prompt_beats: f64,
+    answer_beats: f64,
 }
 
 /// The tunes long enough to continue (a note after the prompt and after the answer span
-/// starts), each split into prompt and original continuation; notes are clipped to their part.
+/// starts), each split into prompt and original continuation at its own bar lines; notes are
+/// clipped to their part.
 fn cases(tunes: &[Tune], vocabulary: &Vocabulary) -> Vec<Case> {
-    let bar_beats = ticks_to_beats(u64::from(WAVENET_BAR_TICKS));
-    let split = f64::from(PROMPT_BARS) * bar_beats;
-    let end = split + f64::from(ANSWER_BARS) * bar_beats;
     let part = |notes: &[Note], from: f64, to: f64| -> Vec<Note> {
         notes
             .iter()
@@ -57,12 +61,17 @@ fn cases(tunes: &[Tune], vocabulary: &Vocabulary) -> Vec<Case> {
     tunes
         .iter()
         .filter_map(|tune| {
+            let split = ticks_to_beats(tune.meter.bar_line(PROMPT_BARS.into()));
+            let end = ticks_to_beats(tune.meter.bar_line((PROMPT_BARS + ANSWER_BARS).into()));
             let notes = vocabulary.decode_ids(&tune.tokens);
             let long_enough = notes.iter().any(|n| n.onset_beats >= end);
             let prompt = part(&notes, 0.0, split);
             (long_enough && !prompt.is_empty()).then(|| Case {
                 prompt,
                 original: part(&notes, split, end),
+                meter: tune.meter.clone(),
+                prompt_beats: split,
+                answer_beats: end - split,
             })
         })
         .collect()
@@ -73,18 +82,13 @@ fn cases(tunes: &[Tune], vocabulary: &Vocabulary) -> Vec<Case> {
 pub fn continuation_checks(brains: &Brains, tunes: &[Tune], seed: u64) -> Vec<ChecksRow> {
     let vocabulary = *brains.wavenet.vocabulary();
     let cases = cases(tunes, &vocabulary);
-    let bar_beats = ticks_to_beats(u64::from(WAVENET_BAR_TICKS));
-    let (prompt_beats, answer_beats) = (
-        f64::from(PROMPT_BARS) * bar_beats,
-        f64::from(ANSWER_BARS) * bar_beats,
-    );
     let mut original = ChecksSummary::new();
     for case in &cases {
         original.add(&check(
             &case.prompt,
-            prompt_beats,
+            case.prompt_beats,
             &case.original,
-            answer_beats,
+            case.answer_beats,
         ));
     }
     let mut rows = vec![ChecksRow {
@@ -99,19 +103,23 @@ pub fn continuation_checks(brains: &Brains, tunes: &[Tune], seed: u64) -> Vec<Ch
         for temperature in TEMPERATURES {
             let mut summary = ChecksSummary::new();
             for (i, case) in cases.iter().enumerate() {
-                let context = context_events(&[&case.prompt], &vocabulary, WAVENET_BAR_TICKS);
                 let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(i as u64));
-                let velocity = case.prompt[0].velocity;
-                answerer.answer(
+                answer_phrases(
+                    &mut answerer,
                     model.as_mut(),
-                    &context,
-                    answer_beats,
+                    &[&case.prompt],
+                    &case.meter,
+                    case.answer_beats,
                     temperature,
-                    velocity,
                     &mut rng,
                     &mut answer,
                 );
-                summary.add(&check(&case.prompt, prompt_beats, &answer, answer_beats));
+                summary.add(&check(
+                    &case.prompt,
+                    case.prompt_beats,
+                    &answer,
+                    case.answer_beats,
+                ));
             }
             rows.push(ChecksRow {
                 engine: kind.name().into(),

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use super::meter::Meter;
 use crate::music::Note;
 
 /// Ticks per beat (quarter note) of the event grid: 24 makes 32nd notes and triplets exact.
@@ -288,16 +289,14 @@ pub fn decode(tokens: &[Token]) -> Vec<Note> {
 }
 
 /// Each event's position within its bar, in ticks: the time at which it happens (a time shift
-/// happens where it starts) modulo `bar_ticks` (a bar of 4/4 is 96). The time after token `i`,
-/// where the next event will happen, is position `i` plus the length of token `i` if it is a
-/// shift. `bar_ticks` of 0 counts as 1 (every position 0). Time starts at 0 on a bar line.
-pub fn position_in_bar(tokens: &[Token], bar_ticks: u32) -> Vec<u32> {
-    let bar = u64::from(bar_ticks.max(1));
+/// happens where it starts) from the last bar line of `meter`. The time after token `i`, where
+/// the next event will happen, is position `i` plus the length of token `i` if it is a shift.
+pub fn position_in_bar(tokens: &[Token], meter: &Meter) -> Vec<u32> {
     let mut now = 0u64;
     tokens
         .iter()
         .map(|&token| {
-            let position = (now % bar) as u32;
+            let position = meter.position(now);
             if let Token::TimeShift(d) = token {
                 now += u64::from(d);
             }
@@ -362,6 +361,7 @@ mod tests {
     use Token::{End, NoteOff as Off, NoteOn as On, TimeShift as Shift};
 
     use crate::symbolic::fixtures::note;
+    use crate::symbolic::meter::MeterChange;
 
     /// Notes as (pitch, onset ticks, duration ticks), for exact comparisons on the grid.
     fn grid(notes: &[Note]) -> Vec<(u8, u64, u64)> {
@@ -594,9 +594,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            position_in_bar(&tokens, 72),
+            position_in_bar(&tokens, &Meter::constant(72)),
             vec![0, 0, 48, 48, 48, 0, 0, 0, 24, 24]
         );
-        assert_eq!(position_in_bar(&tokens, 0), vec![0; 10]);
+        assert_eq!(position_in_bar(&tokens, &Meter::constant(0)), vec![0; 10]);
+        // 3/4 for one bar, then 1/4 (24 ticks).
+        let change = |at_ticks, bar_ticks| MeterChange {
+            at_ticks,
+            bar_ticks,
+        };
+        let meter = Meter::from_changes([change(72, 24), change(0, 72)]);
+        assert_eq!(
+            position_in_bar(&tokens, &meter),
+            vec![0, 0, 48, 48, 48, 0, 0, 0, 0, 0]
+        );
     }
 }

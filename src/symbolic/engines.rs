@@ -14,11 +14,7 @@ use super::models::markov::LongTermMemory;
 use super::models::mixing::Combination;
 use super::models::{EventModel, Markov, MarkovConfig, Mixture, WaveNetModel};
 use crate::model::WaveNetKernel;
-use crate::music::TICKS_PER_BEAT;
 
-/// Ticks per bar of the WaveNet's position inputs: the default model was trained with every tune
-/// in 4/4 bars (the corpus files' meters are not read), so it is fed the same way.
-pub const WAVENET_BAR_TICKS: u32 = 4 * TICKS_PER_BEAT;
 /// How the hybrid's experts are combined.
 pub const HYBRID_COMBINATION: Combination = Combination::Arithmetic;
 /// Entropy bias of the hybrid's combination.
@@ -61,9 +57,7 @@ impl Brains {
     pub fn engine(&self, kind: EngineKind) -> Box<dyn EventModel + Send> {
         match kind {
             EngineKind::Hybrid => Box::new(hybrid(&self.wavenet, &self.long_term)),
-            EngineKind::WaveNet => {
-                Box::new(WaveNetModel::new(self.wavenet.clone(), WAVENET_BAR_TICKS))
-            }
+            EngineKind::WaveNet => Box::new(WaveNetModel::new(self.wavenet.clone())),
             EngineKind::Markov => Box::new(markov(&self.long_term, true, true)),
         }
     }
@@ -98,7 +92,7 @@ pub fn hybrid(wavenet: &WaveNetKernel, memory: &Arc<LongTermMemory>) -> Mixture 
     Mixture::new(
         "hybrid",
         vec![
-            Box::new(WaveNetModel::new(wavenet.clone(), WAVENET_BAR_TICKS)),
+            Box::new(WaveNetModel::new(wavenet.clone())),
             Box::new(markov(memory, true, false)),
             Box::new(markov(memory, false, true)),
         ],

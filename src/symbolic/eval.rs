@@ -12,9 +12,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::encoding::{note_count, Token, Vocabulary};
-use super::engines::{hybrid, markov, train_long_term, WAVENET_BAR_TICKS};
+use super::engines::{hybrid, markov, train_long_term};
+use super::meter::Meter;
 use super::models::{EventModel, Markov, MarkovConfig, Unigram, WaveNetModel};
-use crate::midi_file::read_notes;
+use crate::midi_file::read_tune;
 use crate::model::WaveNetKernel;
 use crate::music::Note;
 
@@ -27,6 +28,8 @@ pub struct Tune {
     pub tokens: Vec<u16>,
     /// Its notes after quantisation (the encoding's note-ons).
     pub notes: usize,
+    /// Its bar lines (4/4 unless its file says otherwise).
+    pub meter: Meter,
 }
 
 impl Tune {
@@ -37,7 +40,13 @@ impl Tune {
             name: name.into(),
             notes: note_count(&tokens),
             tokens: vocabulary.ids(&tokens),
+            meter: Meter::default(),
         }
+    }
+
+    /// The tune with bar lines `meter`.
+    pub fn with_meter(self, meter: Meter) -> Self {
+        Self { meter, ..self }
     }
 
     /// The tune of already encoded `tokens` (ids ending with `END`).
@@ -47,6 +56,7 @@ impl Tune {
             name: name.into(),
             notes: note_count(&vocabulary.tokens(&tokens)),
             tokens,
+            meter: Meter::default(),
         }
     }
 
@@ -132,14 +142,16 @@ pub fn load_folder(dir: &Path, vocabulary: &Vocabulary) -> Result<Corpus, EvalEr
     collect_midi_files(entries, &mut files, &mut corpus.skipped);
     files.sort();
     for path in files {
-        let notes = std::fs::read(&path)
+        let tune = std::fs::read(&path)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| read_notes(&bytes).map_err(|e| e.to_string()));
-        match notes {
-            Ok(notes) => {
+            .and_then(|bytes| read_tune(&bytes).map_err(|e| e.to_string()));
+        match tune {
+            Ok((notes, meter)) => {
                 let name = path.strip_prefix(dir).unwrap_or(&path);
                 let name = name.to_string_lossy().into_owned();
-                corpus.tunes.push(Tune::new(name, &notes, vocabulary));
+                corpus
+                    .tunes
+                    .push(Tune::new(name, &notes, vocabulary).with_meter(meter));
             }
             Err(reason) => corpus.skipped.push(Skipped { path, reason }),
         }
@@ -223,7 +235,10 @@ pub fn score(model: &mut dyn EventModel, tunes: &[Tune], vocabulary: &Vocabulary
     let mut scratch = vec![0.0; vocabulary.len()];
     let bits: f64 = tunes
         .iter()
-        .map(|tune| code_length_bits(model, &tune.tokens, &mut scratch))
+        .map(|tune| {
+            model.set_meter(&tune.meter);
+            code_length_bits(model, &tune.tokens, &mut scratch)
+        })
         .sum();
     let notes = tunes.iter().map(|t| t.notes).sum();
     let events = tunes.iter().map(|t| t.tokens.len()).sum();
@@ -255,10 +270,7 @@ pub fn standard_models(
             Markov::new(vocabulary, MarkovConfig::default()).with_name("markov"),
         ));
         if let Some(kernel) = wavenet {
-            models.push(Box::new(WaveNetModel::new(
-                kernel.clone(),
-                WAVENET_BAR_TICKS,
-            )));
+            models.push(Box::new(WaveNetModel::new(kernel.clone())));
         }
         return models;
     }
@@ -267,10 +279,7 @@ pub fn standard_models(
         models.push(Box::new(markov(&memory, long_term, short_term)));
     }
     if let Some(kernel) = wavenet {
-        models.push(Box::new(WaveNetModel::new(
-            kernel.clone(),
-            WAVENET_BAR_TICKS,
-        )));
+        models.push(Box::new(WaveNetModel::new(kernel.clone())));
         models.push(Box::new(hybrid(kernel, &memory)));
     }
     models
@@ -469,6 +478,20 @@ mod tests {
             models.push(Box::new(Markov::new(v(), config)));
         }
         models
+    }
+
+    /// Each tune is scored in its own meter: the same notes cost the WaveNet other bits in 6/8
+    /// bars than in 4/4, and a 4/4 tune after a 6/8 one is scored as on its own.
+    #[test]
+    fn the_wavenet_reads_each_tunes_meter() {
+        let tune = Tune::new("reel", &folk_tune(0), &v());
+        let jig = tune.clone().with_meter(Meter::constant(72));
+        let mut model = WaveNetModel::new(random_kernel(9));
+        let common = score(&mut model, std::slice::from_ref(&tune), &v()).bits_per_note;
+        let both = score(&mut model, &[jig.clone(), tune], &v()).bits_per_note;
+        let compound = score(&mut model, &[jig], &v()).bits_per_note;
+        assert_ne!(compound, common);
+        assert!((both - (compound + common) / 2.0).abs() < 1e-12);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod eval;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod melodies;
+pub mod meter;
 pub mod models;
 pub mod musical;
 pub mod ppm;

@@ -15,8 +15,8 @@
 //! # Data conventions (see [`crate::model`])
 //! Each tune is fed as `[END, e_0, …, e_n]` (the leading `END` is the start marker) with targets
 //! `[e_0, …, e_n]` (`e_n` is the tune's own `END`); the position of each input is the bar
-//! position of the time after it ([`input_positions`]), with bars of `bar_ticks` ticks (the MIDI
-//! files' meters are not read: 4/4 by default).
+//! position of the time after it ([`input_positions`]), in the bars of the tune's own time
+//! signatures ([`crate::symbolic::meter`]; 4/4 where a file has none).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -29,8 +29,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::wavenet::{init_seeded, new_model, to_safetensors, PhraseWaveNet, WaveNetConfig};
 use crate::model::{input_positions, ModelFile};
-use crate::symbolic::encoding::{Token, Vocabulary, TICKS_PER_BEAT};
+use crate::symbolic::encoding::{Token, Vocabulary};
 use crate::symbolic::eval::load_folder;
+use crate::symbolic::meter::Meter;
 
 /// What [`train`] does.
 #[derive(Debug, Clone)]
@@ -58,8 +59,6 @@ pub struct TrainOptions {
     pub steps_per_epoch: Option<usize>,
     /// Largest transposition of the augmentation, in semitones (each way).
     pub max_transpose: u8,
-    /// Ticks per bar for the position inputs.
-    pub bar_ticks: u32,
     /// Draw a progress bar on stderr.
     pub progress: bool,
     /// The command line, for the training summary.
@@ -68,7 +67,7 @@ pub struct TrainOptions {
 
 impl TrainOptions {
     /// Defaults for `data` → `out`: the default config, 10 epochs of batch 16 × 256 events,
-    /// lr 2e-3, seed 1, ±5 semitones, 4/4 bars.
+    /// lr 2e-3, seed 1, ±5 semitones.
     pub fn new(data: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
         Self {
             data: data.into(),
@@ -85,7 +84,6 @@ impl TrainOptions {
             all: false,
             steps_per_epoch: None,
             max_transpose: 5,
-            bar_ticks: 4 * TICKS_PER_BEAT,
             progress: false,
             command_line: String::new(),
         }
@@ -166,7 +164,7 @@ struct Sequence {
 }
 
 impl Sequence {
-    fn new(tokens: &[u16], vocabulary: &Vocabulary, config: &WaveNetConfig, bar: u32) -> Self {
+    fn new(tokens: &[u16], vocabulary: &Vocabulary, config: &WaveNetConfig, meter: &Meter) -> Self {
         let mut ids = Vec::with_capacity(tokens.len() + 1);
         ids.push(u32::from(vocabulary.end_id()));
         ids.extend(tokens.iter().map(|&t| u32::from(t)));
@@ -174,7 +172,7 @@ impl Sequence {
             .iter()
             .filter_map(|&id| vocabulary.token(id as u16))
             .collect();
-        let positions = input_positions(&as_tokens, bar)
+        let positions = input_positions(&as_tokens, meter)
             .into_iter()
             .map(|p| config.position_index(p))
             .collect();
@@ -325,7 +323,7 @@ fn load_sequences(
         .tunes
         .iter()
         .filter(|t| t.notes > 0 && (opts.all || t.is_monophonic(vocab)))
-        .map(|t| Sequence::new(&t.tokens, vocab, &opts.config, opts.bar_ticks))
+        .map(|t| Sequence::new(&t.tokens, vocab, &opts.config, &t.meter))
         .collect();
     if tunes.is_empty() {
         return Err(format!("no usable tunes under {}", dir.display()));
@@ -589,7 +587,7 @@ fn summary_json(report: &TrainReport, opts: &TrainOptions) -> Result<String, Str
         "seed": opts.seed,
         "monophonic_only": !opts.all,
         "max_transpose": opts.max_transpose,
-        "bar_ticks": opts.bar_ticks,
+        "bar_positions": "time signatures",
         "history": report.history,
         "command_line": opts.command_line,
     }))

@@ -4,6 +4,7 @@
 
 use super::mixing::{combine, Combination};
 use super::EventModel;
+use crate::symbolic::meter::Meter;
 
 /// Most models in one mixture (their distributions are gathered on the stack at every step).
 pub const MAX_MODELS: usize = 8;
@@ -95,6 +96,12 @@ impl EventModel for Mixture {
     fn observe_all(&mut self, tokens: &[u16]) {
         for model in &mut self.models {
             model.observe_all(tokens);
+        }
+    }
+
+    fn set_meter(&mut self, meter: &Meter) {
+        for model in &mut self.models {
+            model.set_meter(meter);
         }
     }
 }

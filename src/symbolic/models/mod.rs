@@ -13,6 +13,8 @@ pub use mixture::Mixture;
 pub use unigram::Unigram;
 pub use wavenet::WaveNetModel;
 
+use crate::symbolic::meter::Meter;
+
 /// A model of the next event of a tune, given the events before it.
 ///
 /// The caller [`reset`](EventModel::reset)s at the start of each tune, then alternates
@@ -30,6 +32,9 @@ pub trait EventModel {
     fn distribution(&mut self, out: &mut [f64]);
     /// The next event was `token` (an id of the vocabulary).
     fn observe(&mut self, token: u16);
+    /// The tune's bar lines, in ticks from its start, for the events read after this call;
+    /// models that do not read bar positions ignore them (as by default).
+    fn set_meter(&mut self, _meter: &Meter) {}
     /// The next events were `tokens`, in order: the same as observing each, but a model may read
     /// them faster together (priming with a phrase).
     fn observe_all(&mut self, tokens: &[u16]) {

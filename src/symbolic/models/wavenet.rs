@@ -10,14 +10,15 @@ use super::EventModel;
 use crate::model::kernel::exp;
 use crate::model::WaveNetKernel;
 use crate::symbolic::encoding::{Token, Vocabulary};
+use crate::symbolic::meter::Meter;
 
 /// The WaveNet engine (see the module docs).
 #[derive(Debug, Clone)]
 pub struct WaveNetModel {
     kernel: WaveNetKernel,
     vocabulary: Vocabulary,
-    /// Ticks per bar of the position inputs.
-    bar_ticks: u32,
+    /// The bar lines of the position inputs.
+    meter: Meter,
     /// Ticks from the tune's start (its first bar line) to the next event.
     now_ticks: u64,
     /// Events with their bar positions, gathered for one [`WaveNetKernel::feed`].
@@ -25,13 +26,12 @@ pub struct WaveNetModel {
 }
 
 impl WaveNetModel {
-    /// The engine of `kernel`, with bars of `bar_ticks` ticks (0 counts as 1), at the start of a
-    /// tune.
-    pub fn new(kernel: WaveNetKernel, bar_ticks: u32) -> Self {
+    /// The engine of `kernel` at the start of a tune in 4/4 (see [`EventModel::set_meter`]).
+    pub fn new(kernel: WaveNetKernel) -> Self {
         let mut model = Self {
             vocabulary: *kernel.vocabulary(),
             kernel,
-            bar_ticks: bar_ticks.max(1),
+            meter: Meter::default(),
             now_ticks: 0,
             pending: Vec::new(),
         };
@@ -61,7 +61,7 @@ impl WaveNetModel {
         if let Some(Token::TimeShift(d)) = self.vocabulary.token(token) {
             self.now_ticks += u64::from(d);
         }
-        let position = (self.now_ticks % u64::from(self.bar_ticks)) as u32;
+        let position = self.meter.position(self.now_ticks);
         (token, position)
     }
 }
@@ -69,6 +69,10 @@ impl WaveNetModel {
 impl EventModel for WaveNetModel {
     fn name(&self) -> String {
         "wavenet".into()
+    }
+
+    fn set_meter(&mut self, meter: &Meter) {
+        self.meter.clone_from(meter);
     }
 
     fn reset(&mut self) {
@@ -129,8 +133,6 @@ pub(crate) mod tests {
     #[test]
     fn distributions_are_the_kernels_softmax_fed_as_in_training() {
         let vocabulary = Vocabulary::default();
-        let mut model = WaveNetModel::new(random_kernel(3), 96);
-        let mut reference = random_kernel(3);
         let tokens = [
             Token::NoteOn(60),
             Token::TimeShift(90),
@@ -138,32 +140,48 @@ pub(crate) mod tests {
             Token::TimeShift(30),
             Token::NoteOn(62),
         ];
-        // Fed by hand: END at 0, then each token at the position after it (90, 90, 120 % 96).
-        let positions = [0u32, 90, 90, 24, 24];
-        reference.reset();
-        reference.step(vocabulary.end_id(), 0);
-        let mut out = vec![0.0; vocabulary.len()];
-        let mut expected = vec![0.0; vocabulary.len()];
-        for (&token, &position) in tokens.iter().zip(&positions) {
+        // Fed by hand: END at 0, then each token at the position after it (90, 90, 120), in
+        // bars of 4/4 (96 ticks) or of 6/8 (72).
+        for (meter, positions) in [
+            (Meter::default(), [0u32, 90, 90, 24, 24]),
+            (Meter::constant(72), [0, 18, 18, 48, 48]),
+        ] {
+            let mut model = WaveNetModel::new(random_kernel(3));
+            model.set_meter(&meter);
+            let mut reference = random_kernel(3);
+            reference.reset();
+            reference.step(vocabulary.end_id(), 0);
+            let mut out = vec![0.0; vocabulary.len()];
+            let mut expected = vec![0.0; vocabulary.len()];
+            for (&token, &position) in tokens.iter().zip(&positions) {
+                model.distribution(&mut out);
+                softmax(reference.logits(), &mut expected);
+                assert_eq!(out, expected);
+                assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                assert!(out.iter().all(|&p| p > 0.0));
+                let id = vocabulary.id(token).unwrap();
+                model.observe(id);
+                reference.step(id, position);
+            }
+            assert_eq!(model.now_ticks(), 120);
+            // A reset starts the tune again, in the same meter: the first distribution comes
+            // back.
+            model.distribution(&mut out);
+            let last = out.clone();
+            model.reset();
+            model.distribution(&mut out);
+            assert_ne!(out, last);
+            let mut fresh = WaveNetModel::new(random_kernel(3));
+            fresh.distribution(&mut expected);
+            assert_eq!(out, expected);
+            model.observe(vocabulary.id(Token::TimeShift(90)).unwrap());
+            reference.reset();
+            reference.step(vocabulary.end_id(), 0);
+            reference.step(vocabulary.id(Token::TimeShift(90)).unwrap(), positions[1]);
             model.distribution(&mut out);
             softmax(reference.logits(), &mut expected);
             assert_eq!(out, expected);
-            assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-            assert!(out.iter().all(|&p| p > 0.0));
-            let id = vocabulary.id(token).unwrap();
-            model.observe(id);
-            reference.step(id, position);
         }
-        assert_eq!(model.now_ticks(), 120);
-        // A reset starts the tune again: the first distribution comes back.
-        model.distribution(&mut out);
-        let last = out.clone();
-        model.reset();
-        model.distribution(&mut out);
-        assert_ne!(out, last);
-        let mut fresh = WaveNetModel::new(random_kernel(3), 96);
-        fresh.distribution(&mut expected);
-        assert_eq!(out, expected);
     }
 
     #[test]

@@ -307,8 +307,10 @@ impl Conductor {
         }
     }
 
-    /// Ask the generator for a new answer; the slot waits for it.
-    fn request(&mut self, settings: &Settings, source: Source) {
+    /// Ask the generator for a new answer that is due at `trigger_beat` (so it starts on the
+    /// grid point after it); the slot waits for it.
+    fn request(&mut self, settings: &Settings, source: Source, trigger_beat: f64) {
+        let step = settings.quantize.step_beats(self.time.bar_beats);
         self.serial += 1;
         self.answer.expect(self.serial);
         let request = Request {
@@ -320,6 +322,7 @@ impl Conductor {
             seed_mode: settings.seed_mode,
             length_beats: settings.answer_bars as f64 * self.time.bar_beats,
             bar_beats: self.time.bar_beats,
+            start_beat: next_grid_point(trigger_beat, step),
             source,
         };
         self.send(Observation::Answer(request));
@@ -329,7 +332,7 @@ impl Conductor {
     fn answer_now(&mut self, settings: &Settings, source: Source) {
         let beat = self.time.beat_at(self.cursor as usize);
         self.release_answer(self.cursor);
-        self.request(settings, source);
+        self.request(settings, source, beat);
         self.answer.trigger(beat);
         self.phrase_index += 1;
     }
@@ -385,7 +388,7 @@ impl Conductor {
                     self.phrase.last_release_beat = beat;
                     if settings.mode != Mode::Manual && !self.answer.is_playing() {
                         // Prepare the answer now, so it is ready when the wait is over.
-                        self.request(settings, Source::Phrase);
+                        self.request(settings, Source::Phrase, beat + settings.wait_beats);
                     }
                 }
             }
@@ -436,7 +439,7 @@ impl Conductor {
             let end = self.answer.end_beat().unwrap_or(limit_beat);
             self.answer.expect(self.serial);
             if settings.mode == Mode::Continuous && !self.phrase.any_held() {
-                self.request(settings, Source::LastAnswer);
+                self.request(settings, Source::LastAnswer, end);
                 self.answer.trigger(end);
                 self.phrase_index += 1;
             }

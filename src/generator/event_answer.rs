@@ -2,16 +2,20 @@
 //! the tune so far as events, then events are sampled one by one and decoded into notes.
 //!
 //! # Time
-//! The tune so far is laid out in the bars of a [`Meter`] (the plugin's is the host's time
-//! signature): the first phrase starts on bar line 0 (its onsets from its beat 0, as the player
-//! played them) and each next phrase, or the answer, starts on the first bar line after the last
-//! release before it. The model reads the same bar lines as its position inputs. The answer's
-//! notes are returned with onsets from its own start.
+//! The tune so far is laid out in the bars of a [`Layout`]'s meter (the plugin's is the host's
+//! time signature). Each phrase's onsets are from the bar line before its first note, so it keeps
+//! its place in the bar (a pickup stays a pickup): the first phrase starts at bar line 0, each
+//! next one at the first bar line after the last release before it. The answer starts where the
+//! layout says in the bar (the plugin's: where on the host's grid it will be played), at the first
+//! such time after the last release. Long silences between phrases are so left out, and the model
+//! reads the same bar lines as its position inputs. The answer's notes are returned with onsets
+//! from its own start.
 //!
 //! # Sampling
 //! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
-//! [`MAX_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift, and `END` once the
-//! answer has a note (`END` ends the answer). The distribution is cut to its nucleus (the
+//! [`MAX_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift once a note has
+//! started (an answer begins with a note, where it is due on the host's grid, never with a
+//! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut to its nucleus (the
 //! likeliest events holding [`NUCLEUS`] of the probability), then drawn at the temperature (see
 //! [`sample_index`]). Every note still sounding when the answer reaches its length is released
 //! there, so an answer never leaves a note hanging.
@@ -30,12 +34,21 @@ pub const MAX_ANSWER_EVENTS: usize = 1024;
 /// Probability mass kept by the nucleus cut (Holtzman et al. 2020, "top-p").
 pub const NUCLEUS: f64 = 0.98;
 
-/// The events of `phrases` (each one's onsets from its beat 0) laid out in the bars of `meter`
-/// as in the module docs, ready for the answer to start on the next bar line; no `END`.
-pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, meter: &Meter) -> Vec<u16> {
+/// Where the tune so far and its answer sit in bars (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// The bar lines, in ticks from the first phrase's bar line.
+    pub meter: Meter,
+    /// Where the answer starts in its bar, in ticks after the bar line (0: on it).
+    pub answer_offset_ticks: u32,
+}
+
+/// The events of `phrases` (each one's onsets from the bar line before its first note) laid out
+/// by `layout` as in the module docs, ready for the answer to start; no `END`.
+pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, layout: &Layout) -> Vec<u16> {
     let mut out = Vec::new();
     let mut now = 0u64;
-    for phrase in phrases {
+    for (i, phrase) in phrases.iter().enumerate() {
         let ids = vocabulary.encode_ids(phrase);
         for &id in &ids[..ids.len().saturating_sub(1)] {
             if let Some(Token::TimeShift(d)) = vocabulary.token(id) {
@@ -43,10 +56,15 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, meter: &Mete
             }
             out.push(id);
         }
-        let bar = u64::from(meter.bar_ticks(now));
-        let to_bar_line = (bar - u64::from(meter.position(now))) % bar;
-        push_shift(&mut out, to_bar_line, vocabulary);
-        now += to_bar_line;
+        let target = if i + 1 == phrases.len() {
+            layout.answer_offset_ticks
+        } else {
+            0
+        };
+        let bar = layout.meter.bar_ticks(now);
+        let to_target = (target % bar + bar - layout.meter.position(now)) % bar;
+        push_shift(&mut out, u64::from(to_target), vocabulary);
+        now += u64::from(to_target);
     }
     out
 }
@@ -55,24 +73,24 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, meter: &Mete
 const VELOCITY_NOTES: usize = 8;
 
 /// `model`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
-/// [`context_events`] in the bars of `meter`, which the model reads too) into `out`, at the
-/// velocity of the last phrase's latest notes: what the plugin plays and `wavejam continue`
-/// writes. `model` is reset first, so a reused engine answers as a new one would. Returns where
-/// the answer starts, in ticks from the first phrase's beat 0.
+/// [`context_events`]; the model reads the layout's bar lines too) into `out`, at the velocity
+/// of the last phrase's latest notes: what the plugin plays and `wavejam continue` writes.
+/// `model` is reset first, so a reused engine answers as a new one would. Returns where the
+/// answer starts, in ticks from the first phrase's bar line.
 #[allow(clippy::too_many_arguments)]
 pub fn answer_phrases(
     answerer: &mut EventAnswerer,
     model: &mut dyn EventModel,
     phrases: &[&[Note]],
-    meter: &Meter,
+    layout: &Layout,
     length_beats: f64,
     temperature: f32,
     rng: &mut impl Rng,
     out: &mut Vec<Note>,
 ) -> u64 {
     let vocabulary = answerer.vocabulary;
-    let context = context_events(phrases, &vocabulary, meter);
-    model.set_meter(meter);
+    let context = context_events(phrases, &vocabulary, layout);
+    model.set_meter(&layout.meter);
     let start_ticks = vocabulary
         .tokens(&context)
         .iter()
@@ -204,6 +222,7 @@ impl EventAnswerer {
     /// Zeroes every event that would be invalid now (see the module docs).
     fn mask(&mut self, has_notes: bool) {
         let sounding = self.sounding.iter().filter(|s| s.is_some()).count();
+        let started = has_notes || sounding > 0;
         let v = &self.vocabulary;
         for class in TokenClass::ALL {
             let range = v.class_range(class);
@@ -212,7 +231,7 @@ impl EventAnswerer {
                 let valid = match class {
                     TokenClass::NoteOn => self.sounding[k].is_none() && sounding < MAX_POLYPHONY,
                     TokenClass::NoteOff => self.sounding[k].is_some(),
-                    TokenClass::TimeShift => true,
+                    TokenClass::TimeShift => started,
                     TokenClass::End => has_notes,
                 };
                 if !valid || !p.is_finite() {
@@ -311,13 +330,17 @@ mod tests {
     }
 
     #[test]
-    fn context_starts_each_phrase_and_the_answer_on_a_bar_line() {
+    fn context_keeps_phrases_in_their_bars_and_starts_the_answer_where_due() {
         let v = Vocabulary::default();
         let a = test_melody(&[60, 62, 64], 1.0);
         let b = test_melody(&[65, 67], 1.0);
         // (answer start, onsets) in beats for the context of `a` (3 beats) then `b` (2).
-        let layout = |meter: &Meter| {
-            let tokens = v.tokens(&context_events(&[&a, &b], &v, meter));
+        let layout = |meter: &Meter, answer_offset_ticks| {
+            let layout = Layout {
+                meter: meter.clone(),
+                answer_offset_ticks,
+            };
+            let tokens = v.tokens(&context_events(&[&a, &b], &v, &layout));
             assert!(!tokens.contains(&Token::End));
             let total: u64 = tokens
                 .iter()
@@ -331,12 +354,16 @@ mod tests {
         };
         // 4/4: the second phrase at beat 4, the answer at beat 8.
         assert_eq!(
-            layout(&Meter::default()),
+            layout(&Meter::default(), 0),
             (8.0, vec![0.0, 1.0, 2.0, 4.0, 5.0])
         );
+        // An answer due on beat 3 of its bar starts at the first such beat after `b`: 6; one due
+        // on beat 1 (ticks 24) waits for beat 9.
+        assert_eq!(layout(&Meter::default(), 48).0, 6.0);
+        assert_eq!(layout(&Meter::default(), 24).0, 9.0);
         // 3/4: `a` fills the first bar, so `b` follows at once; the answer at beat 6.
         assert_eq!(
-            layout(&Meter::constant(72)),
+            layout(&Meter::constant(72), 0),
             (6.0, vec![0.0, 1.0, 2.0, 3.0, 4.0])
         );
         // 4/4, then 3/4 from beat 4: `b` at 4 and the answer on the bar line at 7.
@@ -344,17 +371,17 @@ mod tests {
             at_ticks: 96,
             bar_ticks: 72,
         }]);
-        assert_eq!(layout(&changing), (7.0, vec![0.0, 1.0, 2.0, 4.0, 5.0]));
+        assert_eq!(layout(&changing, 0), (7.0, vec![0.0, 1.0, 2.0, 4.0, 5.0]));
     }
 
-    /// Every engine's answers are valid at every temperature: in time, in order, released, and
-    /// the same for the same seed.
+    /// Every engine's answers are valid at every temperature: in time, in order, released, begun
+    /// with a note, and the same for the same seed.
     #[test]
     fn answers_are_valid_and_reproducible() {
         let v = Vocabulary::default();
         let brains = brains();
         let phrase = folk_tune(0);
-        let context = context_events(&[&phrase[..8]], &v, &Meter::default());
+        let context = context_events(&[&phrase[..8]], &v, &Layout::default());
         let mut answerer = EventAnswerer::new(v);
         for kind in EngineKind::ALL {
             for temperature in [0.0, 0.5, 1.0, 1.5, 2.0] {
@@ -381,6 +408,8 @@ mod tests {
                         assert_eq!(n.velocity, 90);
                     }
                     assert!(out.windows(2).all(|w| w[0].onset_beats <= w[1].onset_beats));
+                    // It begins with a note, where it is due.
+                    assert_eq!(out.first().map(|n| n.onset_beats), Some(0.0), "{kind:?}");
                     answers.push(out);
                 }
                 assert_eq!(answers[0], answers[1], "{kind:?} at {temperature}");
@@ -402,7 +431,7 @@ mod tests {
             .filter(|n| n.onset_beats < 8.0)
             .copied()
             .collect();
-        let context = context_events(&[&prompt], &v, &Meter::default());
+        let context = context_events(&[&prompt], &v, &Layout::default());
         let mut model = brains.engine(EngineKind::Markov);
         let mut out = Vec::new();
         let mut rng = ChaCha8Rng::seed_from_u64(1);

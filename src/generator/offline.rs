@@ -4,7 +4,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::event_answer::{answer_phrases, EventAnswerer};
+use super::event_answer::{answer_phrases, EventAnswerer, Layout};
 use super::worker::mix_seed;
 use crate::music::{beats_to_ticks, ticks_to_beats, Note};
 use crate::symbolic::engines::{Brains, EngineKind};
@@ -39,7 +39,10 @@ pub fn continue_tune(
         &mut EventAnswerer::new(*brains.wavenet.vocabulary()),
         brains.engine(kind).as_mut(),
         &[phrase],
-        meter,
+        &Layout {
+            meter: meter.clone(),
+            answer_offset_ticks: 0,
+        },
         f64::from(bars) * ticks_to_beats(u64::from(bar_ticks)),
         temperature,
         &mut rng,

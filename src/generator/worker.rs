@@ -12,7 +12,7 @@ use crate::assets::{default_brains, default_wavenet};
 use crate::generator::continuation::continue_phrase;
 use crate::generator::continuator::Continuator;
 use crate::generator::engine::Engine;
-use crate::generator::event_answer::{answer_phrases, EventAnswerer};
+use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::model_choice::{describe, restore};
 use crate::music::{beats_to_ticks, Note};
 use crate::params::{SeedMode, WaveJamParams};
@@ -39,6 +39,41 @@ struct HeardNote {
     velocity: u8,
     start: f64,
     end: Option<f64>,
+}
+
+/// Notes in time: onsets from `origin_beat`, a host beat (a phrase's first note, or where an
+/// answer started).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Placed {
+    origin_beat: f64,
+    notes: Vec<Note>,
+}
+
+impl Placed {
+    /// The notes with onsets from the bar line before `origin_beat` (see [`offset_in_bar`]), so
+    /// they keep their place in the bar.
+    fn in_bar(&self, bar_beats: f64) -> Vec<Note> {
+        let offset = offset_in_bar(self.origin_beat, bar_beats);
+        self.notes
+            .iter()
+            .map(|n| Note {
+                onset_beats: n.onset_beats + offset,
+                ..*n
+            })
+            .collect()
+    }
+}
+
+/// Where host beat `beat` falls in its bar, in beats after the bar line, with bars of
+/// `bar_beats` (a positive length) from beat 0, as on the audio thread's grid.
+fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
+    let offset = beat.rem_euclid(bar_beats);
+    // NOTE: a beat a rounding error before a bar line is on it.
+    if offset.is_finite() && bar_beats - offset > 1e-6 {
+        offset
+    } else {
+        0.0
+    }
 }
 
 /// The seed of an answer's random stream: a function of the seed parameter and, in
@@ -73,7 +108,9 @@ pub struct Worker {
     engine: Option<(EngineKind, Box<dyn EventModel + Send>)>,
     answerer: EventAnswerer,
     /// The latest phrases committed since playback started, oldest first.
-    phrases: Vec<Vec<Note>>,
+    phrases: Vec<Placed>,
+    /// Where the latest answer was due to start, in host beats (0 before the first).
+    last_answer_start_beat: f64,
     heard: Vec<HeardNote>,
     /// Latest beat seen, used to close notes whose release was lost.
     latest_beat: f64,
@@ -109,6 +146,7 @@ impl Worker {
             engine: None,
             answerer: EventAnswerer::new(Vocabulary::default()),
             phrases: Vec::with_capacity(MAX_CONTEXT_PHRASES + 1),
+            last_answer_start_beat: 0.0,
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
             latest_beat: 0.0,
             session: params.session.clone(),
@@ -129,10 +167,11 @@ impl Worker {
         self.status.session_revision.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The phrase in progress, onsets from its first note; held notes end at the latest beat.
-    fn current_phrase(&self) -> Vec<Note> {
+    /// The phrase in progress, onsets from its first note (no notes and origin 0 if there is
+    /// none); held notes end at the latest beat.
+    fn current_phrase(&self) -> Placed {
         let Some(first) = self.heard.iter().map(|n| n.start).reduce(f64::min) else {
-            return Vec::new();
+            return Placed::default();
         };
         let mut phrase: Vec<Note> = self
             .heard
@@ -149,7 +188,10 @@ impl Worker {
                 .total_cmp(&b.onset_beats)
                 .then(a.pitch.cmp(&b.pitch))
         });
-        phrase
+        Placed {
+            origin_beat: first,
+            notes: phrase,
+        }
     }
 
     /// Handle one observation; returns the answer's notes (onsets from its start) for a request.
@@ -185,13 +227,14 @@ impl Worker {
             Observation::Commit => {
                 let phrase = self.current_phrase();
                 self.heard.clear();
-                if !phrase.is_empty() {
-                    self.memory.learn(&phrase);
+                if !phrase.notes.is_empty() {
+                    self.memory.learn(&phrase.notes);
                     if self.phrases.len() == MAX_CONTEXT_PHRASES {
                         self.phrases.remove(0);
                     }
-                    self.phrases.push(phrase.clone());
-                    self.update_session(|s| s.last_phrase = phrase);
+                    let notes = phrase.notes.clone();
+                    self.phrases.push(phrase);
+                    self.update_session(|s| s.last_phrase = notes);
                 }
             }
             Observation::ResetMemory => {
@@ -223,10 +266,23 @@ impl Worker {
         let session = self.session_snapshot();
         // The phrase being played is answered speculatively: it is committed (learned, kept as
         // context) only if it really ends.
+        // A saved phrase's place in the bar is not known: it starts on a bar line.
         let (prompt, speculative) = match request.source {
-            Source::Phrase if !current.is_empty() => (current, true),
-            Source::Phrase => (session.last_phrase, false),
-            Source::LastAnswer => (session.last_answer, false),
+            Source::Phrase if !current.notes.is_empty() => (current, true),
+            Source::Phrase => (
+                Placed {
+                    origin_beat: 0.0,
+                    notes: session.last_phrase,
+                },
+                false,
+            ),
+            Source::LastAnswer => (
+                Placed {
+                    origin_beat: self.last_answer_start_beat,
+                    notes: session.last_answer,
+                },
+                false,
+            ),
         };
         // The last committed phrase is already the end of the tune so far.
         let in_context =
@@ -235,20 +291,28 @@ impl Worker {
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
         match (request.engine.event_engine(), &self.brains) {
             (Some(kind), Some(brains)) => {
-                let mut context: Vec<&[Note]> = self.phrases.iter().map(Vec::as_slice).collect();
+                let bar_beats = Some(request.bar_beats)
+                    .filter(|b| b.is_finite() && *b > 0.0)
+                    .unwrap_or(4.0);
+                let mut placed: Vec<Vec<Note>> =
+                    self.phrases.iter().map(|p| p.in_bar(bar_beats)).collect();
                 if !in_context {
-                    context.push(&prompt);
+                    placed.push(prompt.in_bar(bar_beats));
                 }
+                let context: Vec<&[Note]> = placed.iter().map(Vec::as_slice).collect();
                 let engine = match &mut self.engine {
                     Some((cached, engine)) if *cached == kind => engine,
                     cache => &mut cache.insert((kind, brains.engine(kind))).1,
                 };
-                let bar_ticks = beats_to_ticks(request.bar_beats).min(u64::from(u32::MAX)) as u32;
+                let layout = Layout {
+                    meter: Meter::constant(ticks(bar_beats)),
+                    answer_offset_ticks: ticks(offset_in_bar(request.start_beat, bar_beats)),
+                };
                 answer_phrases(
                     &mut self.answerer,
                     engine.as_mut(),
                     &context,
-                    &Meter::constant(bar_ticks),
+                    &layout,
                     request.length_beats,
                     request.temperature,
                     &mut rng,
@@ -259,11 +323,11 @@ impl Worker {
                 let mut engine = self.memory.clone();
                 if speculative || engine.is_empty() {
                     // Speculatively, on a copy; or, after reopening a project, the saved phrase.
-                    engine.learn(&prompt);
+                    engine.learn(&prompt.notes);
                 }
                 continue_phrase(
                     &mut engine,
-                    &prompt,
+                    &prompt.notes,
                     request.length_beats,
                     request.temperature,
                     &mut rng,
@@ -277,8 +341,14 @@ impl Worker {
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let saved = answer.clone();
         self.update_session(|s| s.last_answer = saved);
+        self.last_answer_start_beat = request.start_beat;
         answer
     }
+}
+
+/// `beats` in event ticks, as a bar length or a place in a bar.
+fn ticks(beats: f64) -> u32 {
+    beats_to_ticks(beats).min(u64::from(u32::MAX)) as u32
 }
 
 #[cfg(test)]
@@ -300,14 +370,15 @@ mod tests {
             seed_mode: SeedMode::Fixed,
             length_beats: 8.0,
             bar_beats: 4.0,
+            start_beat: 4.0,
             source: Source::Phrase,
         }
     }
 
-    /// The player plays `pitches` as eighth notes from beat 0.
-    fn play(worker: &mut Worker, pitches: impl IntoIterator<Item = u8>) {
+    /// The player plays `pitches` as eighth notes from beat `from`.
+    fn play(worker: &mut Worker, from: f64, pitches: impl IntoIterator<Item = u8>) {
         for (i, pitch) in pitches.into_iter().enumerate() {
-            let beat = i as f64 * 0.5;
+            let beat = from + i as f64 * 0.5;
             worker.handle(Observation::NoteOn {
                 pitch,
                 velocity: 90,
@@ -329,7 +400,7 @@ mod tests {
         let status = Arc::new(Status::default());
         let mut worker = Worker::new(&params, status.clone());
         assert_eq!(status.model.message(), DEFAULT_MODEL_MESSAGE);
-        play(&mut worker, PHRASE);
+        play(&mut worker, 0.0, PHRASE);
         let mut answers = Vec::new();
         for engine in [
             EngineChoice::Hybrid,
@@ -359,10 +430,11 @@ mod tests {
     #[test]
     fn answers_follow_the_hosts_meter() {
         let mut worker = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
-        play(&mut worker, [62, 64, 66, 67, 69, 71].repeat(4));
+        play(&mut worker, 0.0, [62, 64, 66, 67, 69, 71].repeat(4));
         let mut answer = |bar_beats| {
             worker.answer(&Request {
                 bar_beats,
+                start_beat: 12.0,
                 ..request(EngineChoice::WaveNet)
             })
         };
@@ -371,6 +443,25 @@ mod tests {
         assert!(!waltz.is_empty());
         assert_ne!(waltz, common);
         assert_eq!(waltz, answer(3.0));
+    }
+
+    /// A phrase keeps its place in the bar: played a bar later it gets the same answer (due a
+    /// bar later), played two beats later (a pickup) another one; so does an answer due on
+    /// another beat.
+    #[test]
+    fn answers_follow_where_in_the_bar_the_phrase_and_the_answer_fall() {
+        let answer = |from: f64, due: f64| {
+            let mut worker = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+            play(&mut worker, from, PHRASE);
+            worker.answer(&Request {
+                start_beat: due,
+                ..request(EngineChoice::WaveNet)
+            })
+        };
+        let on_the_bar = answer(0.0, 4.0);
+        assert_eq!(answer(4.0, 8.0), on_the_bar);
+        assert_ne!(answer(2.0, 8.0), on_the_bar);
+        assert_ne!(answer(0.0, 5.0), on_the_bar);
     }
 
     /// A project whose model file is gone reopens with the default and says why.
@@ -388,9 +479,9 @@ mod tests {
             message.contains("cannot read") && message.contains("default"),
             "{message}"
         );
-        play(&mut worker, PHRASE);
+        play(&mut worker, 0.0, PHRASE);
         let mut reference = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
-        play(&mut reference, PHRASE);
+        play(&mut reference, 0.0, PHRASE);
         let request = request(EngineChoice::Hybrid);
         assert_eq!(worker.answer(&request), reference.answer(&request));
     }

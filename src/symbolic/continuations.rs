@@ -10,9 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use super::encoding::Vocabulary;
 use super::engines::{Brains, EngineKind};
 use super::eval::Tune;
-use super::meter::Meter;
 use super::musical::{check, ChecksSummary};
-use crate::generator::event_answer::{answer_phrases, EventAnswerer};
+use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::music::{ticks_to_beats, Note};
 
 /// Bars of each tune given as the prompt.
@@ -36,8 +35,8 @@ pub struct ChecksRow {
 struct Case {
     prompt: Vec<Note>,
     original: Vec<Note>,
-    /// The tune's bar lines.
-    meter: Meter,
+    /// The tune's bar lines; the answer starts on one.
+    layout: Layout,
     /// Length of the prompt, then of the continuation, in beats (whole bars of the meter).
     prompt_beats: f64,
     answer_beats: f64,
@@ -69,7 +68,10 @@ fn cases(tunes: &[Tune], vocabulary: &Vocabulary) -> Vec<Case> {
             (long_enough && !prompt.is_empty()).then(|| Case {
                 prompt,
                 original: part(&notes, split, end),
-                meter: tune.meter.clone(),
+                layout: Layout {
+                    meter: tune.meter.clone(),
+                    answer_offset_ticks: 0,
+                },
                 prompt_beats: split,
                 answer_beats: end - split,
             })
@@ -108,7 +110,7 @@ pub fn continuation_checks(brains: &Brains, tunes: &[Tune], seed: u64) -> Vec<Ch
                     &mut answerer,
                     model.as_mut(),
                     &[&case.prompt],
-                    &case.meter,
+                    &case.layout,
                     case.answer_beats,
                     temperature,
                     &mut rng,

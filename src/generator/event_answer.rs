@@ -15,9 +15,9 @@
 //! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
 //! [`MAX_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift once a note has
 //! started (an answer begins with a note, where it is due on the host's grid, never with a
-//! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut to its nucleus (the
-//! likeliest events holding [`NUCLEUS`] of the probability), then drawn at the temperature (see
-//! [`sample_index`]). Every note still sounding when the answer reaches its length is released
+//! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut
+//! to its nucleus (the likeliest events holding [`NUCLEUS`] of the probability), then drawn at
+//! the temperature (see [`sample_index`]). Every note still sounding when the answer reaches its length is released
 //! there, so an answer never leaves a note hanging.
 
 use rand::Rng;

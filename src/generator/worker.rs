@@ -265,8 +265,8 @@ impl Worker {
         let current = self.current_phrase();
         let session = self.session_snapshot();
         // The phrase being played is answered speculatively: it is committed (learned, kept as
-        // context) only if it really ends.
-        // A saved phrase's place in the bar is not known: it starts on a bar line.
+        // context) only if it really ends. A saved phrase's place in the bar is not known: it
+        // starts on a bar line.
         let (prompt, speculative) = match request.source {
             Source::Phrase if !current.notes.is_empty() => (current, true),
             Source::Phrase => (

@@ -17,8 +17,8 @@
 //! started (an answer begins with a note, where it is due on the host's grid, never with a
 //! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut
 //! to its nucleus (the likeliest events holding [`NUCLEUS`] of the probability), then drawn at
-//! the temperature (see [`sample_index`]). Every note still sounding when the answer reaches its length is released
-//! there, so an answer never leaves a note hanging.
+//! the temperature (see [`sample_index`]). Every note still sounding when the answer reaches its
+//! length is released there, so an answer never leaves a note hanging.
 
 use rand::Rng;
 

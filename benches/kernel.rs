@@ -375,8 +375,11 @@ fn main() {
     };
     let file = ModelFile::parse(&bytes).unwrap_or_else(|e| panic!("{source}: {e}"));
     let config = file.config;
-    // What a plain load picks on this CPU.
-    let chosen = WaveNetKernel::new(&file).simd_path();
+    // What a plain load picks on this CPU, and the weight bytes its step reads.
+    let (chosen, step_bytes) = {
+        let kernel = WaveNetKernel::new(&file);
+        (kernel.simd_path(), kernel.step_weight_bytes())
+    };
     let flops = config.flops_per_step() as f64;
     let floor_us = flops / (ASSUMED_PEAK_GFLOPS * 1e3);
     let measured = measured_peak_gflops();
@@ -406,11 +409,14 @@ fn main() {
 
     println!("model: {source}");
     println!(
-        "{} parameters, {} FLOPs/step, receptive field {} events; SIMD path chosen at load: {}",
+        "{} parameters, {} FLOPs/step, receptive field {} events; SIMD path chosen at load: {} \
+         ({:?}-precision file: a step reads {:.2} MB of weights)",
         config.param_count(),
         config.flops_per_step(),
         config.receptive_field(),
-        chosen.name()
+        chosen.name(),
+        file.precision,
+        step_bytes as f64 / 1e6
     );
     println!(
         "floor = FLOPs ÷ {ASSUMED_PEAK_GFLOPS} GFLOP/s (the issue's assumed single-core AVX-512 \

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use wavejam::assets;
 use wavejam::generator::offline::continue_tune;
 use wavejam::midi_file;
-use wavejam::model::WaveNetKernel;
+use wavejam::model::{ModelFile, Precision, WaveNetKernel};
 use wavejam::render::{render, write_wav, RenderSetup};
 use wavejam::symbolic::continuations::{checks_table, continuation_checks};
 use wavejam::symbolic::encoding::Vocabulary;
@@ -143,6 +143,17 @@ enum Command {
         /// Steps per epoch (default: training events / (batch × seq-len)).
         #[arg(long)]
         steps_per_epoch: Option<usize>,
+    },
+    /// Store a phrase WaveNet model file's weights in half precision, as `wavejam train` writes
+    /// them: half the size, and a faster kernel step (it streams half the bytes). Models
+    /// trained before WaveJam wrote half precision load either way.
+    Convert {
+        /// Model file to read.
+        #[arg(long)]
+        model: PathBuf,
+        /// Model file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write the melodies the Markov engine's long-term memory learns as a tunes file (how the
     /// default memory ships: assets/melodies.wjtunes).
@@ -289,6 +300,25 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
+        Command::Convert { model, out } => {
+            let bytes = std::fs::read(&model)
+                .map_err(|e| format!("cannot read {}: {e}", model.display()))?;
+            let file = ModelFile::parse(&bytes).map_err(|e| format!("{}: {e}", model.display()))?;
+            let half = file
+                .to_bytes(Precision::Half)
+                .map_err(|e| format!("{}: {e}", model.display()))?;
+            std::fs::write(&out, &half)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "{} ({} bytes, {:?} precision) → {} ({} bytes, half precision)",
+                model.display(),
+                bytes.len(),
+                file.precision,
+                out.display(),
+                half.len()
+            );
+            Ok(())
+        }
         Command::Tunes { data, out, all } => {
             let vocabulary = Vocabulary::default();
             let corpus = load_folder(&data, &vocabulary).map_err(|e| e.to_string())?;

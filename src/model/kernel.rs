@@ -3,10 +3,12 @@
 //! receptive field.
 //!
 //! # Speed
-//! A step of the default model is 0.9 MFLOP and reads every weight once (1.8 MB, more than a
-//! core's L2), so it is bound by cache bandwidth: on a Zen 3 core, whose L3 delivers about
-//! 60 GB/s, that is ~30 µs a step (benchmark: `cargo bench --bench kernel`). These keep it near
-//! that:
+//! A step of the default model is 0.9 MFLOP and reads every weight once, so it is bound by cache
+//! bandwidth: in f32 that is 1.8 MB, more than a core's L2, ~30 µs a step from the ~60 GB/s
+//! of a Zen 3 core's L3 (benchmark: `cargo bench --bench kernel`). These keep it fast:
+//! - A half-precision model file ([`Precision::Half`], what `wavejam train` writes) keeps its
+//!   weights in half precision on the AVX paths, which widen them in registers (F16C): a step
+//!   streams half the bytes. The arithmetic is f32 either way, on the file's own weights.
 //! - Weights are packed at load into output tiles (`Packed`): a tile of up to `TILE`
 //!   chunks of `y` stays in registers for the whole product while its weights stream
 //!   past in order, one load per multiply-add.
@@ -23,7 +25,7 @@
 //! Every buffer is sized at load: [`WaveNetKernel::step`] and [`WaveNetKernel::feed`] never
 //! allocate.
 
-use super::weights::ModelFile;
+use super::weights::{ModelFile, Precision};
 use super::{ModelError, WaveNetConfig};
 use crate::symbolic::encoding::Vocabulary;
 
@@ -33,9 +35,9 @@ const TILE: usize = 8;
 /// Events that [`WaveNetKernel::feed`] takes through a layer together: a block's residual
 /// streams (6 KiB for 48 channels) stay in the L1 cache while the layer's weights are reused.
 pub const FEED_BLOCK: usize = 32;
-/// How far ahead of its reads a product asks for its weights: a step streams ~1.8 MB of them,
-/// more than the L2 cache, and the hardware prefetcher alone leaves it waiting (measured: 34 →
-/// 31 µs per step of the default model with this on an AMD EPYC).
+/// How far ahead of its reads a product asks for its weights: a step streams 0.9 MB of them
+/// (1.8 MB in f32), more than the L2 cache, and the hardware prefetcher alone leaves it waiting
+/// (measured in f32: 34 → 31 µs per step of the default model with this on an AMD EPYC).
 const PREFETCH_BYTES: usize = 2048;
 
 /// The instruction set the kernel's loops run with; picked once at load.
@@ -43,9 +45,9 @@ const PREFETCH_BYTES: usize = 2048;
 pub enum SimdPath {
     /// `[f32; 4]` chunks in plain Rust: SSE2 on any x86-64, NEON on aarch64.
     Portable,
-    /// `[f32; 8]` chunks with AVX2 and fused multiply-add (x86-64 CPUs since about 2013).
+    /// `[f32; 8]` chunks with AVX2, fused multiply-add and F16C (x86-64 CPUs since about 2013).
     Avx2Fma,
-    /// `[f32; 16]` chunks with AVX-512F (and fused multiply-add).
+    /// `[f32; 16]` chunks with AVX-512F (and fused multiply-add and F16C).
     Avx512,
 }
 
@@ -80,6 +82,12 @@ impl SimdPath {
         }
     }
 
+    /// Whether the path keeps a half-precision file's weights in half precision (widening them
+    /// with F16C as it reads them); the portable path widens them once, at load.
+    fn streams_half(self) -> bool {
+        cfg!(target_arch = "x86_64") && self != SimdPath::Portable
+    }
+
     /// Floats per chunk of the path's loops (and of the packing's padding).
     fn lanes(self) -> usize {
         match self {
@@ -90,13 +98,15 @@ impl SimdPath {
     }
 }
 
-/// Whether the CPU has AVX2 and FMA (run-time check, cached by std).
+/// Whether the CPU has AVX2, FMA and F16C (run-time check, cached by std).
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 fn avx2_fma_detected() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
 }
 
-/// Whether the CPU has AVX-512F, AVX2 and FMA (run-time check, cached by std).
+/// Whether the CPU has AVX-512F, AVX2, FMA and F16C (run-time check, cached by std).
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 fn avx512_detected() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && avx2_fma_detected()
@@ -121,15 +131,26 @@ struct Packed {
     inputs: usize,
     /// Output rows including the padding: a multiple of the lane width.
     padded_outputs: usize,
-    data: Vec<f32>,
+    data: Storage,
+}
+
+/// The values of a [`Packed`] matrix, in the order the product reads them.
+#[derive(Debug, Clone)]
+enum Storage {
+    Single(Vec<f32>),
+    /// IEEE half floats' bits: only on the paths that widen them with F16C
+    /// ([`SimdPath::streams_half`]).
+    Half(Vec<u16>),
 }
 
 impl Packed {
-    /// Packs the matrix whose entry (output `o`, input `i`) is `entry(o, i)`.
+    /// Packs the matrix whose entry (output `o`, input `i`) is `entry(o, i)`, stored in half
+    /// precision if `half` (each entry must then be exact in it: a half file's weights are).
     fn new(
         outputs: usize,
         inputs: usize,
         lanes: usize,
+        half: bool,
         entry: impl Fn(usize, usize) -> f32,
     ) -> Self {
         let chunks = outputs.div_ceil(lanes);
@@ -144,6 +165,16 @@ impl Packed {
             }
             first += width;
         }
+        let data = if half {
+            debug_assert!(data.iter().all(|&v| Precision::Half.round(v) == v));
+            Storage::Half(
+                data.into_iter()
+                    .map(|v| half::f16::from_f32(v).to_bits())
+                    .collect(),
+            )
+        } else {
+            Storage::Single(data)
+        };
         Self {
             inputs,
             padded_outputs: chunks * lanes,
@@ -152,9 +183,17 @@ impl Packed {
     }
 
     /// Packs a 1×1 conv weight (`[outputs][inputs][1]`, row-major).
-    fn conv1x1(w: &[f32], outputs: usize, inputs: usize, lanes: usize) -> Self {
+    fn conv1x1(w: &[f32], outputs: usize, inputs: usize, lanes: usize, half: bool) -> Self {
         debug_assert_eq!(w.len(), outputs * inputs);
-        Self::new(outputs, inputs, lanes, |o, i| w[o * inputs + i])
+        Self::new(outputs, inputs, lanes, half, |o, i| w[o * inputs + i])
+    }
+
+    /// Bytes of weights a product reads (padding included).
+    fn bytes(&self) -> usize {
+        match &self.data {
+            Storage::Single(data) => 4 * data.len(),
+            Storage::Half(data) => 2 * data.len(),
+        }
     }
 }
 
@@ -246,6 +285,7 @@ impl WaveNetKernel {
             config.head_channels,
         );
         let lanes = simd.lanes();
+        let half = file.precision == Precision::Half && simd.streams_half();
         let t = |name: &str| file.tensor(name).to_vec();
         let bias = |name: &str| padded(file.tensor(name), lanes);
         let mut skip_bias = vec![0.0; s];
@@ -254,7 +294,7 @@ impl WaveNetKernel {
                 let name = |part: &str| format!("layers.{l}.{part}");
                 // [2G][C][2]: tap 0 of input i (the past) is conv input i, tap 1 input C + i.
                 let w = file.tensor(&name("dilated.weight"));
-                let dilated = Packed::new(2 * g, 2 * c, lanes, |o, j| {
+                let dilated = Packed::new(2 * g, 2 * c, lanes, half, |o, j| {
                     let (tap, i) = if j < c { (0, j) } else { (1, j - c) };
                     w[(o * c + i) * 2 + tap]
                 });
@@ -264,7 +304,7 @@ impl WaveNetKernel {
                 let residual = config.has_residual(l).then(|| {
                     let w = file.tensor(&name("residual.weight"));
                     (
-                        Packed::conv1x1(w, c, g, lanes),
+                        Packed::conv1x1(w, c, g, lanes, half),
                         bias(&name("residual.bias")),
                     )
                 });
@@ -272,7 +312,7 @@ impl WaveNetKernel {
                     dilation: config.dilation(l),
                     dilated,
                     dilated_bias: bias(&name("dilated.bias")),
-                    skip: Packed::conv1x1(file.tensor(&name("skip.weight")), s, g, lanes),
+                    skip: Packed::conv1x1(file.tensor(&name("skip.weight")), s, g, lanes, half),
                     residual,
                     history: vec![0.0; config.dilation(l) * c],
                     cursor: 0,
@@ -287,9 +327,9 @@ impl WaveNetKernel {
             position_embedding: t("position_embedding.weight"),
             layers,
             skip_bias: padded(&skip_bias, lanes),
-            head_hidden: Packed::conv1x1(file.tensor("head.hidden.weight"), h, s, lanes),
+            head_hidden: Packed::conv1x1(file.tensor("head.hidden.weight"), h, s, lanes, half),
             head_hidden_bias: bias("head.hidden.bias"),
-            head_output: Packed::conv1x1(file.tensor("head.output.weight"), v, h, lanes),
+            head_output: Packed::conv1x1(file.tensor("head.output.weight"), v, h, lanes, half),
             head_output_bias: bias("head.output.bias"),
             taps: vec![0.0; 2 * c],
             residual: vec![0.0; FEED_BLOCK * c.next_multiple_of(lanes)],
@@ -314,6 +354,19 @@ impl WaveNetKernel {
     /// The instruction set [`step`](Self::step) runs with (chosen at load).
     pub fn simd_path(&self) -> SimdPath {
         self.simd
+    }
+
+    /// Bytes of weights a [`step`](Self::step) reads (the matrices; a step also reads one row of
+    /// each embedding): what bounds its speed.
+    pub fn step_weight_bytes(&self) -> usize {
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.dilated.bytes() + l.skip.bytes() + l.residual.as_ref().map_or(0, |r| r.0.bytes())
+            })
+            .sum();
+        layers + self.head_hidden.bytes() + self.head_output.bytes()
     }
 
     /// Forget every past input (as at the start of a sequence); allocation-free.
@@ -346,10 +399,10 @@ impl WaveNetKernel {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         match self.simd {
             // SAFETY: `simd` is Avx512 only where `SimdPath::is_supported` detected avx512f,
-            // avx2 and fma at load (`pack` is only called with a supported path).
+            // avx2, fma and f16c at load (`pack` is only called with a supported path).
             SimdPath::Avx512 => unsafe { self.feed_avx512(events) },
-            // SAFETY: `simd` is Avx2Fma only where `SimdPath::is_supported` detected avx2 and
-            // fma at load (`pack` is only called with a supported path).
+            // SAFETY: `simd` is Avx2Fma only where `SimdPath::is_supported` detected avx2, fma
+            // and f16c at load (`pack` is only called with a supported path).
             SimdPath::Avx2Fma => unsafe { self.feed_avx2(events) },
             SimdPath::Portable => self.feed_with::<4, false>(events),
         }
@@ -365,14 +418,14 @@ impl WaveNetKernel {
 
     /// [`feed_with`](Self::feed_with) compiled for AVX-512.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     fn feed_avx512(&mut self, events: &[(u16, u32)]) {
         self.feed_with::<16, true>(events);
     }
 
     /// [`feed_with`](Self::feed_with) compiled for AVX2 + FMA.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn feed_avx2(&mut self, events: &[(u16, u32)]) {
         self.feed_with::<8, true>(events);
     }
@@ -468,23 +521,68 @@ impl WaveNetKernel {
 }
 
 /// `y += W x` for `w` packed by [`Packed::new`] with `L` lanes (`y` padded to
-/// `w.padded_outputs`): whole tiles of [`TILE`] chunks, then the narrower last one.
+/// `w.padded_outputs`), in whichever precision `w` stores.
 #[inline(always)]
 fn matvec_acc<const L: usize, const FMA: bool>(y: &mut [f32], w: &Packed, x: &[f32]) {
     debug_assert_eq!(y.len(), w.padded_outputs);
     debug_assert_eq!(x.len(), w.inputs);
+    match &w.data {
+        Storage::Single(data) => matvec_tiles::<L, FMA, [f32; L]>(y, data.as_chunks().0, x),
+        Storage::Half(data) => matvec_tiles::<L, FMA, [u16; L]>(y, data.as_chunks().0, x),
+    }
+}
+
+/// A chunk of `L` stored weights, widened to f32 as a product reads it.
+trait Chunk<const L: usize>: Copy {
+    fn widen(&self) -> [f32; L];
+}
+
+impl<const L: usize> Chunk<L> for [f32; L] {
+    #[inline(always)]
+    fn widen(&self) -> [f32; L] {
+        *self
+    }
+}
+
+/// Half floats' bits, widened with F16C's `vcvtph2ps`.
+impl<const L: usize> Chunk<L> for [u16; L] {
+    #[inline(always)]
+    fn widen(&self) -> [f32; L] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm256_cvtph_ps, _mm512_cvtph_ps};
+            // SAFETY: half-precision storage exists only on paths with F16C (and, for 16
+            // lanes, AVX-512F) (`SimdPath::streams_half`); the reads are unaligned-safe and
+            // within the chunk; `__m256` / `__m512` are `[f32; 8]` / `[f32; 16]` in layout.
+            unsafe {
+                if L == 8 {
+                    let wide = _mm256_cvtph_ps(std::ptr::read_unaligned(self.as_ptr().cast()));
+                    return std::mem::transmute_copy(&wide);
+                }
+                if L == 16 {
+                    let wide = _mm512_cvtph_ps(std::ptr::read_unaligned(self.as_ptr().cast()));
+                    return std::mem::transmute_copy(&wide);
+                }
+            }
+        }
+        self.map(|bits| half::f16::from_bits(bits).to_f32())
+    }
+}
+
+/// `y += W x` over `w`'s chunks: whole tiles of [`TILE`] chunks, then the narrower last one.
+#[inline(always)]
+fn matvec_tiles<const L: usize, const FMA: bool, C: Chunk<L>>(y: &mut [f32], w: &[C], x: &[f32]) {
     let inputs = x.len();
     let (y, _) = y.as_chunks_mut::<L>();
-    let (w, _) = w.data.as_chunks::<L>();
     let (y_tiles, y_last) = y.as_chunks_mut::<TILE>();
     let (w_tiles, w_last) = w.split_at(y_tiles.len() * TILE * inputs);
     for (y_tile, w_tile) in y_tiles.iter_mut().zip(w_tiles.chunks_exact(TILE * inputs)) {
-        tile::<L, TILE, FMA>(y_tile, w_tile, x);
+        tile::<L, TILE, FMA, C>(y_tile, w_tile, x);
     }
     macro_rules! last_tile {
         ($($width:literal)*) => {
             match y_last.len() {
-                $($width => tile::<L, $width, FMA>(
+                $($width => tile::<L, $width, FMA, C>(
                     y_last.try_into().expect("tile width"),
                     w_last,
                     x,
@@ -496,24 +594,24 @@ fn matvec_acc<const L: usize, const FMA: bool>(y: &mut [f32], w: &Packed, x: &[f
     last_tile!(1 2 3 4 5 6 7);
 }
 
-/// `y += W x` for one output tile of `T` chunks, `w` its `[inputs][T][L]` weights: the tile is
-/// accumulated in registers, each weight loaded once.
+/// `y += W x` for one output tile of `T` chunks, `w` its `[inputs][T]` chunks of weights: the
+/// tile is accumulated in registers, each weight loaded once.
 #[inline(always)]
-fn tile<const L: usize, const T: usize, const FMA: bool>(
+fn tile<const L: usize, const T: usize, const FMA: bool, C: Chunk<L>>(
     y: &mut [[f32; L]; T],
-    w: &[[f32; L]],
+    w: &[C],
     x: &[f32],
 ) {
     let (rows, _) = w.as_chunks::<T>();
     let mut acc = *y;
     for (&xi, row) in x.iter().zip(rows) {
-        // NOTE: `row` is `T` chunks of `L` floats; prefetch every cache line of the row
-        // `PREFETCH_BYTES` ahead (past the end it is harmless: a prefetch never faults).
+        // NOTE: `row` is `T` chunks; prefetch every cache line of the row `PREFETCH_BYTES`
+        // ahead (past the end it is harmless: a prefetch never faults).
         #[cfg(target_arch = "x86_64")]
         {
             let ahead = row.as_ptr().cast::<u8>().wrapping_add(PREFETCH_BYTES);
             let mut offset = 0;
-            while offset < T * L * 4 {
+            while offset < std::mem::size_of::<[C; T]>() {
                 // SAFETY: a prefetch never faults and changes no program state.
                 unsafe {
                     std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
@@ -524,8 +622,9 @@ fn tile<const L: usize, const T: usize, const FMA: bool>(
             }
         }
         for t in 0..T {
+            let weights = row[t].widen();
             for k in 0..L {
-                acc[t][k] = madd::<FMA>(xi, row[t][k], acc[t][k]);
+                acc[t][k] = madd::<FMA>(xi, weights[k], acc[t][k]);
             }
         }
     }
@@ -636,13 +735,18 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// The bytes of a model file of [`random_tensors`] with the default vocabulary, ready for
-    /// [`WaveNetKernel::load`] (tests).
-    pub(crate) fn random_model_bytes(config: &WaveNetConfig, seed: u64) -> Vec<u8> {
+    /// The bytes of a model file of [`random_tensors`] in `precision` with the default
+    /// vocabulary, ready for [`WaveNetKernel::load`] (tests).
+    pub(crate) fn random_model_bytes(
+        config: &WaveNetConfig,
+        seed: u64,
+        precision: Precision,
+    ) -> Vec<u8> {
         to_safetensors(
             config,
             &Vocabulary::default(),
             None,
+            precision,
             &random_tensors(config, seed),
         )
         .expect("random tensors have their shapes' value counts")
@@ -777,6 +881,8 @@ pub(crate) mod tests {
         (tokens, positions)
     }
 
+    const PRECISIONS: [Precision; 2] = [Precision::Single, Precision::Half];
+
     /// The kernel packed for every SIMD path this CPU runs (portable first).
     fn every_path(file: &ModelFile) -> Vec<WaveNetKernel> {
         SimdPath::ALL
@@ -788,41 +894,78 @@ pub(crate) mod tests {
     #[test]
     fn steps_match_the_plain_full_sequence_forward() {
         let config = small_config();
-        let bytes = random_model_bytes(&config, 7);
-        let file = ModelFile::parse(&bytes).unwrap();
-        // 40 steps: longer than the receptive field (31), so every ring wraps.
-        let (tokens, positions) = test_sequence(40, 3, 353, 96);
-        let reference = reference_forward(&file, &tokens, &positions);
-        for mut kernel in every_path(&file) {
-            let path = kernel.simd_path().name();
-            for run in 0..2 {
-                kernel.reset();
-                for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
-                    let err = relative_error(kernel.step(token, position), &reference[t]);
-                    assert!(
-                        err < 1e-5,
-                        "{path} run {run} step {t}: relative error {err}"
-                    );
+        for precision in PRECISIONS {
+            let file = ModelFile::parse(&random_model_bytes(&config, 7, precision)).unwrap();
+            assert_eq!(file.precision, precision);
+            // 40 steps: longer than the receptive field (31), so every ring wraps.
+            let (tokens, positions) = test_sequence(40, 3, 353, 96);
+            let reference = reference_forward(&file, &tokens, &positions);
+            for mut kernel in every_path(&file) {
+                let path = kernel.simd_path().name();
+                for run in 0..2 {
+                    kernel.reset();
+                    for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
+                        let err = relative_error(kernel.step(token, position), &reference[t]);
+                        assert!(
+                            err < 1e-5,
+                            "{precision:?} {path} run {run} step {t}: relative error {err}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// A half file's weights stay half on the AVX paths: a step reads half the bytes.
+    #[test]
+    fn half_files_are_streamed_in_half_precision() {
+        let config = WaveNetConfig::default();
+        let kernels = |precision| {
+            every_path(&ModelFile::parse(&random_model_bytes(&config, 3, precision)).unwrap())
+        };
+        for (single, half) in kernels(Precision::Single)
+            .iter()
+            .zip(kernels(Precision::Half))
+        {
+            let path = half.simd_path();
+            let expected = if path.streams_half() {
+                single.step_weight_bytes() / 2
+            } else {
+                single.step_weight_bytes()
+            };
+            assert_eq!(half.step_weight_bytes(), expected, "{}", path.name());
+        }
+        // Every matrix weight once, padded to the lane width: 1.8 MB in f32.
+        let portable = &kernels(Precision::Single)[0];
+        let weights: usize = expected_tensors(&config)
+            .iter()
+            .filter(|t| t.name.ends_with(".weight") && !t.name.contains("embedding"))
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        let padding = portable.step_weight_bytes() - 4 * weights;
+        assert!(padding < 4 * weights / 100, "{padding} bytes of padding");
     }
 
     /// The default model fills whole output tiles and its last narrower one on every path.
     #[test]
     fn every_simd_path_matches_the_portable_one_on_the_default_model() {
         let config = WaveNetConfig::default();
-        let file = ModelFile::parse(&random_model_bytes(&config, 4)).unwrap();
-        let mut kernels = every_path(&file);
-        assert_eq!(kernels[0].simd_path(), SimdPath::Portable);
-        let (tokens, positions) = test_sequence(150, 8, 353, 192);
-        for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
-            let (portable, others) = kernels.split_first_mut().unwrap();
-            let expected = portable.step(token, position).to_vec();
-            for kernel in others {
-                let err = relative_error(kernel.step(token, position), &expected);
-                let path = kernel.simd_path().name();
-                assert!(err < 1e-5, "{path} step {t}: relative error {err}");
+        for precision in PRECISIONS {
+            let file = ModelFile::parse(&random_model_bytes(&config, 4, precision)).unwrap();
+            let mut kernels = every_path(&file);
+            assert_eq!(kernels[0].simd_path(), SimdPath::Portable);
+            let (tokens, positions) = test_sequence(150, 8, 353, 192);
+            for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
+                let (portable, others) = kernels.split_first_mut().unwrap();
+                let expected = portable.step(token, position).to_vec();
+                for kernel in others {
+                    let err = relative_error(kernel.step(token, position), &expected);
+                    let path = kernel.simd_path().name();
+                    assert!(
+                        err < 1e-5,
+                        "{precision:?} {path} step {t}: relative error {err}"
+                    );
+                }
             }
         }
     }
@@ -830,10 +973,13 @@ pub(crate) mod tests {
     #[test]
     fn feeding_a_phrase_equals_stepping_it_to_the_bit() {
         let config = small_config();
-        let file = ModelFile::parse(&random_model_bytes(&config, 5)).unwrap();
         let (tokens, positions) = test_sequence(2 * FEED_BLOCK + 7, 9, 353, 96);
         let events: Vec<(u16, u32)> = tokens.into_iter().zip(positions).collect();
-        for (mut fed, mut stepped) in every_path(&file).into_iter().zip(every_path(&file)) {
+        let kernels = |precision| {
+            let file = ModelFile::parse(&random_model_bytes(&config, 5, precision)).unwrap();
+            every_path(&file).into_iter().zip(every_path(&file))
+        };
+        for (mut fed, mut stepped) in PRECISIONS.into_iter().flat_map(kernels) {
             let path = fed.simd_path().name();
             for len in [
                 0,
@@ -863,10 +1009,11 @@ pub(crate) mod tests {
     fn the_detected_path_is_supported_and_chosen_at_load() {
         let detected = SimdPath::detect();
         assert!(detected.is_supported());
-        let kernel = WaveNetKernel::load(&random_model_bytes(&small_config(), 1)).unwrap();
+        let bytes = random_model_bytes(&small_config(), 1, Precision::Half);
+        let kernel = WaveNetKernel::load(&bytes).unwrap();
         assert_eq!(kernel.simd_path(), detected);
         assert!(SimdPath::Portable.is_supported());
-        let file = ModelFile::parse(&random_model_bytes(&small_config(), 1)).unwrap();
+        let file = ModelFile::parse(&bytes).unwrap();
         for path in SimdPath::ALL {
             let packed = WaveNetKernel::with_simd_path(&file, path);
             assert_eq!(packed.is_some(), path.is_supported(), "{}", path.name());
@@ -898,8 +1045,10 @@ pub(crate) mod tests {
     #[test]
     fn steps_and_feeds_do_not_allocate() {
         let config = small_config();
-        let file = ModelFile::parse(&random_model_bytes(&config, 1)).unwrap();
-        for mut kernel in every_path(&file) {
+        let kernels = |precision| {
+            every_path(&ModelFile::parse(&random_model_bytes(&config, 1, precision)).unwrap())
+        };
+        for mut kernel in PRECISIONS.into_iter().flat_map(kernels) {
             let mut checksum = 0.0;
             // NOTE: the global allocator aborts on an allocation inside this closure in debug
             // builds.
@@ -919,7 +1068,8 @@ pub(crate) mod tests {
     #[test]
     fn positions_fold_and_bad_ids_clamp_in_release() {
         let config = small_config();
-        let mut kernel = WaveNetKernel::load(&random_model_bytes(&config, 2)).unwrap();
+        let bytes = random_model_bytes(&config, 2, Precision::Half);
+        let mut kernel = WaveNetKernel::load(&bytes).unwrap();
         let folded = kernel.step(60, 96 + 24).to_vec();
         kernel.reset();
         assert_eq!(kernel.step(60, 24), folded.as_slice());

@@ -32,7 +32,7 @@ pub mod kernel;
 pub mod weights;
 
 pub use kernel::WaveNetKernel;
-pub use weights::{ModelError, ModelFile};
+pub use weights::{ModelError, ModelFile, Precision};
 
 use crate::symbolic::encoding::Token;
 use crate::symbolic::meter::Meter;

@@ -12,7 +12,9 @@
 //! | `head.hidden.weight`, `.bias` | `[H, S, 1]`, `[H]` |
 //! | `head.output.weight`, `.bias` | `[V, H, 1]`, `[V]` |
 //!
-//! All tensors are little-endian f32. Metadata keys: `format` = [`FORMAT_NAME`],
+//! Every tensor is little-endian and of one dtype, the file's [`Precision`]: `F16` (what
+//! `wavejam train` writes as a model: half the bytes, and the kernel streams them as they are) or
+//! `F32` (its resumable checkpoints, and models written before half precision). Metadata keys: `format` = [`FORMAT_NAME`],
 //! `format_version` = [`FORMAT_VERSION`], `config` (JSON [`WaveNetConfig`]), `vocabulary` (JSON
 //! [`Vocabulary`], whose `len()` must be the config's `vocab_size`), and optionally `training`
 //! (free text: corpus, epochs, validation loss).
@@ -23,6 +25,43 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::WaveNetConfig;
 use crate::symbolic::encoding::Vocabulary;
+
+/// How a model file stores its weights: every tensor in the same IEEE float type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// `F32`: what training computes in, kept for checkpoints that training resumes from.
+    Single,
+    /// `F16`: half the bytes to store and, in the kernel, to stream from memory every step (a
+    /// step is bound by that bandwidth); 11 significant bits, plenty for trained weights.
+    Half,
+}
+
+impl Precision {
+    /// The safetensors dtype of the precision's tensors.
+    fn dtype(self) -> Dtype {
+        match self {
+            Precision::Single => Dtype::F32,
+            Precision::Half => Dtype::F16,
+        }
+    }
+
+    /// The precision whose tensors have `dtype`, if any.
+    fn of(dtype: Dtype) -> Option<Self> {
+        match dtype {
+            Dtype::F32 => Some(Precision::Single),
+            Dtype::F16 => Some(Precision::Half),
+            _ => None,
+        }
+    }
+
+    /// `value` in this precision, widened back to f32 (rounded to nearest, ties to even).
+    pub fn round(self, value: f32) -> f32 {
+        match self {
+            Precision::Single => value,
+            Precision::Half => half::f16::from_f32(value).to_f32(),
+        }
+    }
+}
 
 /// The `format` metadata value of a phrase WaveNet file.
 pub const FORMAT_NAME: &str = "wavejam-phrase-wavenet";
@@ -65,8 +104,12 @@ pub enum ModelError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    /// A tensor is not f32.
-    Dtype { name: String, found: String },
+    /// A tensor is neither f32 nor f16, or not of the file's first tensor's dtype (`expected`).
+    Dtype {
+        name: String,
+        found: String,
+        expected: String,
+    },
     /// A tensor holds a NaN or an infinity (at this flat index).
     NonFinite { name: String, index: usize },
 }
@@ -104,9 +147,11 @@ impl std::fmt::Display for ModelError {
                 f,
                 "shape mismatch for {name}: expected {expected:?}, found {found:?}"
             ),
-            ModelError::Dtype { name, found } => {
-                write!(f, "tensor {name} is {found}, expected F32")
-            }
+            ModelError::Dtype {
+                name,
+                found,
+                expected,
+            } => write!(f, "tensor {name} is {found}, expected {expected}"),
             ModelError::NonFinite { name, index } => {
                 write!(f, "tensor {name} has a non-finite value at index {index}")
             }
@@ -161,13 +206,16 @@ pub struct ModelFile {
     pub vocabulary: Vocabulary,
     /// The free-text training summary, if the file has one.
     pub training: Option<String>,
-    /// Every tensor of [`expected_tensors`], row-major, by name.
+    /// How the file stores its weights (every value of `tensors` is exact in it).
+    pub precision: Precision,
+    /// Every tensor of [`expected_tensors`], row-major, by name, widened to f32.
     pub tensors: HashMap<String, Vec<f32>>,
 }
 
 impl ModelFile {
     /// Parses and validates safetensors bytes: format and version, config and vocabulary, then
-    /// every expected tensor present with its shape, f32, finite, and no other tensor.
+    /// every expected tensor present with its shape, finite, all f32 or all f16, and no other
+    /// tensor.
     pub fn parse(bytes: &[u8]) -> Result<Self, ModelError> {
         check_framing(bytes)?;
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
@@ -219,13 +267,17 @@ impl ModelFile {
         let expected = expected_tensors(&config);
         let mut present: BTreeMap<String, TensorView<'_>> = file.tensors().into_iter().collect();
         let mut tensors = HashMap::with_capacity(expected.len());
+        let mut precision = None;
         for spec in &expected {
             let view = present
                 .remove(&spec.name)
                 .ok_or_else(|| ModelError::MissingTensor {
                     name: spec.name.clone(),
                 })?;
-            tensors.insert(spec.name.clone(), read_f32(spec, &view)?);
+            // NOTE: the first tensor sets the file's precision; the others must share it.
+            let (values, found) = read_values(spec, &view, precision)?;
+            precision = Some(found);
+            tensors.insert(spec.name.clone(), values);
         }
         if let Some(name) = present.into_keys().next() {
             return Err(ModelError::UnexpectedTensor { name });
@@ -234,6 +286,8 @@ impl ModelFile {
             config,
             vocabulary,
             training: metadata.get(KEY_TRAINING).cloned(),
+            // NOTE: every config has tensors, so the loop has set it.
+            precision: precision.unwrap_or(Precision::Single),
             tensors,
         })
     }
@@ -241,6 +295,28 @@ impl ModelFile {
     /// The tensor `name` (present for every name of [`expected_tensors`]).
     pub fn tensor(&self, name: &str) -> &[f32] {
         self.tensors.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// The file's bytes with its weights stored in `precision` (rounded to nearest), metadata
+    /// kept: how a model written in single precision becomes a half one (`wavejam convert`).
+    ///
+    /// # Errors
+    /// A weight too large for `precision`.
+    pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, String> {
+        let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = expected_tensors(&self.config)
+            .into_iter()
+            .map(|spec| {
+                let values = self.tensor(&spec.name).to_vec();
+                (spec.name, spec.shape, values)
+            })
+            .collect();
+        to_safetensors(
+            &self.config,
+            &self.vocabulary,
+            self.training.as_deref(),
+            precision,
+            &tensors,
+        )
     }
 }
 
@@ -300,8 +376,13 @@ fn data_length_error(bytes: &[u8]) -> ModelError {
     }
 }
 
-/// The values of one tensor after checking its shape, dtype and finiteness.
-fn read_f32(spec: &TensorSpec, view: &TensorView<'_>) -> Result<Vec<f32>, ModelError> {
+/// The values of one tensor (widened to f32) and its precision, after checking its shape, its
+/// dtype (`precision` where the file's is known) and finiteness.
+fn read_values(
+    spec: &TensorSpec,
+    view: &TensorView<'_>,
+    precision: Option<Precision>,
+) -> Result<(Vec<f32>, Precision), ModelError> {
     if view.shape() != spec.shape.as_slice() {
         return Err(ModelError::Shape {
             name: spec.name.clone(),
@@ -309,38 +390,49 @@ fn read_f32(spec: &TensorSpec, view: &TensorView<'_>) -> Result<Vec<f32>, ModelE
             found: view.shape().to_vec(),
         });
     }
-    if view.dtype() != Dtype::F32 {
+    let found = Precision::of(view.dtype()).filter(|p| precision.is_none_or(|q| q == *p));
+    let Some(found) = found else {
         return Err(ModelError::Dtype {
             name: spec.name.clone(),
             found: format!("{:?}", view.dtype()),
+            expected: precision.map_or("F32 or F16".into(), |p| format!("{:?}", p.dtype())),
         });
-    }
-    // NOTE: safetensors data need not be 4-byte aligned, so read bytes, not a cast slice.
-    let values: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    };
+    // NOTE: safetensors data need not be aligned, so read bytes, not a cast slice.
+    let values: Vec<f32> = match found {
+        Precision::Single => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Precision::Half => view
+            .data()
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+    };
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(ModelError::NonFinite {
             name: spec.name.clone(),
             index,
         });
     }
-    Ok(values)
+    Ok((values, found))
 }
 
-/// The bytes of a model file: `tensors` (name, shape, row-major f32 values) with the format,
-/// version, config, vocabulary and optional training summary in the metadata. Writes what it is
-/// given; [`ModelFile::parse`] is the check. The same tensors give the same bytes (keys and
-/// tensors in name order), so a file's content hash identifies its model.
+/// The bytes of a model file: `tensors` (name, shape, row-major f32 values), stored in
+/// `precision` (rounded to nearest), with the format, version, config, vocabulary and optional
+/// training summary in the metadata. Writes what it is given; [`ModelFile::parse`] is the check.
+/// The same tensors give the same bytes (keys and tensors in name order), so a file's content
+/// hash identifies its model.
 ///
 /// # Errors
-/// A value count that does not match its shape.
+/// A value count that does not match its shape, or a finite value too large for `precision`.
 pub fn to_safetensors(
     config: &WaveNetConfig,
     vocabulary: &Vocabulary,
     training: Option<&str>,
+    precision: Precision,
     tensors: &[(String, Vec<usize>, Vec<f32>)],
 ) -> Result<Vec<u8>, String> {
     let mut metadata = serde_json::Map::new();
@@ -370,10 +462,19 @@ pub fn to_safetensors(
                 values.len()
             ));
         }
-        let end = offset + 4 * values.len();
+        if let Some(v) = values
+            .iter()
+            .find(|v| v.is_finite() && !precision.round(**v).is_finite())
+        {
+            return Err(format!(
+                "{name}: {v} does not fit in {precision:?} precision"
+            ));
+        }
+        let dtype = format!("{:?}", precision.dtype());
+        let end = offset + values.len() * precision.dtype().bitsize() / 8;
         header.insert(
             name.clone(),
-            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
+            serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [offset, end] }),
         );
         offset = end;
     }
@@ -384,7 +485,14 @@ pub fn to_safetensors(
     bytes.extend((header.len() as u64).to_le_bytes());
     bytes.extend(header);
     for (_, _, values) in sorted {
-        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        match precision {
+            Precision::Single => bytes.extend(values.iter().flat_map(|v| v.to_le_bytes())),
+            Precision::Half => bytes.extend(
+                values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes()),
+            ),
+        }
     }
     Ok(bytes)
 }
@@ -400,7 +508,14 @@ mod tests {
     use crate::model::kernel::tests::{random_tensors, small_config};
 
     fn write(config: &WaveNetConfig, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-        to_safetensors(config, &Vocabulary::default(), Some("test"), tensors).unwrap()
+        to_safetensors(
+            config,
+            &Vocabulary::default(),
+            Some("test"),
+            Precision::Single,
+            tensors,
+        )
+        .unwrap()
     }
 
     /// A file with `metadata` replaced, written with the plain safetensors crate.
@@ -453,8 +568,60 @@ mod tests {
         for (name, _, values) in &tensors {
             assert_eq!(file.tensor(name), values.as_slice(), "{name}");
         }
+        assert_eq!(file.precision, Precision::Single);
         // The plain-crate writer with the same metadata makes an equally good file.
         assert!(ModelFile::parse(&with_metadata(&tensors, &good_metadata(&config))).is_ok());
+    }
+
+    #[test]
+    fn a_half_file_holds_the_weights_rounded_to_half() {
+        let config = small_config();
+        let mut tensors = random_tensors(&config, 1);
+        // Beyond half's 65504 a weight cannot be written.
+        tensors[3].2[2] = 7e4;
+        let half = |t: &[(String, Vec<usize>, Vec<f32>)]| {
+            to_safetensors(&config, &Vocabulary::default(), None, Precision::Half, t)
+        };
+        assert_eq!(
+            half(&tensors),
+            Err(format!(
+                "{}: 70000 does not fit in Half precision",
+                tensors[3].0
+            ))
+        );
+        tensors[3].2[2] = 0.1;
+        let bytes = half(&tensors).unwrap();
+        assert!(bytes.len() < write(&config, &tensors).len() / 2 + 4096);
+        let file = ModelFile::parse(&bytes).unwrap();
+        assert_eq!(file.precision, Precision::Half);
+        let mut changed = 0;
+        for (name, _, values) in &tensors {
+            for (&read, &written) in file.tensor(name).iter().zip(values) {
+                assert_eq!(read, half::f16::from_f32(written).to_f32(), "{name}");
+                // Half an ulp: 2⁻¹¹ relative, 2⁻²⁵ absolute below half's normal numbers.
+                let bound = (written.abs() / 2048.0).max(2f32.powi(-25));
+                assert!(
+                    (read - written).abs() <= bound,
+                    "{name}: {written} → {read}"
+                );
+                changed += usize::from(read != written);
+            }
+        }
+        assert!(changed > 0);
+        // Converting the single file gives the same bytes, and so does converting it again.
+        let single = ModelFile::parse(&write(&config, &tensors)).unwrap();
+        let mut converted = single.to_bytes(Precision::Half).unwrap();
+        assert!(converted != bytes, "the training summary is kept");
+        let training = single.training.clone();
+        assert_eq!(ModelFile::parse(&converted).unwrap().training, training);
+        converted = ModelFile {
+            training: None,
+            ..single
+        }
+        .to_bytes(Precision::Half)
+        .unwrap();
+        assert!(converted == bytes);
+        assert!(file.to_bytes(Precision::Half).unwrap() == bytes);
     }
 
     #[test]
@@ -586,7 +753,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_extra_nan_and_non_f32_tensors_are_refused() {
+    fn missing_extra_nan_and_mistyped_tensors_are_refused() {
         let config = small_config();
         let good = random_tensors(&config, 1);
 
@@ -625,42 +792,69 @@ mod tests {
             );
         }
 
-        // The same bias as f64 (8 bytes a value).
-        let mut metadata = good_metadata(&config);
-        metadata.push((KEY_TRAINING, "f64".into()));
-        let data: Vec<Vec<u8>> = good
-            .iter()
-            .map(|(name, _, v)| {
-                if name == "head.hidden.bias" {
-                    v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect()
-                } else {
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-                }
-            })
-            .collect();
-        let views: Vec<(&str, TensorView<'_>)> = good
-            .iter()
-            .zip(&data)
-            .map(|((n, s, _), b)| {
-                let dtype = if n == "head.hidden.bias" {
-                    Dtype::F64
+        // The same bias as f64 (8 bytes a value), or as f16 in an f32 file; or the whole file
+        // as f64.
+        let retyped = |dtype: Dtype, only: Option<&str>| {
+            let dtype_of = |name: &str| {
+                if only.is_none_or(|n| n == name) {
+                    dtype
                 } else {
                     Dtype::F32
-                };
-                (n.as_str(), TensorView::new(dtype, s.clone(), b).unwrap())
-            })
-            .collect();
-        let metadata = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        let bytes = safetensors::serialize(views, Some(metadata)).unwrap();
-        assert_eq!(
-            ModelFile::parse(&bytes),
+                }
+            };
+            let data: Vec<Vec<u8>> = good
+                .iter()
+                .map(|(name, _, v)| match dtype_of(name) {
+                    Dtype::F64 => v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect(),
+                    Dtype::F16 => v
+                        .iter()
+                        .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                        .collect(),
+                    _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                })
+                .collect();
+            let views: Vec<(&str, TensorView<'_>)> = good
+                .iter()
+                .zip(&data)
+                .map(|((n, s, _), b)| {
+                    (
+                        n.as_str(),
+                        TensorView::new(dtype_of(n), s.clone(), b).unwrap(),
+                    )
+                })
+                .collect();
+            let metadata = good_metadata(&config)
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            ModelFile::parse(&safetensors::serialize(views, Some(metadata)).unwrap())
+        };
+        let dtype_error = |name: &str, found: &str, expected: &str| {
             Err(ModelError::Dtype {
-                name: "head.hidden.bias".into(),
-                found: "F64".into()
+                name: name.into(),
+                found: found.into(),
+                expected: expected.into(),
             })
+        };
+        let bias = "head.hidden.bias";
+        assert_eq!(
+            retyped(Dtype::F64, Some(bias)),
+            dtype_error(bias, "F64", "F32")
+        );
+        assert_eq!(
+            retyped(Dtype::F16, Some(bias)),
+            dtype_error(bias, "F16", "F32")
+        );
+        let first = "token_embedding.weight";
+        let err = retyped(Dtype::F64, None);
+        assert_eq!(err, dtype_error(first, "F64", "F32 or F16"));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "tensor token_embedding.weight is F64, expected F32 or F16"
+        );
+        assert_eq!(
+            retyped(Dtype::F16, None).map(|f| f.precision),
+            Ok(Precision::Half)
         );
     }
 }

@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::wavenet::{init_seeded, new_model, to_safetensors, PhraseWaveNet, WaveNetConfig};
-use crate::model::{input_positions, ModelFile};
+use crate::model::{input_positions, ModelFile, Precision};
 use crate::symbolic::encoding::{Token, Vocabulary};
 use crate::symbolic::eval::load_folder;
 use crate::symbolic::meter::Meter;
@@ -547,16 +547,29 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         if val < state.best_validation_bits {
             state.best_validation_bits = val;
             let summary = summary_json(&report(&state, run_tokens, stopped_by_time), opts)?;
-            let bytes = to_safetensors(&varmap, &opts.config, &vocab, Some(&summary))
-                .map_err(candle_err)?;
+            let bytes = to_safetensors(
+                &varmap,
+                &opts.config,
+                &vocab,
+                Some(&summary),
+                Precision::Half,
+            )
+            .map_err(candle_err)?;
             std::fs::write(&opts.out, bytes).map_err(io_err(&opts.out))?;
         }
         let meta = serde_json::to_string(&ResumeMetadata {
             resume: state.clone(),
         })
         .map_err(|e| e.to_string())?;
-        let bytes =
-            to_safetensors(&varmap, &opts.config, &vocab, Some(&meta)).map_err(candle_err)?;
+        // NOTE: the checkpoint training resumes from keeps the weights exactly.
+        let bytes = to_safetensors(
+            &varmap,
+            &opts.config,
+            &vocab,
+            Some(&meta),
+            Precision::Single,
+        )
+        .map_err(candle_err)?;
         std::fs::write(&resume_path, bytes).map_err(io_err(&resume_path))?;
         let svg_path = opts.svg_path();
         std::fs::write(&svg_path, loss_svg(&state.curve, &state.history))

@@ -12,6 +12,7 @@ use candle_nn::{embedding, init, Embedding, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::model::Precision;
 pub use crate::model::WaveNetConfig;
 use crate::symbolic::encoding::Vocabulary;
 
@@ -238,12 +239,14 @@ pub fn init_seeded(varmap: &VarMap, seed: u64, gain: f64) -> Result<()> {
     Ok(())
 }
 
-/// A model file of `varmap`'s weights (see [`crate::model::weights`]), every variable as f32.
+/// A model file of `varmap`'s weights (see [`crate::model::weights`]), every variable stored
+/// in `precision`.
 pub fn to_safetensors(
     varmap: &VarMap,
     config: &WaveNetConfig,
     vocabulary: &Vocabulary,
     training: Option<&str>,
+    precision: Precision,
 ) -> Result<Vec<u8>> {
     let vars = varmap
         .data()
@@ -258,7 +261,7 @@ pub fn to_safetensors(
             .to_vec1::<f32>()?;
         tensors.push((name.clone(), var.dims().to_vec(), values));
     }
-    crate::model::weights::to_safetensors(config, vocabulary, training, &tensors)
+    crate::model::weights::to_safetensors(config, vocabulary, training, precision, &tensors)
         .map_err(Error::Msg)
 }
 
@@ -291,12 +294,30 @@ mod tests {
         }
     }
 
-    fn seeded_model(config: &WaveNetConfig, seed: u64) -> (PhraseWaveNet, Vec<u8>) {
+    /// A seeded model and its file's bytes in `precision`.
+    fn seeded_model(
+        config: &WaveNetConfig,
+        seed: u64,
+        precision: Precision,
+    ) -> (PhraseWaveNet, Vec<u8>) {
         let (varmap, model) = new_model(config, &Device::Cpu).unwrap();
         init_seeded(&varmap, seed, 2.0).unwrap();
-        let bytes =
-            to_safetensors(&varmap, config, &Vocabulary::default(), Some("seeded")).unwrap();
+        let bytes = to_safetensors(
+            &varmap,
+            config,
+            &Vocabulary::default(),
+            Some("seeded"),
+            precision,
+        )
+        .unwrap();
         (model, bytes)
+    }
+
+    /// The network candle reads from a model file's bytes (as resuming training does).
+    fn from_file(config: &WaveNetConfig, bytes: &[u8]) -> PhraseWaveNet {
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).unwrap();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        PhraseWaveNet::new(config, vb).unwrap()
     }
 
     fn candle_logits(model: &PhraseWaveNet, tokens: &[u16], positions: &[u32]) -> Vec<Vec<f32>> {
@@ -333,29 +354,45 @@ mod tests {
     #[test]
     fn seeded_init_is_reproducible() {
         let config = small_config();
+        let single = |seed| seeded_model(&config, seed, Precision::Single).1;
         // Byte for byte: the file is canonical, so its hash identifies the model.
-        assert!(seeded_model(&config, 4).1 == seeded_model(&config, 4).1);
-        assert!(seeded_model(&config, 4).1 != seeded_model(&config, 5).1);
-        // candle reads the file back to the same network (resuming training from a file).
-        let (model, bytes) = seeded_model(&config, 4);
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
-        let reloaded = PhraseWaveNet::new(
-            &config,
-            VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        assert!(single(4) == single(4));
+        assert!(single(4) != single(5));
+        // candle reads a single-precision file back to the same network (resuming training).
+        let (model, bytes) = seeded_model(&config, 4, Precision::Single);
         let (tokens, positions) = test_sequence(20, 1, 353, 96);
+        let logits = candle_logits(&model, &tokens, &positions);
         assert_eq!(
-            candle_logits(&model, &tokens, &positions),
-            candle_logits(&reloaded, &tokens, &positions)
+            logits,
+            candle_logits(&from_file(&config, &bytes), &tokens, &positions)
         );
+        // A half-precision file is half the size and rounds the weights only slightly.
+        let (_, half) = seeded_model(&config, 4, Precision::Half);
+        assert!(
+            half.len() < bytes.len() / 2 + 4096,
+            "{} vs {}",
+            half.len(),
+            bytes.len()
+        );
+        let rounded = candle_logits(&from_file(&config, &half), &tokens, &positions);
+        for (a, b) in rounded.iter().zip(&logits) {
+            let err = relative_error(a, b);
+            assert!(err > 0.0 && err < 1e-2, "{err}");
+        }
     }
 
-    /// The kernel, step by step, gives candle's full forward at every time index.
+    /// The kernel, step by step, gives candle's full forward at every time index, on the same
+    /// weights in either precision.
     #[test]
     fn kernel_steps_equal_the_candle_forward() {
-        for (config, seed) in [(small_config(), 11), (deep_config(), 12)] {
-            let (model, bytes) = seeded_model(&config, seed);
+        let cases = [
+            (small_config(), 11, Precision::Single),
+            (small_config(), 11, Precision::Half),
+            (deep_config(), 12, Precision::Half),
+        ];
+        for (config, seed, precision) in cases {
+            let (_, bytes) = seeded_model(&config, seed, precision);
+            let model = from_file(&config, &bytes);
             let mut kernel = WaveNetKernel::load(&bytes).unwrap();
             for len in [1, 7, 100, 300] {
                 let (tokens, positions) =
@@ -367,12 +404,15 @@ mod tests {
                 for (t, (&token, &position)) in tokens.iter().zip(&positions).enumerate() {
                     let logits = kernel.step(token, position);
                     let err = relative_error(logits, &expected[t]);
-                    assert!(err < 1e-4, "config {config:?} len {len} step {t}: {err}");
+                    assert!(
+                        err < 1e-4,
+                        "{precision:?} {config:?} len {len} step {t}: {err}"
+                    );
                     worst = worst.max(err);
                     scale = expected[t].iter().fold(scale, |m, v| m.max(v.abs()));
                 }
                 println!(
-                    "layers {} rf {} len {len}: max rel error {worst:.2e} (max |logit| {scale:.1})",
+                    "{precision:?} layers {} rf {} len {len}: max rel error {worst:.2e} (max |logit| {scale:.1})",
                     config.layers(),
                     config.receptive_field()
                 );
@@ -384,7 +424,7 @@ mod tests {
     #[test]
     fn forward_is_causal_and_batch_independent() {
         let config = small_config();
-        let (model, _) = seeded_model(&config, 3);
+        let (model, _) = seeded_model(&config, 3, Precision::Single);
         let (a, pa) = test_sequence(50, 1, 353, 96);
         let (mut b, pb) = test_sequence(50, 2, 353, 96);
         let tokens: Vec<u32> = a.iter().chain(&b).map(|&x| u32::from(x)).collect();

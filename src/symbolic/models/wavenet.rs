@@ -124,10 +124,11 @@ pub fn softmax(logits: &[f32], out: &mut [f64]) {
 pub(crate) mod tests {
     use super::*;
     use crate::model::kernel::tests::{random_model_bytes, small_config};
+    use crate::model::Precision;
 
     /// A seeded random model of the kernel tests' small config.
     pub(crate) fn random_kernel(seed: u64) -> WaveNetKernel {
-        WaveNetKernel::load(&random_model_bytes(&small_config(), seed)).unwrap()
+        WaveNetKernel::load(&random_model_bytes(&small_config(), seed, Precision::Half)).unwrap()
     }
 
     #[test]

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import music21
-from music21 import chord, corpus, harmony, key, meter, note, stream, tempo
+from music21 import chord, corpus, harmony, key, meter, stream, tempo
 
 # NOTE: bump when the output of the same music21 version would change (names, hashes, MIDI).
 FORMAT_VERSION = 1
@@ -112,47 +113,82 @@ def merge_tied(events) -> list[Note]:
     'continue', 'stop' (music21's ``Tie.type``). They are walked in offset order; a 'continue' or
     'stop' extends the open note of the same pitch if that note ends exactly where it starts,
     otherwise (a dangling tie) it starts a new note. This replaces music21's ``stripTies``: on
-    this corpus it gives the same notes for all 1,628 chorale voices, ~10x faster on folk tunes
-    and ~6x on chorales, and it does not merge a "tie" between different pitches (O'Neill's has
-    a few), which ``stripTies`` does.
+    this corpus it gives the same notes for all 1,628 chorale voices, and it does not merge a
+    "tie" between different pitches, which ``stripTies`` does (O'Neill's ABC often ties a note to
+    a different one). Times are exact integers over one denominator while merging: Fraction
+    arithmetic and hashing would cost more than everything else here.
+    ``tools/corpus/bench_ties.py`` compares the two.
     """
-    out: list[list] = []  # [onset, end, pitch], mutable while ties extend them
+    den = _common_denominator(t for e in events for t in e[:2])
+    units = sorted(
+        ((o.numerator * (den // o.denominator), d.numerator * (den // d.denominator), p, tie) for o, d, p, tie in events),
+        key=lambda e: (e[0], e[2]),
+    )
+    out: list[list[int]] = []  # [onset, end, pitch], mutable while ties extend them
     open_by_pitch: dict[int, int] = {}
-    for onset, duration, pitch, tie_type in sorted(events, key=lambda e: (_time_key(e[0]), e[2])):
-        end = onset + duration
+    for onset, duration, pitch, tie_type in units:
         idx = open_by_pitch.get(pitch)
         if tie_type in ("continue", "stop") and idx is not None and out[idx][1] == onset:
-            out[idx][1] = end
+            out[idx][1] = onset + duration
             if tie_type == "stop":
                 del open_by_pitch[pitch]
             continue
-        out.append([onset, end, pitch])
+        out.append([onset, onset + duration, pitch])
         if tie_type in ("start", "continue"):
             open_by_pitch[pitch] = len(out) - 1
         else:
             open_by_pitch.pop(pitch, None)
-    return normalize_track([Note(o, e - o, p) for o, e, p in out])
+    return _notes(_normalize_units([(o, e - o, p) for o, e, p in out]), den)
+
+
+def _common_denominator(times) -> int:
+    """The least common denominator of exact times (Fractions)."""
+    return math.lcm(1, *{t.denominator for t in times})
+
+
+_BEATS: dict[tuple[int, int], Fraction] = {}
+
+
+def _notes(units: list[tuple[int, int, int]], den: int) -> list[Note]:
+    """``(onset, duration, pitch)`` in units of ``1 / den`` beat as Notes (the Fractions
+    memoised: tunes share most of their times)."""
+
+    def beat(n: int) -> Fraction:
+        f = _BEATS.get((n, den))
+        if f is None:
+            f = _BEATS[(n, den)] = Fraction(n, den)
+        return f
+
+    return [Note(beat(o), beat(d), p) for o, d, p in units]
 
 
 def normalize_track(notes: list[Note]) -> list[Note]:
     """Sort notes and make one track unambiguous as MIDI: per pitch, drop exact duplicates and cut
     a note short where the next note of the same pitch starts (a doubled unison inside a part)."""
-    notes = sorted(set(notes), key=lambda n: (_time_key(n.onset), n.pitch, _time_key(n.duration)))
+    den = _common_denominator(t for n in notes for t in (n.onset, n.duration))
+    units = [(n.onset.numerator * (den // n.onset.denominator), n.duration.numerator * (den // n.duration.denominator), n.pitch) for n in notes]
+    return _notes(_normalize_units(units), den)
+
+
+def _normalize_units(notes: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """:func:`normalize_track` on ``(onset, duration, pitch)`` in integer units."""
+    notes = sorted(set(notes), key=lambda n: (n[0], n[2], n[1]))
     last_by_pitch: dict[int, int] = {}
-    out: list[Note] = []
+    out: list[tuple[int, int, int]] = []
     for n in notes:
-        idx = last_by_pitch.get(n.pitch)
+        onset, duration, pitch = n
+        idx = last_by_pitch.get(pitch)
         if idx is not None:
             prev = out[idx]
-            if prev.onset == n.onset:  # same onset, keep the longer one
-                if n.duration > prev.duration:
+            if prev[0] == onset:  # same onset, keep the longer one
+                if duration > prev[1]:
                     out[idx] = n
                 continue
-            if prev.end > n.onset:
-                out[idx] = Note(prev.onset, n.onset - prev.onset, prev.pitch)
-        last_by_pitch[n.pitch] = len(out)
+            if prev[0] + prev[1] > onset:
+                out[idx] = (prev[0], onset - prev[0], pitch)
+        last_by_pitch[pitch] = len(out)
         out.append(n)
-    out.sort(key=lambda n: (_time_key(n.onset), n.pitch))
+    out.sort(key=lambda n: (n[0], n[2]))
     return out
 
 
@@ -164,15 +200,25 @@ def part_events(flat: stream.Stream):
     """``(onset, duration, pitch, tie_type)`` for every sounding pitch in a flattened part;
     grace notes, rests, unpitched notes and chord symbols (ABC's "Am") are skipped."""
     events = []
-    for el in flat.getElementsByClass((note.Note, chord.Chord)):
-        if isinstance(el, harmony.Harmony) or el.duration.isGrace:
+    offset_in_flat = flat.elementOffset
+    # NOTE: `.elements` is in the order iterating gives (sorted), without an iterator's
+    # per-element bookkeeping; `elementOffset` is the offset in `flat` itself.
+    for el in flat.elements:
+        # NOTE: `isNote` (a class attribute) answers for most elements faster than isinstance.
+        if getattr(el, "isNote", False):
+            sounding = (el,)
+        elif isinstance(el, chord.Chord) and not isinstance(el, harmony.Harmony):
+            # NOTE: a chord's ties live on its notes (Chord.tie only mirrors the first note's).
+            sounding = el.notes
+        else:
             continue
-        duration = exact(el.quarterLength)
+        if el.duration.isGrace:
+            continue
+        duration = exact(el.duration.quarterLength)
         if duration <= 0:
             continue
-        onset = exact(el.offset)
-        # NOTE: a chord's ties live on its notes (Chord.tie only mirrors the first note's).
-        for n in (el,) if isinstance(el, note.Note) else el.notes:
+        onset = exact(offset_in_flat(el))
+        for n in sounding:
             events.append((onset, duration, n.pitch.midi, _tie_type(n)))
     return events
 

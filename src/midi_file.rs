@@ -9,22 +9,75 @@ use crate::symbolic::meter::{bar_ticks, Meter, MeterChange};
 /// Ticks per quarter note in files we write (divisible by 24 ticks per beat and by 5 and 3).
 pub const PPQ: u16 = 480;
 
-/// A type-0 MIDI file of `notes` (beats from 0) at `tempo_bpm` on channel `channel` (0-based).
-pub fn to_smf_bytes(notes: &[Note], tempo_bpm: f64, channel: u8) -> Vec<u8> {
+/// A time signature of a MIDI file: from `at_beats` on, bars of `numerator` notes of
+/// `1 / denominator` (a power of two: 6/8 is 6 and 8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeSignature {
+    pub at_beats: f64,
+    pub numerator: u8,
+    pub denominator: u8,
+}
+
+impl TimeSignature {
+    /// The bar lines it sets, in event ticks.
+    fn meter_change(&self) -> MeterChange {
+        MeterChange {
+            at_ticks: beats_to_ticks(self.at_beats),
+            bar_ticks: bar_ticks(u32::from(self.numerator), u32::from(self.denominator)),
+        }
+    }
+}
+
+/// What WaveJam reads from a MIDI file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MidiTune {
+    /// Every note, sorted by onset, then pitch.
+    pub notes: Vec<Note>,
+    /// The file's time signatures in time order (none: 4/4, as the standard says).
+    pub signatures: Vec<TimeSignature>,
+    /// The bar lines the signatures set.
+    pub meter: Meter,
+}
+
+/// A type-0 MIDI file of `notes` (beats from 0) at `tempo_bpm` on channel `channel` (0-based),
+/// with `signatures` (none: the file is in 4/4, the MIDI default).
+pub fn to_smf_bytes(
+    notes: &[Note],
+    tempo_bpm: f64,
+    channel: u8,
+    signatures: &[TimeSignature],
+) -> Vec<u8> {
     let tick = |beats: f64| (beats.max(0.0) * PPQ as f64).round() as u64;
-    // (tick, is_on, key, velocity); offs sort before ons at the same tick so repeats retrigger.
-    let mut events: Vec<(u64, bool, u8, u8)> = notes
+    let channel = u4::new(channel & 15);
+    let note = |key: u8, vel: u8| {
+        let (key, vel) = (u7::new(key), u7::new(vel));
+        let message = if vel > 0 {
+            MidiMessage::NoteOn { key, vel }
+        } else {
+            MidiMessage::NoteOff { key, vel }
+        };
+        TrackEventKind::Midi { channel, message }
+    };
+    // (tick, order, key, event): at one tick signatures come first, then offs before ons so
+    // repeats retrigger.
+    let mut events: Vec<(u64, u8, u8, TrackEventKind<'static>)> = notes
         .iter()
         .flat_map(|n| {
             let on = tick(n.onset_beats);
             let off = tick(n.end_beats()).max(on + 1);
+            let (key, velocity) = (n.pitch & 127, n.velocity.clamp(1, 127));
             [
-                (on, true, n.pitch & 127, n.velocity.clamp(1, 127)),
-                (off, false, n.pitch & 127, 0),
+                (on, 2, key, note(key, velocity)),
+                (off, 1, key, note(key, 0)),
             ]
         })
         .collect();
-    events.sort_by_key(|&(t, is_on, key, _)| (t, is_on, key));
+    events.extend(signatures.iter().map(|s| {
+        let log2_denominator = s.denominator.max(1).ilog2() as u8;
+        let meta = MetaMessage::TimeSignature(s.numerator.max(1), log2_denominator, 24, 8);
+        (tick(s.at_beats), 0, 0, TrackEventKind::Meta(meta))
+    }));
+    events.sort_by_key(|&(t, order, key, _)| (t, order, key));
 
     let micros_per_beat = (60_000_000.0 / tempo_bpm.clamp(10.0, 1000.0)).round() as u32;
     let mut track = vec![TrackEvent {
@@ -32,22 +85,10 @@ pub fn to_smf_bytes(notes: &[Note], tempo_bpm: f64, channel: u8) -> Vec<u8> {
         kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros_per_beat))),
     }];
     let mut now = 0u64;
-    let channel = u4::new(channel & 15);
-    for (t, is_on, key, vel) in events {
-        let message = if is_on {
-            MidiMessage::NoteOn {
-                key: u7::new(key),
-                vel: u7::new(vel),
-            }
-        } else {
-            MidiMessage::NoteOff {
-                key: u7::new(key),
-                vel: u7::new(0),
-            }
-        };
+    for (t, _, _, kind) in events {
         track.push(TrackEvent {
             delta: u28::new((t - now).min(0x0FFF_FFFF) as u32),
-            kind: TrackEventKind::Midi { channel, message },
+            kind,
         });
         now = t;
     }
@@ -67,12 +108,12 @@ pub fn to_smf_bytes(notes: &[Note], tempo_bpm: f64, channel: u8) -> Vec<u8> {
 
 /// The notes of a MIDI file (type 0 or 1, any PPQ, all channels and tracks merged), in beats.
 pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, midly::Error> {
-    read_tune(bytes).map(|(notes, _)| notes)
+    read_tune(bytes).map(|tune| tune.notes)
 }
 
-/// The notes of a MIDI file (as [`read_notes`]) and its meter, from the time signatures of any
-/// track (4/4 where there are none), bar lines in event ticks.
-pub fn read_tune(bytes: &[u8]) -> Result<(Vec<Note>, Meter), midly::Error> {
+/// The notes of a MIDI file (as [`read_notes`]), its time signatures (from any track) and the
+/// meter they set.
+pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
     let smf = Smf::parse(bytes)?;
     let ppq = match smf.header.timing {
         Timing::Metrical(ppq) => ppq.as_int().max(1) as f64,
@@ -80,7 +121,7 @@ pub fn read_tune(bytes: &[u8]) -> Result<(Vec<Note>, Meter), midly::Error> {
         Timing::Timecode(fps, sub) => fps.as_f32() as f64 * sub as f64 / 2.0,
     };
     let mut notes = Vec::new();
-    let mut meter_changes = Vec::new();
+    let mut signatures = Vec::new();
     for track in &smf.tracks {
         let mut tick = 0u64;
         // Open notes per (channel, key): (start tick, velocity).
@@ -94,12 +135,11 @@ pub fn read_tune(bytes: &[u8]) -> Result<(Vec<Note>, Meter), midly::Error> {
                     log2_denominator,
                     ..,
                 )) => {
-                    meter_changes.push(MeterChange {
-                        at_ticks: beats_to_ticks(tick as f64 / ppq),
-                        bar_ticks: bar_ticks(
-                            u32::from(numerator),
-                            1u32 << log2_denominator.min(16),
-                        ),
+                    signatures.push(TimeSignature {
+                        at_beats: tick as f64 / ppq,
+                        numerator,
+                        // NOTE: 1/128 is the shortest note value a signature names in practice.
+                        denominator: 1 << log2_denominator.min(7),
                     });
                     continue;
                 }
@@ -131,7 +171,14 @@ pub fn read_tune(bytes: &[u8]) -> Result<(Vec<Note>, Meter), midly::Error> {
             .total_cmp(&b.onset_beats)
             .then(a.pitch.cmp(&b.pitch))
     });
-    Ok((notes, Meter::from_changes(meter_changes)))
+    // NOTE: a stable sort keeps the file's order among signatures at one time (the last wins).
+    signatures.sort_by(|a, b| a.at_beats.total_cmp(&b.at_beats));
+    let meter = Meter::from_changes(signatures.iter().map(TimeSignature::meter_change));
+    Ok(MidiTune {
+        notes,
+        signatures,
+        meter,
+    })
 }
 
 #[cfg(test)]
@@ -166,7 +213,7 @@ mod tests {
                 duration_beats: 0.125,
             },
         ];
-        let back = read_notes(&to_smf_bytes(&notes, 97.0, 0)).unwrap();
+        let back = read_notes(&to_smf_bytes(&notes, 97.0, 0, &[])).unwrap();
         assert_eq!(back.len(), notes.len());
         for (a, b) in back.iter().zip(&notes) {
             assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
@@ -217,17 +264,48 @@ mod tests {
         };
         let mut bytes = Vec::new();
         smf.write_std(&mut bytes).unwrap();
-        let (notes, meter) = read_tune(&bytes).unwrap();
-        assert_eq!(notes.len(), 1);
-        assert_eq!(notes[0].duration_beats, 0.5);
+        let tune = read_tune(&bytes).unwrap();
+        assert_eq!(tune.notes.len(), 1);
+        assert_eq!(tune.notes[0].duration_beats, 0.5);
         let change = |at_ticks, bar_ticks| MeterChange {
             at_ticks,
             bar_ticks,
         };
-        assert_eq!(meter.changes(), [change(0, 72), change(144, 48)]);
+        assert_eq!(tune.meter.changes(), [change(0, 72), change(144, 48)]);
+        let signature = |at_beats, numerator, denominator| TimeSignature {
+            at_beats,
+            numerator,
+            denominator,
+        };
+        let signatures = [signature(0.0, 6, 8), signature(6.0, 2, 4)];
+        assert_eq!(tune.signatures, signatures);
+        // Written again, the file has the same signatures, before the notes at their ticks.
+        let again = read_tune(&to_smf_bytes(&tune.notes, 120.0, 0, &signatures)).unwrap();
+        assert_eq!(again, tune);
         // No time signature: 4/4.
-        let plain = to_smf_bytes(&notes, 120.0, 0);
-        assert_eq!(read_tune(&plain).unwrap().1, Meter::default());
+        let plain = read_tune(&to_smf_bytes(&tune.notes, 120.0, 0, &[])).unwrap();
+        assert_eq!((plain.signatures, plain.meter), (vec![], Meter::default()));
+    }
+
+    /// 3/4 and 6/8 bars are both 72 ticks; the file keeps which one it is.
+    #[test]
+    fn signatures_of_equal_bars_are_written_as_given() {
+        let notes = [Note {
+            pitch: 62,
+            velocity: 80,
+            onset_beats: 0.0,
+            duration_beats: 1.5,
+        }];
+        for (numerator, denominator) in [(3, 4), (6, 8)] {
+            let signature = TimeSignature {
+                at_beats: 0.0,
+                numerator,
+                denominator,
+            };
+            let tune = read_tune(&to_smf_bytes(&notes, 100.0, 0, &[signature])).unwrap();
+            assert_eq!(tune.signatures, [signature]);
+            assert_eq!(tune.meter, Meter::constant(72));
+        }
     }
 
     #[test]

@@ -77,7 +77,8 @@ enum Command {
         checks: bool,
     },
     /// Continue a MIDI phrase offline with the generator the plugin uses, and write the phrase
-    /// followed by its continuation (from the first bar line after the phrase) as MIDI.
+    /// followed by its continuation (from the first bar line after the phrase) as MIDI, with the
+    /// phrase's time signatures.
     Continue {
         /// Phrase to continue (a .mid file; its beat 0 is a bar line, its bars those of its time
         /// signatures, 4/4 if it has none).
@@ -413,7 +414,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 ))?;
             let bytes = std::fs::read(&prompt)
                 .map_err(|e| format!("cannot read {}: {e}", prompt.display()))?;
-            let (phrase, meter) = midi_file::read_tune(&bytes)
+            let midi_file::MidiTune {
+                notes: phrase,
+                signatures,
+                meter,
+            } = midi_file::read_tune(&bytes)
                 .map_err(|e| format!("{} is not a MIDI file: {e}", prompt.display()))?;
             if phrase.is_empty() {
                 return Err(format!("{} has no notes", prompt.display()));
@@ -439,7 +444,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }));
             std::fs::write(
                 &out,
-                midi_file::to_smf_bytes(&notes, tempo.clamp(20.0, 400.0), 0),
+                midi_file::to_smf_bytes(&notes, tempo.clamp(20.0, 400.0), 0, &signatures),
             )
             .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!(
@@ -492,7 +497,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let wav = out_dir.join("answer.wav");
             std::fs::write(
                 &mid,
-                midi_file::to_smf_bytes(&rendered.answer, setup.tempo_bpm, 0),
+                midi_file::to_smf_bytes(&rendered.answer, setup.tempo_bpm, 0, &[]),
             )
             .map_err(|e| format!("cannot write {}: {e}", mid.display()))?;
             write_wav(&wav, &rendered.audio, rendered.sample_rate_hz)

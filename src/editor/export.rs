@@ -40,7 +40,9 @@ pub fn save_answer(
     unix_secs: u64,
 ) -> io::Result<PathBuf> {
     fs::create_dir_all(dir)?;
-    let bytes = midi_file::to_smf_bytes(notes, tempo_bpm, CHANNEL);
+    // NOTE: an answer starts on the grid, not always on a bar line, so no time signature: its
+    // bars are the host project's, wherever it is dropped.
+    let bytes = midi_file::to_smf_bytes(notes, tempo_bpm, CHANNEL, &[]);
     for attempt in 1..=MAX_NAME_TRIES {
         let name = match attempt {
             1 => format!("answer-{unix_secs}.mid"),

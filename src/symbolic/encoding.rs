@@ -414,12 +414,12 @@ mod tests {
             note(60, 7.0, 2.0),
         ];
         let v = Vocabulary::default();
-        let read = read_notes(&to_smf_bytes(&notes, 120.0, 0)).unwrap();
+        let read = read_notes(&to_smf_bytes(&notes, 120.0, 0, &[])).unwrap();
         let tokens = v.encode(&read);
         assert_eq!(note_count(&tokens), notes.len());
         let back = v.decode(&tokens);
         assert_eq!(grid(&back), grid(&notes));
-        let again = read_notes(&to_smf_bytes(&back, 120.0, 0)).unwrap();
+        let again = read_notes(&to_smf_bytes(&back, 120.0, 0, &[])).unwrap();
         assert_eq!(grid(&again), grid(&notes));
         assert_eq!(v.encode(&again), tokens);
     }

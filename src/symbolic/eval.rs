@@ -146,12 +146,12 @@ pub fn load_folder(dir: &Path, vocabulary: &Vocabulary) -> Result<Corpus, EvalEr
             .map_err(|e| e.to_string())
             .and_then(|bytes| read_tune(&bytes).map_err(|e| e.to_string()));
         match tune {
-            Ok((notes, meter)) => {
+            Ok(tune) => {
                 let name = path.strip_prefix(dir).unwrap_or(&path);
                 let name = name.to_string_lossy().into_owned();
                 corpus
                     .tunes
-                    .push(Tune::new(name, &notes, vocabulary).with_meter(meter));
+                    .push(Tune::new(name, &tune.notes, vocabulary).with_meter(tune.meter));
             }
             Err(reason) => corpus.skipped.push(Skipped { path, reason }),
         }
@@ -698,12 +698,18 @@ mod tests {
         for (i, t) in [-3i8, 0, 4].iter().enumerate() {
             write(
                 &format!("train/folk/{i}.mid"),
-                &to_smf_bytes(&folk_tune(*t), 120.0, 0),
+                &to_smf_bytes(&folk_tune(*t), 120.0, 0, &[]),
             );
         }
-        write("train/satb/c.MID", &to_smf_bytes(&chorale(), 90.0, 0));
-        write("data/a/held.mid", &to_smf_bytes(&folk_tune(7), 120.0, 0));
-        write("data/b/deeper/c.midi", &to_smf_bytes(&chorale(), 90.0, 1));
+        write("train/satb/c.MID", &to_smf_bytes(&chorale(), 90.0, 0, &[]));
+        write(
+            "data/a/held.mid",
+            &to_smf_bytes(&folk_tune(7), 120.0, 0, &[]),
+        );
+        write(
+            "data/b/deeper/c.midi",
+            &to_smf_bytes(&chorale(), 90.0, 1, &[]),
+        );
         write("data/broken.mid", b"MThd but not really");
         write("data/readme.txt", b"not a tune");
 

@@ -703,7 +703,7 @@ mod tests {
             let folder = dir.join(split);
             std::fs::create_dir_all(&folder).unwrap();
             for &root in roots {
-                let bytes = to_smf_bytes(&tune(root, 6), 120.0, 0);
+                let bytes = to_smf_bytes(&tune(root, 6), 120.0, 0, &[]);
                 std::fs::write(folder.join(format!("t{root}.mid")), bytes).unwrap();
             }
         }

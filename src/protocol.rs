@@ -25,10 +25,12 @@ pub struct Request {
     pub seed_mode: SeedMode,
     /// Answer length in beats.
     pub length_beats: f64,
-    /// Bar length in beats (the host's time signature): the bars the answer is generated in,
-    /// their lines on multiples of it (as the audio thread's grid).
+    /// Bar length in beats (the host's time signature): the bars the answer is generated in.
     pub bar_beats: f64,
-    /// Where the answer will start if it is played when due, in host beats: with `bar_beats`,
+    /// A bar line of the host's, in beats: bars of `bar_beats` run from it (as on the audio
+    /// thread's grid).
+    pub bar_origin_beat: f64,
+    /// Where the answer will start if it is played when due, in host beats: with the bars,
     /// where in its bar it starts.
     pub start_beat: f64,
     /// What to continue.

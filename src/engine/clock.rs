@@ -18,6 +18,9 @@ pub struct HostTime {
     pub pos_beats: Option<f64>,
     /// Time signature as (numerator, denominator).
     pub time_signature: Option<(i32, i32)>,
+    /// Beat of the bar line at or before `pos_beats` (hosts know it where the meter changed
+    /// earlier in the song; nice-plug works it out from the signature otherwise).
+    pub bar_start_beats: Option<f64>,
 }
 
 /// How this block's timeline relates to the previous block's.
@@ -45,6 +48,9 @@ pub struct BlockTime {
     pub tempo_bpm: f64,
     /// Bar length in beats (4 in 4/4, 3 in 6/8).
     pub bar_beats: f64,
+    /// A bar line, in beats: the bars of `bar_beats` run from it (the host's latest bar start;
+    /// kept while the transport is stopped).
+    pub bar_origin_beat: f64,
     pub playing: bool,
     pub continuity: Continuity,
 }
@@ -79,11 +85,11 @@ impl BlockTime {
     }
 }
 
-/// First grid point at or after `beat`, for a grid of `step_beats` anchored at beat 0 (the
-/// start of bar 1). Beats within a microbeat of a grid point count as on it.
-pub fn next_grid_point(beat: f64, step_beats: f64) -> f64 {
+/// First grid point at or after `beat`, for a grid of `step_beats` through `origin_beat` (a
+/// bar line). Beats within a microbeat of a grid point count as on it.
+pub fn next_grid_point(beat: f64, step_beats: f64, origin_beat: f64) -> f64 {
     const ON_GRID_EPSILON_BEATS: f64 = 1e-6;
-    ((beat - ON_GRID_EPSILON_BEATS) / step_beats).ceil() * step_beats
+    origin_beat + ((beat - origin_beat - ON_GRID_EPSILON_BEATS) / step_beats).ceil() * step_beats
 }
 
 /// Tracks the timeline across blocks.
@@ -96,6 +102,8 @@ pub struct Clock {
     tempo_bpm: f64,
     /// Whether the previous block was driven by a playing transport.
     was_playing: bool,
+    /// The last bar line the host reported, in beats (0 until it reports one).
+    bar_origin_beat: f64,
 }
 
 impl Clock {
@@ -105,6 +113,7 @@ impl Clock {
             next_beat: 0.0,
             tempo_bpm: DEFAULT_TEMPO_BPM,
             was_playing: false,
+            bar_origin_beat: 0.0,
         }
     }
 
@@ -143,6 +152,9 @@ impl Clock {
                 (self.next_beat, false, continuity)
             }
         };
+        if let Some(bar_start) = host.bar_start_beats.filter(|b| b.is_finite() && playing) {
+            self.bar_origin_beat = bar_start;
+        }
         let beats_per_sample = self.tempo_bpm / 60.0 / self.sample_rate_hz;
         self.was_playing = playing;
         self.next_beat = start_beat + samples as f64 * beats_per_sample;
@@ -152,6 +164,7 @@ impl Clock {
             samples,
             tempo_bpm: self.tempo_bpm,
             bar_beats,
+            bar_origin_beat: self.bar_origin_beat,
             playing,
             continuity,
         }
@@ -168,6 +181,7 @@ mod tests {
             tempo_bpm: Some(tempo),
             pos_beats: Some(pos),
             time_signature: Some((4, 4)),
+            bar_start_beats: None,
         }
     }
 
@@ -237,6 +251,7 @@ mod tests {
             tempo_bpm: Some(120.0),
             pos_beats: Some(4.0),
             time_signature: Some((4, 4)),
+            bar_start_beats: None,
         };
         let stop = clock.advance(&stopped_host, 24_000);
         assert_eq!(stop.continuity, Continuity::Stopped);
@@ -270,11 +285,41 @@ mod tests {
 
     #[test]
     fn grid_points_round_up_and_keep_exact_points() {
-        assert_eq!(next_grid_point(4.0, 1.0), 4.0);
-        assert_eq!(next_grid_point(4.000_000_1, 1.0), 4.0);
-        assert_eq!(next_grid_point(4.01, 1.0), 5.0);
-        assert_eq!(next_grid_point(4.01, 0.25), 4.25);
-        assert_eq!(next_grid_point(5.0, 4.0), 8.0);
-        assert_eq!(next_grid_point(-0.5, 1.0), 0.0);
+        assert_eq!(next_grid_point(4.0, 1.0, 0.0), 4.0);
+        assert_eq!(next_grid_point(4.000_000_1, 1.0, 0.0), 4.0);
+        assert_eq!(next_grid_point(4.01, 1.0, 0.0), 5.0);
+        assert_eq!(next_grid_point(4.01, 0.25, 0.0), 4.25);
+        assert_eq!(next_grid_point(5.0, 4.0, 0.0), 8.0);
+        assert_eq!(next_grid_point(-0.5, 1.0, 0.0), 0.0);
+        // Bars from beat 2 (after a 2/4 bar): the next bar line after 5 is 6, after 6.5 is 10.
+        assert_eq!(next_grid_point(5.0, 4.0, 2.0), 6.0);
+        assert_eq!(next_grid_point(6.5, 4.0, 2.0), 10.0);
+        assert_eq!(next_grid_point(6.5, 4.0, 10.0), 10.0);
+        // A 5/8 bar is 2.5 beats: its beats are on half beats from a bar line at 2.5.
+        assert_eq!(next_grid_point(3.2, 1.0, 2.5), 3.5);
+    }
+
+    #[test]
+    fn bar_lines_follow_the_host_and_stay_while_stopped() {
+        let mut clock = Clock::new(48_000.0);
+        assert_eq!(
+            clock.advance(&playing_at(5.0, 120.0), 64).bar_origin_beat,
+            0.0
+        );
+        let after_pickup = HostTime {
+            bar_start_beats: Some(2.0),
+            ..playing_at(5.0, 120.0)
+        };
+        assert_eq!(clock.advance(&after_pickup, 64).bar_origin_beat, 2.0);
+        let stopped = HostTime {
+            bar_start_beats: Some(0.0),
+            ..HostTime::default()
+        };
+        assert_eq!(clock.advance(&stopped, 64).bar_origin_beat, 2.0);
+        let nonsense = HostTime {
+            bar_start_beats: Some(f64::NAN),
+            ..playing_at(5.0, 120.0)
+        };
+        assert_eq!(clock.advance(&nonsense, 64).bar_origin_beat, 2.0);
     }
 }

@@ -322,7 +322,8 @@ impl Conductor {
             seed_mode: settings.seed_mode,
             length_beats: settings.answer_bars as f64 * self.time.bar_beats,
             bar_beats: self.time.bar_beats,
-            start_beat: next_grid_point(trigger_beat, step),
+            bar_origin_beat: self.time.bar_origin_beat,
+            start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
             source,
         };
         self.send(Observation::Answer(request));
@@ -410,7 +411,8 @@ impl Conductor {
                     .unwrap_or(limit_beat)
                     .max(self.time.beat_at(self.cursor as usize));
                 let step = settings.quantize.step_beats(self.time.bar_beats);
-                self.answer.start(next_grid_point(earliest, step));
+                self.answer
+                    .start(next_grid_point(earliest, step, self.time.bar_origin_beat));
             }
         }
         while let Some(event) = self.next_answer_event(limit) {

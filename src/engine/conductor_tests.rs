@@ -18,6 +18,9 @@ struct Rig {
     status: Arc<Status>,
     settings: Settings,
     host: HostTime,
+    /// Where the host's 4/4 bars start after a first bar of 2/4 at beat 0 (`None`: no bar
+    /// starts reported).
+    bars_from: Option<f64>,
     /// Absolute sample of the next block.
     position: u64,
     /// (absolute sample, event) of everything emitted.
@@ -45,7 +48,9 @@ impl Rig {
                 tempo_bpm: Some(120.0),
                 pos_beats: Some(0.0),
                 time_signature: Some((4, 4)),
+                bar_start_beats: None,
             },
+            bars_from: None,
             position: 0,
             out: Vec::new(),
         }
@@ -75,7 +80,15 @@ impl Rig {
 
     fn block(&mut self, samples: usize, inputs: &[InputEvent]) -> Vec<OutEvent> {
         if self.host.playing {
-            self.host.pos_beats = Some(self.position as f64 / SPB);
+            let pos = self.position as f64 / SPB;
+            self.host.pos_beats = Some(pos);
+            self.host.bar_start_beats = self.bars_from.map(|from| {
+                if pos < from {
+                    0.0
+                } else {
+                    from + ((pos - from) / 4.0).floor() * 4.0
+                }
+            });
         }
         self.conductor
             .process(&self.host, samples, &self.settings, inputs.iter().copied());
@@ -207,6 +220,16 @@ fn quantize_bar_starts_the_answer_on_the_next_bar() {
     rig.settings.quantize = Quantize::Bar;
     rig.run_to((20.0 * SPB) as u64, 512, &phrase());
     assert_eq!(rig.answer_ons()[0].0, (12.0 * SPB) as u64);
+}
+
+/// After a 2/4 bar the host's bar lines are at 2, 6, 10…: the answer due at 8.9 starts at 10.
+#[test]
+fn quantize_bar_follows_the_hosts_bar_lines() {
+    let mut rig = Rig::new();
+    rig.settings.quantize = Quantize::Bar;
+    rig.bars_from = Some(2.0);
+    rig.run_to((20.0 * SPB) as u64, 512, &phrase());
+    assert_eq!(rig.answer_ons()[0].0, (10.0 * SPB) as u64);
 }
 
 #[test]

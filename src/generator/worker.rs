@@ -50,10 +50,10 @@ struct Placed {
 }
 
 impl Placed {
-    /// The notes with onsets from the bar line before `origin_beat` (see [`offset_in_bar`]), so
-    /// they keep their place in the bar.
-    fn in_bar(&self, bar_beats: f64) -> Vec<Note> {
-        let offset = offset_in_bar(self.origin_beat, bar_beats);
+    /// The notes with onsets from the bar line before `origin_beat`, in bars of `bar_beats`
+    /// through `bar_origin_beat` (see [`offset_in_bar`]), so they keep their place in the bar.
+    fn in_bar(&self, bar_beats: f64, bar_origin_beat: f64) -> Vec<Note> {
+        let offset = offset_in_bar(self.origin_beat - bar_origin_beat, bar_beats);
         self.notes
             .iter()
             .map(|n| Note {
@@ -64,8 +64,8 @@ impl Placed {
     }
 }
 
-/// Where host beat `beat` falls in its bar, in beats after the bar line, with bars of
-/// `bar_beats` (a positive length) from beat 0, as on the audio thread's grid.
+/// Where `beat` (beats after a bar line) falls in its bar, in beats after that bar's line, with
+/// bars of `bar_beats` (a positive length).
 fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
     let offset = beat.rem_euclid(bar_beats);
     // NOTE: a beat a rounding error before a bar line is on it.
@@ -269,9 +269,10 @@ impl Worker {
         // starts on a bar line.
         let (prompt, speculative) = match request.source {
             Source::Phrase if !current.notes.is_empty() => (current, true),
+            // NOTE: a phrase saved with the project starts on a bar line.
             Source::Phrase => (
                 Placed {
-                    origin_beat: 0.0,
+                    origin_beat: request.bar_origin_beat,
                     notes: session.last_phrase,
                 },
                 false,
@@ -294,10 +295,16 @@ impl Worker {
                 let bar_beats = Some(request.bar_beats)
                     .filter(|b| b.is_finite() && *b > 0.0)
                     .unwrap_or(4.0);
-                let mut placed: Vec<Vec<Note>> =
-                    self.phrases.iter().map(|p| p.in_bar(bar_beats)).collect();
+                let origin = Some(request.bar_origin_beat)
+                    .filter(|b| b.is_finite())
+                    .unwrap_or(0.0);
+                let mut placed: Vec<Vec<Note>> = self
+                    .phrases
+                    .iter()
+                    .map(|p| p.in_bar(bar_beats, origin))
+                    .collect();
                 if !in_context {
-                    placed.push(prompt.in_bar(bar_beats));
+                    placed.push(prompt.in_bar(bar_beats, origin));
                 }
                 let context: Vec<&[Note]> = placed.iter().map(Vec::as_slice).collect();
                 let engine = match &mut self.engine {
@@ -306,7 +313,10 @@ impl Worker {
                 };
                 let layout = Layout {
                     meter: Meter::constant(ticks(bar_beats)),
-                    answer_offset_ticks: ticks(offset_in_bar(request.start_beat, bar_beats)),
+                    answer_offset_ticks: ticks(offset_in_bar(
+                        request.start_beat - origin,
+                        bar_beats,
+                    )),
                 };
                 answer_phrases(
                     &mut self.answerer,
@@ -370,6 +380,7 @@ mod tests {
             seed_mode: SeedMode::Fixed,
             length_beats: 8.0,
             bar_beats: 4.0,
+            bar_origin_beat: 0.0,
             start_beat: 4.0,
             source: Source::Phrase,
         }
@@ -447,21 +458,25 @@ mod tests {
 
     /// A phrase keeps its place in the bar: played a bar later it gets the same answer (due a
     /// bar later), played two beats later (a pickup) another one; so does an answer due on
-    /// another beat.
+    /// another beat. Bars are the host's: where they run from beat 2 (after a 2/4 bar), a
+    /// phrase from beat 2 is on the bar line.
     #[test]
     fn answers_follow_where_in_the_bar_the_phrase_and_the_answer_fall() {
-        let answer = |from: f64, due: f64| {
+        let answer = |from: f64, due: f64, bar_origin_beat: f64| {
             let mut worker = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
             play(&mut worker, from, PHRASE);
             worker.answer(&Request {
                 start_beat: due,
+                bar_origin_beat,
                 ..request(EngineChoice::WaveNet)
             })
         };
-        let on_the_bar = answer(0.0, 4.0);
-        assert_eq!(answer(4.0, 8.0), on_the_bar);
-        assert_ne!(answer(2.0, 8.0), on_the_bar);
-        assert_ne!(answer(0.0, 5.0), on_the_bar);
+        let on_the_bar = answer(0.0, 4.0, 0.0);
+        assert_eq!(answer(4.0, 8.0, 0.0), on_the_bar);
+        assert_ne!(answer(2.0, 8.0, 0.0), on_the_bar);
+        assert_ne!(answer(0.0, 5.0, 0.0), on_the_bar);
+        assert_eq!(answer(2.0, 6.0, 2.0), on_the_bar);
+        assert_eq!(answer(2.0, 6.0, 10.0), on_the_bar);
     }
 
     /// A project whose model file is gone reopens with the default and says why.

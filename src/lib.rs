@@ -107,6 +107,7 @@ fn host_time(transport: &Transport) -> HostTime {
             .time_sig_numerator
             .zip(transport.time_sig_denominator),
         bar_start_beats: transport.bar_start_pos_beats(),
+        bar_number: transport.bar_number(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Live figures the audio and generator threads publish for the panel (atomics only: the audio
 //! thread never locks).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use atomic_float::AtomicF64;
 
@@ -40,6 +40,9 @@ pub struct Status {
     pub playing: AtomicBool,
     /// Bar length in beats.
     pub bar_beats: AtomicF64,
+    /// A bar line of the host's, in beats, and its bar's number (0 for the song's first).
+    pub bar_origin_beat: AtomicF64,
+    pub bar_origin_number: AtomicI64,
     /// Observations dropped because the audio → generator ring was full.
     pub observation_overflows: AtomicU64,
     /// Times the generator found the generator → audio ring full and had to retry.

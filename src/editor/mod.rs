@@ -150,6 +150,8 @@ impl Panel {
         let position = readout::bar_beat(
             s.beat.load(Ordering::Relaxed),
             s.bar_beats.load(Ordering::Relaxed),
+            s.bar_origin_beat.load(Ordering::Relaxed),
+            s.bar_origin_number.load(Ordering::Relaxed),
         );
         let transport = if s.playing.load(Ordering::Relaxed) {
             "playing"

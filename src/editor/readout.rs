@@ -23,13 +23,16 @@ pub fn bar_beats(bar_beats: f64) -> f64 {
     }
 }
 
-/// The playhead at `beat` (beats from the song start) as "bar.beat", both counted from 1; a
-/// count-in before the song start shows as bar 0 or below.
-pub fn bar_beat(beat: f64, bar_beats_now: f64) -> String {
+/// The playhead at `beat` (beats from the song start) as "bar.beat", both counted from 1, in
+/// bars of `bar_beats_now` from the bar line at `origin_beat`, whose bar is number
+/// `origin_number` (0 for the song's first, as hosts count); a count-in before the song start
+/// shows as bar 0 or below.
+pub fn bar_beat(beat: f64, bar_beats_now: f64, origin_beat: f64, origin_number: i64) -> String {
     let bar_len = bar_beats(bar_beats_now);
-    let beat = if beat.is_finite() { beat } else { 0.0 };
-    let bar = (beat / bar_len).floor() as i64 + 1;
-    let beat_in_bar = beat.rem_euclid(bar_len).floor() as i64 + 1;
+    let since = if beat.is_finite() { beat } else { 0.0 } - origin_beat;
+    let since = if since.is_finite() { since } else { 0.0 };
+    let bar = origin_number + (since / bar_len).floor() as i64 + 1;
+    let beat_in_bar = since.rem_euclid(bar_len).floor() as i64 + 1;
     format!("{bar}.{beat_in_bar}")
 }
 
@@ -39,17 +42,22 @@ mod tests {
 
     #[test]
     fn position_counts_bars_and_beats_from_one() {
-        assert_eq!(bar_beat(0.0, 4.0), "1.1");
-        assert_eq!(bar_beat(3.99, 4.0), "1.4");
-        assert_eq!(bar_beat(5.5, 4.0), "2.2");
-        assert_eq!(bar_beat(6.0, 3.0), "3.1");
-        assert_eq!(bar_beat(-0.5, 4.0), "0.4");
+        let plain = |beat, bar_beats| bar_beat(beat, bar_beats, 0.0, 0);
+        assert_eq!(plain(0.0, 4.0), "1.1");
+        assert_eq!(plain(3.99, 4.0), "1.4");
+        assert_eq!(plain(5.5, 4.0), "2.2");
+        assert_eq!(plain(6.0, 3.0), "3.1");
+        assert_eq!(plain(-0.5, 4.0), "0.4");
+        // After a 2/4 first bar, the host's bar 1 (the second) starts at beat 2.
+        assert_eq!(bar_beat(2.0, 4.0, 2.0, 1), "2.1");
+        assert_eq!(bar_beat(7.5, 4.0, 2.0, 1), "3.2");
     }
 
     #[test]
     fn missing_host_figures_fall_back() {
-        assert_eq!(bar_beat(4.0, 0.0), "2.1");
-        assert_eq!(bar_beat(f64::NAN, f64::NAN), "1.1");
+        assert_eq!(bar_beat(4.0, 0.0, 0.0, 0), "2.1");
+        assert_eq!(bar_beat(f64::NAN, f64::NAN, 0.0, 0), "1.1");
+        assert_eq!(bar_beat(4.0, 4.0, f64::NAN, 0), "1.1");
         assert_eq!(tempo_bpm(0.0), FALLBACK_TEMPO_BPM);
         assert_eq!(tempo_bpm(f64::INFINITY), FALLBACK_TEMPO_BPM);
         assert_eq!(tempo_bpm(97.5), 97.5);

@@ -21,6 +21,8 @@ pub struct HostTime {
     /// Beat of the bar line at or before `pos_beats` (hosts know it where the meter changed
     /// earlier in the song; nice-plug works it out from the signature otherwise).
     pub bar_start_beats: Option<f64>,
+    /// Number of the bar starting at `bar_start_beats`, 0 for the song's first.
+    pub bar_number: Option<i32>,
 }
 
 /// How this block's timeline relates to the previous block's.
@@ -51,6 +53,8 @@ pub struct BlockTime {
     /// A bar line, in beats: the bars of `bar_beats` run from it (the host's latest bar start;
     /// kept while the transport is stopped).
     pub bar_origin_beat: f64,
+    /// The number of the bar starting at `bar_origin_beat`, 0 for the song's first.
+    pub bar_origin_number: i64,
     pub playing: bool,
     pub continuity: Continuity,
 }
@@ -102,8 +106,10 @@ pub struct Clock {
     tempo_bpm: f64,
     /// Whether the previous block was driven by a playing transport.
     was_playing: bool,
-    /// The last bar line the host reported, in beats (0 until it reports one).
+    /// The last bar line the host reported, in beats (0 until it reports one), and its bar's
+    /// number.
     bar_origin_beat: f64,
+    bar_origin_number: i64,
 }
 
 impl Clock {
@@ -114,6 +120,7 @@ impl Clock {
             tempo_bpm: DEFAULT_TEMPO_BPM,
             was_playing: false,
             bar_origin_beat: 0.0,
+            bar_origin_number: 0,
         }
     }
 
@@ -154,6 +161,9 @@ impl Clock {
         };
         if let Some(bar_start) = host.bar_start_beats.filter(|b| b.is_finite() && playing) {
             self.bar_origin_beat = bar_start;
+            self.bar_origin_number = host
+                .bar_number
+                .map_or((bar_start / bar_beats).round() as i64, i64::from);
         }
         let beats_per_sample = self.tempo_bpm / 60.0 / self.sample_rate_hz;
         self.was_playing = playing;
@@ -165,6 +175,7 @@ impl Clock {
             tempo_bpm: self.tempo_bpm,
             bar_beats,
             bar_origin_beat: self.bar_origin_beat,
+            bar_origin_number: self.bar_origin_number,
             playing,
             continuity,
         }
@@ -182,6 +193,7 @@ mod tests {
             pos_beats: Some(pos),
             time_signature: Some((4, 4)),
             bar_start_beats: None,
+            bar_number: None,
         }
     }
 
@@ -252,6 +264,7 @@ mod tests {
             pos_beats: Some(4.0),
             time_signature: Some((4, 4)),
             bar_start_beats: None,
+            bar_number: None,
         };
         let stop = clock.advance(&stopped_host, 24_000);
         assert_eq!(stop.continuity, Continuity::Stopped);
@@ -308,9 +321,18 @@ mod tests {
         );
         let after_pickup = HostTime {
             bar_start_beats: Some(2.0),
+            bar_number: Some(1),
             ..playing_at(5.0, 120.0)
         };
-        assert_eq!(clock.advance(&after_pickup, 64).bar_origin_beat, 2.0);
+        let t = clock.advance(&after_pickup, 64);
+        assert_eq!((t.bar_origin_beat, t.bar_origin_number), (2.0, 1));
+        let unnumbered = HostTime {
+            bar_start_beats: Some(8.0),
+            ..playing_at(9.0, 120.0)
+        };
+        let t = clock.advance(&unnumbered, 64);
+        assert_eq!((t.bar_origin_beat, t.bar_origin_number), (8.0, 2));
+        clock.advance(&after_pickup, 64);
         let stopped = HostTime {
             bar_start_beats: Some(0.0),
             ..HostTime::default()

@@ -487,6 +487,10 @@ impl Conductor {
         s.tempo_bpm.store(self.time.tempo_bpm, Ordering::Relaxed);
         s.beat.store(self.time.start_beat, Ordering::Relaxed);
         s.bar_beats.store(self.time.bar_beats, Ordering::Relaxed);
+        s.bar_origin_beat
+            .store(self.time.bar_origin_beat, Ordering::Relaxed);
+        s.bar_origin_number
+            .store(self.time.bar_origin_number, Ordering::Relaxed);
         s.playing.store(self.time.playing, Ordering::Relaxed);
         s.answer_overflows
             .store(self.answer.overflows, Ordering::Relaxed);

@@ -49,6 +49,7 @@ impl Rig {
                 pos_beats: Some(0.0),
                 time_signature: Some((4, 4)),
                 bar_start_beats: None,
+                bar_number: None,
             },
             bars_from: None,
             position: 0,
@@ -82,13 +83,16 @@ impl Rig {
         if self.host.playing {
             let pos = self.position as f64 / SPB;
             self.host.pos_beats = Some(pos);
-            self.host.bar_start_beats = self.bars_from.map(|from| {
+            let bar = self.bars_from.map(|from| {
                 if pos < from {
-                    0.0
+                    (0.0, 0)
                 } else {
-                    from + ((pos - from) / 4.0).floor() * 4.0
+                    let bars = ((pos - from) / 4.0).floor();
+                    (from + bars * 4.0, 1 + bars as i32)
                 }
             });
+            self.host.bar_start_beats = bar.map(|b| b.0);
+            self.host.bar_number = bar.map(|b| b.1);
         }
         self.conductor
             .process(&self.host, samples, &self.settings, inputs.iter().copied());
@@ -230,6 +234,10 @@ fn quantize_bar_follows_the_hosts_bar_lines() {
     rig.bars_from = Some(2.0);
     rig.run_to((20.0 * SPB) as u64, 512, &phrase());
     assert_eq!(rig.answer_ons()[0].0, (10.0 * SPB) as u64);
+    // The panel is told the host's bars: the last block started in bar 5 (0-based), at 18.
+    let origin = rig.status.bar_origin_beat.load(Ordering::Relaxed);
+    assert_eq!(origin, 18.0);
+    assert_eq!(rig.status.bar_origin_number.load(Ordering::Relaxed), 5);
 }
 
 #[test]

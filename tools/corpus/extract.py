@@ -115,13 +115,14 @@ def merge_tied(events) -> list[Note]:
     otherwise (a dangling tie) it starts a new note. This replaces music21's ``stripTies``: on
     this corpus it gives the same notes for all 1,628 chorale voices, and it does not merge a
     "tie" between different pitches, which ``stripTies`` does (O'Neill's ABC often ties a note to
-    a different one). Times are exact integers over one denominator while merging: Fraction
+    a different one). The merged notes are then made unambiguous as one MIDI track
+    (:func:`_normalize_units`). Times are exact integers over one denominator while merging: Fraction
     arithmetic and hashing would cost more than everything else here.
     ``tools/corpus/bench_ties.py`` compares the two.
     """
-    den = _common_denominator(t for e in events for t in e[:2])
+    den = math.lcm(1, *{t.denominator for e in events for t in e[:2]})
     units = sorted(
-        ((o.numerator * (den // o.denominator), d.numerator * (den // d.denominator), p, tie) for o, d, p, tie in events),
+        ((_in_units(o, den), _in_units(d, den), p, tie) for o, d, p, tie in events),
         key=lambda e: (e[0], e[2]),
     )
     out: list[list[int]] = []  # [onset, end, pitch], mutable while ties extend them
@@ -141,9 +142,9 @@ def merge_tied(events) -> list[Note]:
     return _notes(_normalize_units([(o, e - o, p) for o, e, p in out]), den)
 
 
-def _common_denominator(times) -> int:
-    """The least common denominator of exact times (Fractions)."""
-    return math.lcm(1, *{t.denominator for t in times})
+def _in_units(t: Fraction, den: int) -> int:
+    """``t`` in units of ``1 / den`` beat (``den`` a multiple of its denominator)."""
+    return t.numerator * (den // t.denominator)
 
 
 _BEATS: dict[tuple[int, int], Fraction] = {}
@@ -162,16 +163,10 @@ def _notes(units: list[tuple[int, int, int]], den: int) -> list[Note]:
     return [Note(beat(o), beat(d), p) for o, d, p in units]
 
 
-def normalize_track(notes: list[Note]) -> list[Note]:
-    """Sort notes and make one track unambiguous as MIDI: per pitch, drop exact duplicates and cut
-    a note short where the next note of the same pitch starts (a doubled unison inside a part)."""
-    den = _common_denominator(t for n in notes for t in (n.onset, n.duration))
-    units = [(n.onset.numerator * (den // n.onset.denominator), n.duration.numerator * (den // n.duration.denominator), n.pitch) for n in notes]
-    return _notes(_normalize_units(units), den)
-
-
 def _normalize_units(notes: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """:func:`normalize_track` on ``(onset, duration, pitch)`` in integer units."""
+    """Sort notes (``(onset, duration, pitch)`` in integer units) and make one track unambiguous
+    as MIDI: per pitch, drop exact duplicates and cut a note short where the next note of the
+    same pitch starts (a doubled unison inside a part)."""
     notes = sorted(set(notes), key=lambda n: (n[0], n[2], n[1]))
     last_by_pitch: dict[int, int] = {}
     out: list[tuple[int, int, int]] = []

@@ -325,7 +325,7 @@ class MidiRoundTrip(unittest.TestCase):
         self.assertTrue(data.startswith(b"MThd"))
 
     def test_unison_overlap_in_one_track_is_made_unambiguous(self):
-        notes = ex.normalize_track([ex.Note(F(0), F(2), 60), ex.Note(F(1), F(2), 60), ex.Note(F(1), F(2), 60)])
+        notes = ex.merge_tied([(F(0), F(2), 60, None), (F(1), F(2), 60, None), (F(1), F(2), 60, None)])
         self.assertEqual(notes, [ex.Note(F(0), F(1), 60), ex.Note(F(1), F(2), 60)])
 
 

@@ -16,8 +16,8 @@ echo "== unit and in-process host tests (incl. kernel = candle equivalence)"
 cargo test --lib --bins --features train
 echo "== bundles"
 cargo xtask bundle wavejam --release
-echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap)"
-cargo test --release --test clap_host
+echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap; one binary with a failing generator)"
+cargo test --release --test clap_host --test clap_generator_failure
 echo "== corpus extractor tests (tools/corpus, in .venv-corpus)"
 bash tools/corpus/run.sh --self-test
 echo "== VST3 host tests (pedalboard on target/bundled/WaveJam.vst3)"

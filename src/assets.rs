@@ -33,11 +33,16 @@ pub fn default_tunes() -> Result<Vec<Vec<u16>>, TunesError> {
     read_tunes(DEFAULT_TUNES, &Vocabulary::default())
 }
 
-/// The default long-term memory, built from [`default_tunes`] the first time it is asked for and
-/// shared by every caller in the process after that (it takes a few seconds and ~100 MB).
-pub fn default_long_term() -> Arc<LongTermMemory> {
+fn long_term_cell() -> &'static OnceLock<Arc<LongTermMemory>> {
     static MEMORY: OnceLock<Arc<LongTermMemory>> = OnceLock::new();
-    MEMORY
+    &MEMORY
+}
+
+/// The default long-term memory, built from [`default_tunes`] the first time it is asked for and
+/// shared by every caller in the process after that (it takes a few seconds and ~100 MB); the
+/// caller waits for it.
+pub fn default_long_term() -> Arc<LongTermMemory> {
+    long_term_cell()
         .get_or_init(|| {
             // NOTE: `default_tunes` cannot fail on the embedded file (tested); an empty memory
             // would still give normalised, if untrained, answers.
@@ -47,26 +52,47 @@ pub fn default_long_term() -> Arc<LongTermMemory> {
         .clone()
 }
 
-/// Starts building [`default_long_term`] on a background thread, once per process, so the first
-/// `activate()` (which needs it) does not wait the whole build on the host's thread.
+/// [`default_long_term`] if it is built, without waiting.
+pub fn long_term_if_ready() -> Option<Arc<LongTermMemory>> {
+    long_term_cell().get().cloned()
+}
+
+/// Name of the thread that builds [`default_long_term`] (host tests wait for it to end).
+pub const LONG_TERM_THREAD: &str = "wavejam-memory";
+
+/// Starts building [`default_long_term`] on a background thread, once per process (the first
+/// activation calls it: a plugin scan that only instantiates WaveJam never pays for it).
 pub fn prepare_long_term_in_background() {
     static STARTED: AtomicBool = AtomicBool::new(false);
     if !STARTED.swap(true, Ordering::AcqRel) {
-        // NOTE: if the thread cannot start, the first `default_long_term` call builds it.
+        // NOTE: if the thread cannot start, the engines answer without the memory until a
+        // caller of `default_long_term` builds it.
         let _ = std::thread::Builder::new()
-            .name("wavejam-memory".into())
+            .name(LONG_TERM_THREAD.into())
             .spawn(|| drop(default_long_term()));
     }
 }
 
-/// The default engines' models.
+/// The default engines' models, waiting for the long-term memory.
 ///
 /// # Errors
 /// Only if the embedded WaveNet is broken.
 pub fn default_brains() -> Result<Brains, ModelError> {
     Ok(Brains {
         wavenet: default_wavenet()?,
-        long_term: default_long_term(),
+        long_term: Some(default_long_term()),
+    })
+}
+
+/// The default engines' models without waiting: no long-term memory while it is being built
+/// (see [`prepare_long_term_in_background`]).
+///
+/// # Errors
+/// Only if the embedded WaveNet is broken.
+pub fn warming_brains() -> Result<Brains, ModelError> {
+    Ok(Brains {
+        wavenet: default_wavenet()?,
+        long_term: long_term_if_ready(),
     })
 }
 

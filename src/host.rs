@@ -117,7 +117,8 @@ impl Host {
         Self::with_plugin(WaveJam::default(), sample_rate_hz, max_block, offline)
     }
 
-    /// Activate `plugin` (e.g. one whose state was restored).
+    /// Activate `plugin` (e.g. one whose state was restored), once the long-term memory is
+    /// built.
     pub fn with_plugin(
         mut plugin: WaveJam,
         sample_rate_hz: f32,
@@ -139,6 +140,9 @@ impl Host {
             // SAFETY: the pointer comes from the plugin's own parameter map.
             unsafe { ptr._internal_update_smoother(sample_rate_hz, true) };
         }
+        // Renders are reproducible: the engines answer with their long-term memory from the
+        // first phrase (a DAW's first seconds answer without it, see `Worker::warming`).
+        drop(crate::assets::default_long_term());
         let layout = WaveJam::AUDIO_IO_LAYOUTS[0];
         assert!(
             plugin.activate(&layout, &config, &mut Activation),

@@ -3,6 +3,7 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
@@ -30,9 +31,9 @@ pub mod train;
 use engine::clock::HostTime;
 use engine::conductor::{Conductor, InputEvent, Settings};
 use engine::events::OutEvent;
+use engine::pace::Pace;
 use engine::synth::{Synth, VoiceKey};
-use generator::worker::Worker;
-use generator::GeneratorThread;
+use generator::{GeneratorThread, Parked};
 use params::WaveJamParams;
 use protocol::{OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
 use status::Status;
@@ -43,30 +44,39 @@ pub struct WaveJam {
     status: Arc<Status>,
     /// Set by the panel's panic button; the audio thread releases everything and clears it.
     panic: Arc<AtomicBool>,
-    /// Present between `activate()` and `deactivate()`.
-    running: Option<Running>,
-    /// The host renders offline (bounce): the audio thread may wait, bounded, for the generator.
+    /// The audio thread's side, made by the first `activate()` and kept across deactivation:
+    /// the notes it owes the host's MIDI output and the phrase in progress survive.
+    audio: Option<AudioSide>,
+    /// The generator thread, between `activate()` and `deactivate()`.
+    generator: Option<GeneratorThread>,
+    /// What the generator leaves between activations (the session it has learned).
+    parked: Option<Parked>,
+    /// The host announced an offline render (bounce): the audio thread may wait, bounded, for
+    /// the generator.
     offline: bool,
     /// Test-only: allocate inside `process()` to prove the allocation checker fires.
     #[cfg(test)]
     plant_allocation: bool,
 }
 
-/// What exists only while the plugin is active.
-struct Running {
+/// What the audio thread works with.
+struct AudioSide {
     conductor: Conductor,
     synth: Synth,
-    generator: GeneratorThread,
+    /// Whether the host runs far ahead of the wall clock (then it is treated as a bounce).
+    pace: Pace,
 }
 
 impl Default for WaveJam {
+    /// Defaults only: a plugin scan that instantiates WaveJam starts no thread and builds nothing.
     fn default() -> Self {
-        assets::prepare_long_term_in_background();
         Self {
             params: Arc::new(WaveJamParams::default()),
             status: Arc::new(Status::default()),
             panic: Arc::new(AtomicBool::new(false)),
-            running: None,
+            audio: None,
+            generator: None,
+            parked: None,
             offline: false,
             #[cfg(test)]
             plant_allocation: false,
@@ -75,6 +85,45 @@ impl Default for WaveJam {
 }
 
 impl WaveJam {
+    /// The audio side at `sample_rate_hz` and the generator's parked side: new ones (with new
+    /// rings between them) the first time, or when a generator thread was lost; otherwise the
+    /// kept ones, re-sized.
+    fn prepare(&mut self, sample_rate_hz: f32) -> Parked {
+        if let (Some(audio), Some(parked)) = (&mut self.audio, self.parked.take()) {
+            audio.conductor.reactivate(sample_rate_hz);
+            audio.synth.set_sample_rate(sample_rate_hz);
+            audio.pace = Pace::new(sample_rate_hz);
+            return parked;
+        }
+        let (to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
+        let (schedule, from_generator) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
+        match &mut self.audio {
+            Some(audio) => {
+                audio.conductor.connect(to_generator, from_generator);
+                audio.conductor.reactivate(sample_rate_hz);
+                audio.synth.set_sample_rate(sample_rate_hz);
+                audio.pace = Pace::new(sample_rate_hz);
+            }
+            None => {
+                self.audio = Some(AudioSide {
+                    conductor: Conductor::new(
+                        sample_rate_hz,
+                        to_generator,
+                        from_generator,
+                        self.status.clone(),
+                    ),
+                    synth: Synth::new(sample_rate_hz),
+                    pace: Pace::new(sample_rate_hz),
+                });
+            }
+        }
+        Parked {
+            observations,
+            schedule,
+            worker: None,
+        }
+    }
+
     fn settings(&self, offline: bool) -> Settings {
         let p = &self.params;
         Settings {
@@ -215,44 +264,34 @@ impl Plugin for WaveJam {
         _context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.deactivate();
-        let sample_rate = buffer_config.sample_rate;
+        // The long-term memory builds in the background from the first activation; the
+        // engines answer without it until it is ready.
+        assets::prepare_long_term_in_background();
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
-        let (to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
-        let (schedule, from_generator) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
-        let worker = Worker::new(&self.params, self.status.clone());
-        let generator =
-            match GeneratorThread::spawn(worker, observations, schedule, self.status.clone()) {
-                Ok(generator) => generator,
-                Err(err) => {
-                    nice_error!("WaveJam could not start its generator thread: {err}");
-                    return false;
-                }
-            };
-        self.running = Some(Running {
-            conductor: Conductor::new(
-                sample_rate,
-                to_generator,
-                from_generator,
-                self.status.clone(),
-            ),
-            synth: Synth::new(sample_rate),
-            generator,
-        });
+        let parked = self.prepare(buffer_config.sample_rate);
+        match GeneratorThread::spawn(parked, self.params.clone(), self.status.clone()) {
+            Ok(generator) => self.generator = Some(generator),
+            Err(err) => {
+                nice_error!("WaveJam could not start its generator thread: {err}");
+                return false;
+            }
+        }
         true
     }
 
     fn reset(&mut self) {
         // A loaded project may have replaced the session: let the panel redraw it.
         self.status.session_revision.fetch_add(1, Ordering::Relaxed);
-        if let Some(running) = &mut self.running {
-            running.conductor.request_release();
-            running.synth.reset();
+        if let Some(audio) = &mut self.audio {
+            audio.conductor.request_restart();
+            audio.synth.reset();
+            audio.pace.restart();
         }
     }
 
     fn deactivate(&mut self) {
-        if let Some(mut running) = self.running.take() {
-            running.generator.stop();
+        if let Some(mut generator) = self.generator.take() {
+            self.parked = generator.stop();
         }
     }
 
@@ -266,15 +305,21 @@ impl Plugin for WaveJam {
         if self.plant_allocation {
             std::hint::black_box(vec![0u8; 64]);
         }
-        let settings = self.settings(self.offline);
-        let Some(running) = &mut self.running else {
+        let samples = buffer.samples();
+        let ahead = match &mut self.audio {
+            // NOTE: reading the monotonic clock is a vDSO call on Linux, not a syscall.
+            Some(audio) if self.generator.is_some() => audio.pace.block(Instant::now(), samples),
+            _ => return ProcessStatus::Error("process() before activate()"),
+        };
+        self.status.running_ahead.store(ahead, Ordering::Relaxed);
+        let settings = self.settings(self.offline || ahead);
+        let Some(running) = &mut self.audio else {
             return ProcessStatus::Error("process() before activate()");
         };
         if self.panic.swap(false, Ordering::Relaxed) {
             running.conductor.request_release();
         }
         let host = host_time(context.transport());
-        let samples = buffer.samples();
         running.conductor.process(
             &host,
             samples,

@@ -55,6 +55,20 @@ pub struct Status {
     pub dropped_note_ons: AtomicU64,
     /// Wall time of the generator's last answer, in microseconds.
     pub last_answer_micros: AtomicU64,
+    /// Answers that arrived after their grid point and started on a later one.
+    pub late_answers: AtomicU64,
+    /// Answers a bounce (or a host running ahead of the clock) gave up waiting for, after
+    /// [`crate::engine::conductor::OFFLINE_WAIT_LIMIT`] in all, or whose request was lost.
+    pub skipped_answers: AtomicU64,
+    /// The host renders far faster than real time (or offline): the audio thread waits, bounded,
+    /// for the generator, as in a bounce.
+    pub running_ahead: AtomicBool,
+    /// The corpus' long-term memory is still being built: `hybrid` and `markov` answer without it.
+    pub warming_up: AtomicBool,
+    /// Times the generator thread panicked (it restarts once per activation, then stays down).
+    pub generator_panics: AtomicU64,
+    /// The generator thread is down for the rest of this activation: nothing is answered.
+    pub generator_dead: AtomicBool,
     /// Incremented by the generator whenever the last phrase / answer in the session changes, so
     /// the panel knows to redraw its piano rolls.
     pub session_revision: AtomicU64,

@@ -8,7 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::clap_host::{Host, Instance, NoteKind, NoteOut, Recording, Timed, Timeline};
+use common::clap_host::{Host, Input, Instance, Recording, Timed, Timeline};
+use common::notes::{pair_notes, sounding_after, Played};
 
 const TEMPO: f64 = 120.0;
 const BEATS_PER_BAR: f64 = 4.0;
@@ -62,72 +63,6 @@ fn phrase(sample_rate: f64, channel: u8) -> (Vec<Timed>, u64) {
         last_off = last_off.max(off);
     }
     (inputs, last_off)
-}
-
-/// A note from its note-on to its note-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Played {
-    channel: i16,
-    key: i16,
-    on: u64,
-    off: u64,
-}
-
-/// Pairs every note-on with the next note-off of the same channel and key (first in, first
-/// out). Errors on a note-off with nothing sounding or on notes still sounding at the end.
-fn pair_notes(notes: &[NoteOut]) -> Result<Vec<Played>, String> {
-    let mut sounding: HashMap<(i16, i16), Vec<(usize, u64)>> = HashMap::new();
-    let mut played: Vec<(usize, Played)> = Vec::new();
-    for (index, note) in notes.iter().enumerate() {
-        let slot = sounding.entry((note.channel, note.key)).or_default();
-        match note.kind {
-            NoteKind::On => slot.push((index, note.sample)),
-            NoteKind::Off => {
-                if slot.is_empty() {
-                    return Err(format!("note-off without a note-on: {note:?}"));
-                }
-                let (on_index, on) = slot.remove(0);
-                played.push((
-                    on_index,
-                    Played {
-                        channel: note.channel,
-                        key: note.key,
-                        on,
-                        off: note.sample,
-                    },
-                ));
-            }
-            NoteKind::Choke | NoteKind::End => {}
-        }
-    }
-    let dangling: Vec<_> = sounding
-        .iter()
-        .filter(|(_, ons)| !ons.is_empty())
-        .map(|(k, ons)| (*k, ons.len()))
-        .collect();
-    if !dangling.is_empty() {
-        return Err(format!(
-            "notes never released, as ((channel, key), count): {dangling:?}"
-        ));
-    }
-    played.sort_by_key(|(index, _)| *index);
-    Ok(played.into_iter().map(|(_, p)| p).collect())
-}
-
-/// (channel, key) pairs sounding after `notes`.
-fn sounding_after<'a>(
-    notes: impl IntoIterator<Item = &'a NoteOut>,
-    counts: &mut HashMap<(i16, i16), i32>,
-) {
-    for note in notes {
-        let count = counts.entry((note.channel, note.key)).or_default();
-        match note.kind {
-            NoteKind::On => *count += 1,
-            NoteKind::Off => *count = (*count - 1).max(0),
-            NoteKind::Choke | NoteKind::End => {}
-        }
-    }
-    counts.retain(|_, c| *c > 0);
 }
 
 /// One host configuration.
@@ -699,4 +634,229 @@ fn midi_1_input_is_answered_like_clap_notes() {
         keys(&clap.answer),
         "MIDI 1.0 vs CLAP-note answer"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host lifecycle
+// ---------------------------------------------------------------------------------------------
+
+/// Answer notes as (key, on, off) in thousandths of a beat after `from` (an absolute sample),
+/// for answers rendered at `sample_rate` from there on.
+fn answer_after(rec: &Recording, from: u64, sample_rate: f64) -> Signature {
+    let milli = |sample: u64| {
+        ((sample - from) as f64 / samples_per_beat(sample_rate) * 1000.0).round() as i64
+    };
+    pair_notes(&rec.notes)
+        .unwrap_or_else(|err| panic!("{err}\noutput: {:#?}", rec.notes))
+        .into_iter()
+        .filter(|p| p.channel == ANSWER_CHANNEL && p.on >= from)
+        .map(|p| (p.key, milli(p.on), milli(p.off)))
+        .collect()
+}
+
+/// The phrase from beat `beat` of a timeline that has played at one sample rate since beat 0.
+fn phrase_at(tl: &Timeline, inst: &Instance, beat: f64) -> (Vec<Timed>, u64) {
+    let start = tl.sample_at_beat(inst, beat);
+    let (inputs, last_off) = phrase(inst.sample_rate(), 0);
+    let shifted = inputs
+        .into_iter()
+        .map(|t| Timed {
+            sample: t.sample + start,
+            ..t
+        })
+        .collect();
+    (shifted, last_off + start)
+}
+
+/// Deactivated while an answer note and a thru note sound, then activated again: the first
+/// block sends every note-off they are owed, at its start.
+#[test]
+fn deactivation_mid_answer_owes_its_note_offs_to_the_first_block() {
+    let host = Host::load();
+    let setup = Setup::OFFLINE_48K;
+    let mut inst = start(&host, setup, true, &[("Barge-in", 0.0)]);
+    let mut tl = play_until_answer_sounds(&mut inst, setup, 2);
+    tl.step(&mut inst, setup.block, &[Timed::note_on(0, 90, 0.8)]);
+    let before = sounding(&tl.rec);
+    assert!(
+        before.contains_key(&(0, 90)) && before.len() >= 2,
+        "a thru note and an answer note should sound: {before:?}"
+    );
+    inst.deactivate();
+    inst.activate(setup.sample_rate, setup.block);
+    let block = tl.step(&mut inst, setup.block, &[]).clone();
+    let left = sounding(&tl.rec);
+    assert!(
+        left.is_empty(),
+        "{before:?} sounded at deactivation; after the first block still sounding: {left:?}. \
+         That block's output: {:#?}",
+        block.notes
+    );
+    assert!(block.notes.iter().all(|n| n.sample == block.start_sample));
+    // The player lets go of the key later: nothing more to release.
+    tl.schedule([Timed::note_off(tl.sample, 90)]);
+    tl.run_until(
+        &mut inst,
+        tl.sample + sample_at(12.0, setup.sample_rate),
+        setup.block,
+    );
+    pair_notes(&tl.rec.notes).unwrap();
+}
+
+/// A stop and start of processing 0.1 beat after the phrase ends, before the answer's grid
+/// point, changes nothing: the same answer on its grid point, offline and in a run paced at the
+/// audio rate.
+#[test]
+fn a_processing_restart_after_the_phrase_keeps_the_answer() {
+    let host = Host::load();
+    for offline in [true, false] {
+        let setup = Setup {
+            offline,
+            ..Setup::OFFLINE_48K
+        };
+        let sr = setup.sample_rate;
+        let run = |restart: bool| {
+            let mut inst = start(&host, setup, false, &[("Answer Length", 1.0)]);
+            let (inputs, last_off) = phrase(sr, 0);
+            let mut tl = Timeline::playing(TEMPO);
+            tl.schedule(inputs);
+            if !offline {
+                tl.pace_in_real_time();
+            }
+            let restart_at = sample_at(beat_of(last_off, sr) + 0.1, sr);
+            tl.run_until(&mut inst, restart_at, setup.block);
+            if restart {
+                inst.restart_processing();
+            }
+            let end = answer_window(beat_of(last_off, sr), 1.0).1 + 0.5;
+            tl.run_until(&mut inst, sample_at(end, sr), setup.block);
+            let answer = pair_notes(&tl.rec.notes)
+                .unwrap()
+                .into_iter()
+                .filter(|p| p.channel == ANSWER_CHANNEL)
+                .collect();
+            Jam {
+                rec: tl.rec,
+                sample_rate: sr,
+                last_phrase_off: last_off,
+                answer,
+            }
+        };
+        let label = if offline { "offline" } else { "real time" };
+        let reference = run(false);
+        check_answer(&reference, 1.0, label);
+        let restarted = run(true);
+        check_answer(&restarted, 1.0, &format!("{label}, restarted"));
+        assert_eq!(
+            signature(&restarted),
+            signature(&reference),
+            "{label}: the restart changed the answer"
+        );
+    }
+}
+
+/// An engine change right after the phrase, while the generator works on the answer: no note
+/// of that answer plays afterwards.
+#[test]
+fn an_engine_change_while_the_answer_is_generated_cancels_it() {
+    let host = Host::load();
+    let setup = Setup {
+        offline: false,
+        ..Setup::OFFLINE_48K
+    };
+    let sr = setup.sample_rate;
+    let mut inst = start(&host, setup, false, &[]);
+    let (inputs, last_off) = phrase(sr, 0);
+    let mut tl = Timeline::playing(TEMPO);
+    tl.schedule(inputs);
+    tl.run_until(&mut inst, last_off + 1, setup.block);
+    let markov = inst.text_to_value("Engine", "Markov").unwrap();
+    let change = Timed {
+        sample: 0,
+        input: Input::Param {
+            id: inst.param("Engine").id,
+            value: markov,
+        },
+    };
+    tl.step(&mut inst, setup.block, &[change]);
+    let until = sample_at(
+        answer_window(beat_of(last_off, sr), ANSWER_BARS).1 + 1.0,
+        sr,
+    );
+    tl.throttle = Some((tl.sample..until, Duration::from_millis(1)));
+    tl.run_until(&mut inst, until, setup.block);
+    let answer: Vec<_> = tl
+        .rec
+        .note_ons()
+        .filter(|n| n.channel == ANSWER_CHANNEL)
+        .collect();
+    assert!(
+        answer.is_empty(),
+        "the cancelled answer played: {answer:#?}"
+    );
+}
+
+/// Activated twice (48 kHz, then 96 kHz) between two phrases: the second answer is the one an
+/// instance that was never re-activated gives (the session, its phrases and memories, is kept).
+#[test]
+fn reactivation_between_phrases_keeps_the_session() {
+    let host = Host::load();
+    let setup = Setup::OFFLINE_48K;
+    let second_answer = |reactivate: bool| {
+        let mut inst = start(&host, setup, false, &[]);
+        let mut tl = Timeline::playing(TEMPO);
+        let (inputs, _) = phrase_at(&tl, &inst, 0.0);
+        tl.schedule(inputs);
+        tl.run_until(&mut inst, sample_at(20.0, setup.sample_rate), setup.block);
+        if reactivate {
+            inst.deactivate();
+            inst.activate(48_000.0, setup.block);
+            inst.deactivate();
+            inst.activate(96_000.0, setup.block);
+        }
+        let (inputs, _) = phrase_at(&tl, &inst, 24.0);
+        let from = tl.sample_at_beat(&inst, 24.0);
+        tl.schedule(inputs);
+        let end = tl.sample_at_beat(&inst, 44.0);
+        tl.run_until(&mut inst, end, setup.block);
+        answer_after(&tl.rec, from, inst.sample_rate())
+    };
+    let kept = second_answer(false);
+    assert!(!kept.is_empty(), "no second answer");
+    assert_eq!(second_answer(true), kept);
+}
+
+/// A real-time host that renders far faster than real time (no pause at all) gets every answer
+/// on time, the same as a bounce.
+#[test]
+fn a_real_time_host_running_far_ahead_gets_every_answer_on_time() {
+    let host = Host::load();
+    let jam_of = |offline: bool| {
+        let setup = Setup {
+            offline,
+            ..Setup::OFFLINE_48K
+        };
+        let sr = setup.sample_rate;
+        let mut inst = start(&host, setup, false, &[]);
+        let mut tl = Timeline::playing(TEMPO);
+        let mut answers = Vec::new();
+        for start_beat in [0.0, 24.0, 48.0] {
+            let (inputs, last_off) = phrase_at(&tl, &inst, start_beat);
+            tl.schedule(inputs);
+            let from = tl.sample;
+            let end = tl.sample_at_beat(&inst, start_beat + 24.0);
+            tl.run_until(&mut inst, end, setup.block);
+            let answer = answer_after(&tl.rec, from, sr);
+            let first_on = answer.first().map(|a| a.1);
+            let limit = ((beat_of(last_off - from, sr) + WAIT_BEATS + GRID_BEATS) * 1000.0).round();
+            assert!(
+                first_on.is_some_and(|on| on as f64 <= limit),
+                "offline {offline}: the phrase at beat {start_beat} was answered at {first_on:?} \
+                 (limit {limit} thousandths of a beat)"
+            );
+            answers.push(answer);
+        }
+        answers
+    };
+    assert_eq!(jam_of(false), jam_of(true));
 }

@@ -6,6 +6,7 @@ Run by scripts/test.sh inside the venv it creates:
 
 import os
 import sys
+import time
 import unittest
 
 import numpy as np
@@ -34,15 +35,63 @@ def phrase_messages():
     return sorted(messages, key=lambda m: m[1])
 
 
-def load():
-    plugin = pedalboard.load_plugin(BUNDLE)
+def transposed_messages(semitones, offset_s=0.0):
+    """The phrase moved by `semitones` and starting `offset_s` seconds later."""
+    return [(bytes([m[0], m[1] + semitones, m[2]]), t + offset_s)
+            for m, t in phrase_messages()]
+
+
+def load(initialization_timeout=None):
+    """WaveJam, with pedalboard's warm-up (`initialization_timeout` seconds of it; None: the
+    default) or without it (0)."""
+    if initialization_timeout is None:
+        plugin = pedalboard.load_plugin(BUNDLE)
+    else:
+        plugin = pedalboard.load_plugin(BUNDLE, initialization_timeout=initialization_timeout)
     assert plugin.is_instrument, "WaveJam must load as an instrument"
     return plugin
 
 
-def render(plugin, seconds=12.0):
-    return plugin(phrase_messages(), duration=seconds, sample_rate=SAMPLE_RATE,
-                  num_channels=2, buffer_size=512, reset=True)
+def render(plugin, seconds=12.0, messages=None):
+    return plugin(phrase_messages() if messages is None else messages, duration=seconds,
+                  sample_rate=SAMPLE_RATE, num_channels=2, buffer_size=512, reset=True)
+
+
+def first_sound_s(audio, from_s, to_s, threshold=1e-4):
+    """Seconds after `from_s` at which the audio first exceeds `threshold` (before `to_s`), or
+    None."""
+    segment = audio[0, int(from_s * SAMPLE_RATE): int(to_s * SAMPLE_RATE)]
+    loud = np.nonzero(np.abs(segment) > threshold)[0]
+    return loud[0] / SAMPLE_RATE if loud.size else None
+
+
+def resident_mb():
+    """This process' resident memory now, in MB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def memory_building():
+    """Whether a thread of this process builds WaveJam's long-term memory."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                if comm.read().strip() == "wavejam-memory":
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_for_long_term_memory(timeout_s=60.0):
+    """Waits until WaveJam's long-term memory is built (its thread names itself once it runs,
+    so it gets half a second to show up)."""
+    appear_by = time.monotonic() + 0.5
+    while not memory_building() and time.monotonic() < appear_by:
+        time.sleep(0.002)
+    deadline = time.monotonic() + timeout_s
+    while memory_building() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def rms(x):
@@ -102,6 +151,66 @@ class Vst3HostTest(unittest.TestCase):
             pass
         self.assertEqual(int(plugin.seed), before)
         self.assertGreater(rms(render(plugin, seconds=PHRASE_END_S)), 1e-3)
+
+
+# An answer must start within the wait (1 beat) and one grid step (1 beat) of the phrase end.
+ANSWER_LIMIT_S = PHRASE_END_S + 2 * SECONDS_PER_BEAT + 0.01
+
+
+class RunningAheadTest(unittest.TestCase):
+    """pedalboard renders far faster than real time; without its warm-up, WaveJam's first
+    activation is told real-time mode (nice-plug hands it the previous setupProcessing's mode)."""
+
+    @classmethod
+    def setUpClass(cls):
+        # The first activation in this process starts the long-term memory build; answers are
+        # compared with and without the warm-up, so both must have it.
+        warm = load(initialization_timeout=0)
+        render(warm, seconds=0.1)
+        wait_for_long_term_memory()
+
+    def test_every_phrase_is_answered_on_time_without_warm_up(self):
+        cold = load(initialization_timeout=0)
+        cold.thru = False
+        warm = load(initialization_timeout=0.5)
+        warm.thru = False
+        for shift in range(-6, 6):
+            messages = transposed_messages(shift)
+            answer = render(cold, seconds=PHRASE_END_S + 8, messages=messages)
+            onset = first_sound_s(answer, 0, PHRASE_END_S + 8)
+            self.assertIsNotNone(onset, f"phrase {shift:+}: no answer")
+            self.assertGreaterEqual(onset, PHRASE_END_S, f"phrase {shift:+}: sound before its end")
+            self.assertLessEqual(onset, ANSWER_LIMIT_S, f"phrase {shift:+}: answered late")
+            warmed = render(warm, seconds=PHRASE_END_S + 8, messages=messages)
+            np.testing.assert_array_equal(answer, warmed,
+                                          f"phrase {shift:+}: the warm-up changed the answer")
+
+    def test_a_long_jam_answers_every_phrase_with_flat_time_and_memory(self):
+        plugin = load(initialization_timeout=0)
+        plugin.thru = False
+        chunk_s, every_s, chunks = 60, 15, 10
+        seconds, memory = [], []
+        for chunk in range(chunks):
+            messages = []
+            for k in range(chunk_s // every_s):
+                messages += transposed_messages((chunk + k) % 5 - 2, k * every_s)
+            started = time.monotonic()
+            audio = plugin(messages, duration=chunk_s, sample_rate=SAMPLE_RATE, num_channels=2,
+                           buffer_size=512, reset=False)
+            seconds.append(time.monotonic() - started)
+            memory.append(resident_mb())
+            for k in range(chunk_s // every_s):
+                start = k * every_s
+                onset = first_sound_s(audio, start + PHRASE_END_S, start + every_s)
+                self.assertIsNotNone(onset, f"minute {chunk}, phrase {k}: no answer")
+                self.assertLessEqual(onset, ANSWER_LIMIT_S - PHRASE_END_S,
+                                     f"minute {chunk}, phrase {k}: answered late")
+        print(f"\n  render s per minute: {[round(s, 3) for s in seconds]}"
+              f"\n  resident MB: {[round(m) for m in memory]}", file=sys.stderr)
+        early, late = np.median(seconds[1:4]), np.median(seconds[-3:])
+        self.assertLess(late, 2 * early + 0.05, f"render time per minute grew: {seconds}")
+        # The first minutes fill the engines' caches; after them memory stays flat.
+        self.assertLess(memory[-1] - memory[4], 5, f"memory grew: {memory} MB")
 
 
 if __name__ == "__main__":

@@ -381,10 +381,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 tunes.retain(keep);
                 let brains = Brains {
                     wavenet: kernel,
-                    long_term: train_long_term(
+                    long_term: Some(train_long_term(
                         vocabulary,
                         train_tunes.iter().map(|t| &t.tokens[..]),
-                    ),
+                    )),
                 };
                 let rows = continuation_checks(&brains, &tunes, 1);
                 print!("\n{}", checks_table(&rows));
@@ -425,7 +425,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let brains = Brains {
                 wavenet: load_wavenet(model.as_deref())?,
-                long_term: assets::default_long_term(),
+                long_term: Some(assets::default_long_term()),
             };
             let continued = continue_tune(
                 &brains,

@@ -168,6 +168,10 @@ impl Panel {
             );
             ui.label(RichText::new(self.params.engine.to_string()).color(theme::TEXT_DIM))
                 .on_hover_text("Engine");
+            for (note, meaning, colour) in readout::generator_notes(s) {
+                ui.label(RichText::new(note).small().color(colour))
+                    .on_hover_text(meaning);
+            }
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 ui.label(activity.label());
                 indicator(ui, theme::activity_colour(activity));
@@ -330,6 +334,21 @@ impl Panel {
                 "dropped note-ons",
                 load(&s.dropped_note_ons),
                 "Note-ons dropped because a block was full",
+            ),
+            (
+                "late answers",
+                load(&s.late_answers),
+                "Answers that came after their grid point and started on the next one",
+            ),
+            (
+                "skipped answers",
+                load(&s.skipped_answers),
+                "Answers a bounce gave up waiting for (2 s), or lost with a failed generator",
+            ),
+            (
+                "gen. panics",
+                load(&s.generator_panics),
+                "Times the generator thread failed (it restarts once per activation)",
             ),
         ];
         ui.horizontal(|ui| {

@@ -1,9 +1,47 @@
-//! Figures the panel shows, derived from [`Status`](crate::status::Status) values.
+//! Figures the panel shows, derived from [`Status`] values.
+
+use std::sync::atomic::Ordering;
+
+use egui::Color32;
+
+use super::theme;
+use crate::status::Status;
 
 /// Tempo assumed while the host has not reported one, in BPM.
 pub const FALLBACK_TEMPO_BPM: f64 = 120.0;
 /// Bar length assumed while the host has not reported a time signature, in beats.
 pub const FALLBACK_BAR_BEATS: f64 = 4.0;
+
+/// What the panel's header says about the generator: (note, what it means, colour), the most
+/// serious first.
+pub fn generator_notes(status: &Status) -> Vec<(&'static str, &'static str, Color32)> {
+    let mut notes = Vec::new();
+    if status.generator_dead.load(Ordering::Relaxed) {
+        notes.push((
+            "generator down",
+            "The generator thread failed twice: WaveJam answers nothing until it is re-activated \
+             (every note was released)",
+            theme::DANGER,
+        ));
+    }
+    if status.warming_up.load(Ordering::Relaxed) {
+        notes.push((
+            "warming up",
+            "The long-term memory of the corpus is being built (a few seconds after the first \
+             load): hybrid answers from the WaveNet and your phrases, markov from your phrases",
+            theme::WARNING,
+        ));
+    }
+    if status.running_ahead.load(Ordering::Relaxed) {
+        notes.push((
+            "rendering ahead",
+            "The host renders far faster than real time: WaveJam waits for its answers as in a \
+             bounce",
+            theme::TEXT_DIM,
+        ));
+    }
+    notes
+}
 
 /// `tempo_bpm` if it is a usable tempo, else [`FALLBACK_TEMPO_BPM`].
 pub fn tempo_bpm(tempo_bpm: f64) -> f64 {
@@ -51,6 +89,16 @@ mod tests {
         // After a 2/4 first bar, the host's bar 1 (the second) starts at beat 2.
         assert_eq!(bar_beat(2.0, 4.0, 2.0, 1), "2.1");
         assert_eq!(bar_beat(7.5, 4.0, 2.0, 1), "3.2");
+    }
+
+    #[test]
+    fn the_header_names_what_the_generator_is_going_through() {
+        let status = Status::default();
+        assert!(generator_notes(&status).is_empty());
+        status.warming_up.store(true, Ordering::Relaxed);
+        status.generator_dead.store(true, Ordering::Relaxed);
+        let notes: Vec<&str> = generator_notes(&status).iter().map(|n| n.0).collect();
+        assert_eq!(notes, ["generator down", "warming up"]);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct AnswerSlot {
     /// The request this slot collects (answers to older requests are ignored).
     serial: u64,
     notes: Vec<Note>,
+    /// A request for `serial` reached the generator (else no answer is coming).
+    requested: bool,
     complete: bool,
     length_beats: f64,
     /// When the answer should start at the earliest (phrase end, trigger or previous answer end).
@@ -51,6 +53,7 @@ impl Default for AnswerSlot {
         Self {
             serial: 0,
             notes: Vec::with_capacity(MAX_ANSWER_NOTES),
+            requested: false,
             complete: false,
             length_beats: 0.0,
             trigger_beat: None,
@@ -69,6 +72,7 @@ impl AnswerSlot {
         debug_assert!(!self.has_sounding());
         self.serial = serial;
         self.notes.clear();
+        self.requested = false;
         self.complete = false;
         self.length_beats = 0.0;
         self.trigger_beat = None;
@@ -78,6 +82,28 @@ impl AnswerSlot {
 
     pub fn serial(&self) -> u64 {
         self.serial
+    }
+
+    /// The request for the awaited answer reached the generator.
+    pub fn mark_requested(&mut self) {
+        self.requested = true;
+    }
+
+    /// The generator has (or had) the request for the awaited answer.
+    pub fn is_requested(&self) -> bool {
+        self.requested
+    }
+
+    /// The awaited answer will never come: it was not requested (the ring was full, the
+    /// generator is down), its request was lost with a generator that panicked, or a bounce gave
+    /// up waiting for it.
+    pub fn is_hopeless(&self) -> bool {
+        !self.complete && !self.requested
+    }
+
+    /// The request for the awaited answer is lost (or given up on).
+    pub fn forget_request(&mut self) {
+        self.requested = false;
     }
 
     /// A note of answer `serial` arrived from the generator.
@@ -207,16 +233,16 @@ impl AnswerSlot {
         }
     }
 
-    /// Stop the answer: returns the keys that were sounding (the caller releases them) and forgets
-    /// the rest of the answer.
-    pub fn release_all(&mut self, mut release: impl FnMut(u8)) {
+    /// Stop the answer: returns the keys that were sounding (the caller releases them), forgets
+    /// the rest of the answer and waits for `next_serial`, so nothing of the cancelled answer
+    /// that is still on its way from the generator can play.
+    pub fn release_all(&mut self, next_serial: u64, mut release: impl FnMut(u8)) {
         for slot in self.active.iter_mut() {
             if let Some(a) = slot.take() {
                 release(a.key);
             }
         }
-        let serial = self.serial;
-        self.expect(serial);
+        self.expect(next_serial);
     }
 }
 
@@ -308,11 +334,15 @@ mod tests {
         slot.start(0.0);
         drain(&mut slot, 1.0);
         let mut released = Vec::new();
-        slot.release_all(|k| released.push(k));
+        slot.release_all(8, |k| released.push(k));
         released.sort();
         assert_eq!(released, vec![60, 64]);
         assert!(!slot.is_playing() && !slot.has_sounding());
         assert!(slot.next_event_before(100.0).is_none());
+        // Notes of the released answer still on their way are dropped.
+        slot.receive_note(7, note(60, 0.0, 1.0));
+        slot.receive_end(7, 4.0);
+        assert!(!slot.is_complete());
     }
 
     #[test]

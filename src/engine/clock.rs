@@ -124,6 +124,18 @@ impl Clock {
         }
     }
 
+    /// A new sample rate (the host re-activated): the timeline goes on where it was.
+    pub fn set_sample_rate(&mut self, sample_rate_hz: f32) {
+        self.sample_rate_hz = sample_rate_hz as f64;
+    }
+
+    /// The internal clock (transport stopped) starts again from beat 0.
+    pub fn restart_internal(&mut self) {
+        if !self.was_playing {
+            self.next_beat = 0.0;
+        }
+    }
+
     /// Beat where the next block starts if nothing jumps.
     pub fn next_beat(&self) -> f64 {
         self.next_beat

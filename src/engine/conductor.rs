@@ -4,6 +4,11 @@
 //!
 //! Host-independent (no nice-plug types), so it is tested directly; `lib.rs` adapts it to the host.
 //! Nothing here allocates, locks or blocks, except the bounded wait of an offline bounce.
+//!
+//! Every release (barge-in, transport stop or jump, panic, engine, model or mode change, bypass)
+//! moves on to a new answer serial, the generation the generator tags its answers with: nothing
+//! of a cancelled answer can play afterwards. A restart of processing (`reset()`, activation)
+//! releases what sounds but keeps the answer due, which starts on its grid point.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,7 +24,8 @@ use crate::status::{Activity, Status};
 
 /// MIDI channel (0-based) the answer is sent on.
 pub const ANSWER_CHANNEL: u8 = 0;
-/// Longest an offline bounce waits for the generator before giving up on an answer.
+/// Longest an offline bounce waits for the generator, in all, for one answer before it goes on
+/// without it.
 pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// Parameter values for one block.
@@ -41,7 +47,8 @@ pub struct Settings {
     pub output: Output,
     pub thru: bool,
     pub bypass: bool,
-    /// The host renders offline: waiting for the generator is allowed (bounded).
+    /// The host renders offline, or far faster than real time: waiting for the generator is
+    /// allowed (bounded).
     pub offline: bool,
 }
 
@@ -123,8 +130,15 @@ pub struct Conductor {
     /// Sample offset up to which the block has been processed.
     cursor: u32,
     previous: Option<Settings>,
-    /// Release everything at the start of the next block (after `reset()` or a panic).
+    /// Release everything at the start of the next block (after a panic).
     release_pending: bool,
+    /// Processing restarted (`reset()`, activation): at the start of the next block, release
+    /// what sounds but keep the answer due.
+    restart_pending: bool,
+    /// The answer serial the offline wait is for, and when it gives up on it.
+    wait_deadline: Option<(u64, Instant)>,
+    /// [`Status::generator_panics`] as last seen: a change means the requests in flight are lost.
+    generator_panics_seen: u64,
     /// Offset at which WaveJam's voice must release every voice in this block, if any.
     voices_release_at: Option<u32>,
 }
@@ -152,14 +166,54 @@ impl Conductor {
             cursor: 0,
             previous: None,
             release_pending: false,
+            restart_pending: false,
+            wait_deadline: None,
+            generator_panics_seen: 0,
             voices_release_at: None,
         }
     }
 
-    /// Release everything at the start of the next block (the host gives `reset()` no way to
-    /// send events). The phrase, the learned memory and the generator are kept.
+    /// Release everything at the start of the next block (a panic: the host gives no way to send
+    /// events outside `process()`). The phrase, the learned memory and the generator are kept.
     pub fn request_release(&mut self) {
         self.release_pending = true;
+    }
+
+    /// Processing (re)starts (`reset()`): at the start of the next block, every note sounding is
+    /// released (the voice was reset) but the answer due is kept, so a stop and start of
+    /// processing with the transport where it was changes nothing musical.
+    pub fn request_restart(&mut self) {
+        self.restart_pending = true;
+    }
+
+    /// New rings to a new generator thread (the previous one was lost with its ends).
+    pub fn connect(
+        &mut self,
+        to_generator: rtrb::Producer<Observation>,
+        from_generator: rtrb::Consumer<Scheduled>,
+    ) {
+        self.to_generator = to_generator;
+        self.from_generator = from_generator;
+        self.release_pending = true;
+    }
+
+    /// The host activated the plugin again, at `sample_rate_hz`: the session (the phrases heard
+    /// and what the generator learned from them) goes on, and the first block releases every note
+    /// still sounding on the MIDI output from before the deactivation.
+    ///
+    /// What the host interrupted is dropped: the answer playing or due, and the phrase in
+    /// progress (the player's keys held then are forgotten, so a release lost in between cannot
+    /// hold the phrase open for ever). With the transport stopped the internal clock starts
+    /// again from beat 0, as on the first activation, so a host that re-activates before each
+    /// render renders the same phrase the same way.
+    pub fn reactivate(&mut self, sample_rate_hz: f32) {
+        self.clock.set_sample_rate(sample_rate_hz);
+        if !self.time.playing {
+            self.clock.restart_internal();
+        }
+        self.request_release();
+        self.phrase = Phrase::default();
+        self.send(Observation::Discontinuity);
     }
 
     /// The events of the last processed block, in time order.
@@ -208,6 +262,7 @@ impl Conductor {
         self.cursor = 0;
         self.time = self.clock.advance(host, samples);
         self.receive();
+        self.follow_generator();
         self.apply_interruptions(settings);
 
         if settings.bypass {
@@ -259,7 +314,10 @@ impl Conductor {
         if continuity != Continuity::Continuous || changed || bypass_on || self.release_pending {
             self.release_everything(0);
             self.release_pending = false;
+        } else if self.restart_pending {
+            self.release_sounding(0);
         }
+        self.restart_pending = false;
         if continuity == Continuity::Jumped || continuity == Continuity::Started {
             self.send(Observation::Discontinuity);
             self.phrase.has_notes = false;
@@ -273,24 +331,49 @@ impl Conductor {
         }
     }
 
+    /// Stop the answer (playing or due) and every note on the MIDI output and the voice.
     fn release_everything(&mut self, offset: u32) {
-        self.answer.release_all(|_| {});
+        self.release_answer(offset);
+        self.release_sounding(offset);
+    }
+
+    /// Release every note on the MIDI output and the voice; an answer playing stops, an answer
+    /// due is kept.
+    fn release_sounding(&mut self, offset: u32) {
+        if self.answer.is_playing() {
+            self.release_answer(offset);
+        }
         self.events.release_all_midi(offset);
         self.voices_release_at = Some(offset);
     }
 
+    /// Stop the answer, playing or due, and move on to a new serial (generation).
     fn release_answer(&mut self, offset: u32) {
         let events = &mut self.events;
-        self.answer.release_all(|key| {
+        self.serial += 1;
+        self.answer.release_all(self.serial, |key| {
             events.note_off(offset, VoiceSource::Answer, ANSWER_CHANNEL, key, true);
         });
     }
 
-    fn send(&mut self, observation: Observation) {
-        if self.to_generator.push(observation).is_err() {
+    /// Push to the generator; `false` (counted) if its ring is full.
+    fn send(&mut self, observation: Observation) -> bool {
+        let sent = self.to_generator.push(observation).is_ok();
+        if !sent {
             self.status
                 .observation_overflows
                 .fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// A generator that panicked lost the requests it had: release everything (the answer due
+    /// will not come). One that is down answers nothing more.
+    fn follow_generator(&mut self) {
+        let panics = self.status.generator_panics.load(Ordering::Acquire);
+        if panics != self.generator_panics_seen {
+            self.generator_panics_seen = panics;
+            self.release_everything(0);
         }
     }
 
@@ -326,7 +409,10 @@ impl Conductor {
             start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
             source,
         };
-        self.send(Observation::Answer(request));
+        let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
+        if generator_up && self.send(Observation::Answer(request)) {
+            self.answer.mark_requested();
+        }
     }
 
     /// Answer now (the `generate` trigger, or continuous mode).
@@ -400,19 +486,28 @@ impl Conductor {
     fn advance_to(&mut self, limit: u32, settings: &Settings) {
         let limit_beat = self.time.beat_at(limit as usize);
         self.detect_phrase_end(limit, settings);
-        if self.answer.trigger_beat().is_some() && !self.answer.is_playing() {
+        if let Some(trigger) = self
+            .answer
+            .trigger_beat()
+            .filter(|_| !self.answer.is_playing())
+        {
             if settings.offline && !self.answer.is_complete() {
                 self.wait_for_generator();
             }
-            if self.answer.ready_to_start() {
-                let earliest = self
-                    .answer
-                    .trigger_beat()
-                    .unwrap_or(limit_beat)
-                    .max(self.time.beat_at(self.cursor as usize));
+            if !self.answer.is_engaged() {
+                // Released while waiting (the generator panicked).
+            } else if self.answer.is_hopeless() {
+                self.skip_answer();
+            } else if self.answer.ready_to_start() {
                 let step = settings.quantize.step_beats(self.time.bar_beats);
-                self.answer
-                    .start(next_grid_point(earliest, step, self.time.bar_origin_beat));
+                let due = next_grid_point(trigger, step, self.time.bar_origin_beat);
+                let now = self.time.beat_at(self.cursor as usize);
+                let start = next_grid_point(trigger.max(now), step, self.time.bar_origin_beat);
+                if start > due {
+                    // It came after its grid point: it plays, from the next one.
+                    self.status.late_answers.fetch_add(1, Ordering::Relaxed);
+                }
+                self.answer.start(start);
             }
         }
         while let Some(event) = self.next_answer_event(limit) {
@@ -467,19 +562,47 @@ impl Conductor {
         }
         self.phrase.has_notes = false;
         self.send(Observation::Commit);
-        if settings.mode != Mode::Manual && !self.answer.is_playing() {
+        // NOTE: an answer cancelled since it was asked for (say, by a transport stop) is not
+        // asked for again: the phrase ends unanswered.
+        if settings.mode != Mode::Manual && !self.answer.is_playing() && self.answer.is_requested()
+        {
             self.answer.trigger(due);
             self.phrase_index += 1;
         }
     }
 
-    /// Offline bounce: wait (bounded) until the generator has delivered the awaited answer.
+    /// Offline bounce: wait until the generator has delivered the awaited answer, at most
+    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask); then the bounce
+    /// goes on without it.
     fn wait_for_generator(&mut self) {
-        let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
-        while !self.answer.is_complete() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(200));
+        let serial = self.answer.serial();
+        let deadline = match self.wait_deadline {
+            Some((waited_for, deadline)) if waited_for == serial => deadline,
+            _ => {
+                let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
+                self.wait_deadline = Some((serial, deadline));
+                deadline
+            }
+        };
+        loop {
             self.receive();
+            self.follow_generator();
+            if self.answer.is_complete() || self.answer.is_hopeless() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.answer.forget_request();
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
+    }
+
+    /// The answer due will not come: go on without it (counted for the panel).
+    fn skip_answer(&mut self) {
+        self.status.skipped_answers.fetch_add(1, Ordering::Relaxed);
+        self.serial += 1;
+        self.answer.expect(self.serial);
     }
 
     fn publish(&mut self) {

@@ -25,6 +25,8 @@ struct Rig {
     position: u64,
     /// (absolute sample, event) of everything emitted.
     out: Vec<(u64, OutEvent)>,
+    /// The generator is held back: nothing is answered until [`Rig::pump`] is called.
+    hold: bool,
 }
 
 impl Rig {
@@ -54,6 +56,7 @@ impl Rig {
             bars_from: None,
             position: 0,
             out: Vec::new(),
+            hold: false,
         }
     }
 
@@ -101,7 +104,9 @@ impl Rig {
             self.out.push((self.position + e.offset as u64, *e));
         }
         self.position += samples as u64;
-        self.pump();
+        if !self.hold {
+            self.pump();
+        }
         events
     }
 
@@ -385,13 +390,148 @@ fn mode_engine_and_model_changes_release_the_answer() {
 
 #[test]
 fn reset_and_panic_release_at_the_next_block() {
+    for restart in [false, true] {
+        let mut rig = Rig::new();
+        rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+        assert!(rig.conductor.midi_sounding() > 0);
+        if restart {
+            rig.conductor.request_restart();
+        } else {
+            rig.conductor.request_release();
+        }
+        rig.block(256, &[]);
+        assert_eq!(rig.conductor.midi_sounding(), 0);
+        assert_all_closed(&rig.out);
+        // The answer that was playing is over: nothing more of it plays.
+        let before = rig.answer_ons().len();
+        rig.run_to((20.0 * SPB) as u64, 256, &[]);
+        assert_eq!(rig.answer_ons().len(), before, "restart {restart}");
+    }
+}
+
+/// The answer ons of a rig that plays the phrase to beat 20 in blocks of 256, with `between`
+/// done to it at beat `at`.
+fn answer_with(at: f64, hold: bool, between: impl FnOnce(&mut Rig)) -> Vec<(u64, u8)> {
+    let mut rig = Rig::new();
+    rig.hold = hold;
+    rig.run_to((at * SPB) as u64, 256, &phrase());
+    between(&mut rig);
+    rig.hold = false;
+    rig.pump();
+    rig.run_to((20.0 * SPB) as u64, 256, &phrase());
+    assert_all_closed(&rig.out);
+    rig.answer_ons()
+}
+
+/// A stop and start of processing (`reset()`) 0.1 beat after the phrase ends, before the
+/// answer's grid point, keeps the answer: the same notes at the same samples, whether the
+/// generator had delivered it already or not.
+#[test]
+fn a_restart_of_processing_keeps_the_answer_due() {
+    let reference = answer_with(PHRASE_END_BEAT + 0.1, false, |_| {});
+    assert!(!reference.is_empty());
+    for hold in [false, true] {
+        let restarted = answer_with(PHRASE_END_BEAT + 0.1, hold, |rig| {
+            rig.conductor.request_restart();
+        });
+        assert_eq!(restarted, reference, "generator held back: {hold}");
+    }
+}
+
+/// An answer cancelled while the generator works on it (panic, engine change) never plays,
+/// even when it arrives after the release.
+#[test]
+fn a_cancelled_answer_never_plays_when_it_arrives_later() {
+    let cancels: [fn(&mut Rig); 3] = [
+        |rig| rig.conductor.request_release(),
+        |rig| rig.settings.engine = EngineChoice::Markov,
+        |rig| rig.settings.model_generation += 1,
+    ];
+    for cancel in cancels {
+        let ons = answer_with(PHRASE_END_BEAT + 0.1, true, |rig| {
+            cancel(rig);
+            rig.block(256, &[]);
+        });
+        assert!(ons.is_empty(), "the cancelled answer played: {ons:?}");
+    }
+}
+
+/// An answer that comes after its grid point plays from the next one, whole, and is counted.
+#[test]
+fn a_late_answer_plays_from_the_next_grid_point_and_is_counted() {
+    let mut rig = Rig::new();
+    rig.hold = true;
+    rig.run_to((9.5 * SPB) as u64, 256, &phrase());
+    assert!(rig.answer_ons().is_empty());
+    rig.hold = false;
+    rig.pump();
+    rig.run_to((20.0 * SPB) as u64, 256, &[]);
+    let reference = answer_with(PHRASE_END_BEAT + 0.1, false, |_| {});
+    let shifted: Vec<(u64, u8)> = reference
+        .iter()
+        .map(|(t, key)| (t + SPB as u64, *key))
+        .filter(|(t, _)| *t < (20.0 * SPB) as u64)
+        .collect();
+    assert_eq!(rig.answer_ons(), shifted);
+    assert_eq!(rig.status.late_answers.load(Ordering::Relaxed), 1);
+    assert_all_closed(&rig.out);
+}
+
+/// A bounce waits for an answer at most [`OFFLINE_WAIT_LIMIT`] in all, then goes on without it
+/// (counted); the answer arriving afterwards does not play.
+#[test]
+fn a_bounce_gives_up_on_an_answer_after_the_wait_limit() {
+    let mut rig = Rig::new();
+    rig.settings.offline = true;
+    rig.hold = true;
+    rig.run_to((10.0 * SPB) as u64, 256, &phrase());
+    assert_eq!(rig.status.skipped_answers.load(Ordering::Relaxed), 1);
+    rig.hold = false;
+    rig.pump();
+    rig.run_to((20.0 * SPB) as u64, 256, &[]);
+    assert!(rig.answer_ons().is_empty());
+    assert_eq!(rig.status.activity(), Activity::Listening);
+}
+
+/// After the host re-activates (here at another sample rate) the first block releases every
+/// note still sounding from before.
+#[test]
+fn reactivation_releases_what_sounded_in_its_first_block() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.settings.barge_in = false;
+    let mut inputs = phrase();
+    inputs.push(((9.2 * SPB) as u64, on(72)));
+    rig.run_to((9.5 * SPB) as u64, 256, &inputs);
+    assert!(
+        rig.conductor.midi_sounding() >= 2,
+        "an answer note and a held thru note"
+    );
+    rig.conductor.reactivate(96_000.0);
+    let events = rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert!(events.iter().all(|e| e.offset == 0 && e.velocity.is_none()));
+    assert_all_closed(&rig.out);
+}
+
+/// A generator that panicked lost its requests: everything is released at the next block; one
+/// that is down is asked nothing, and the phrase end is not left waiting for it.
+#[test]
+fn a_failed_generator_releases_everything_and_is_not_waited_for() {
     let mut rig = Rig::new();
     rig.run_to((9.5 * SPB) as u64, 256, &phrase());
     assert!(rig.conductor.midi_sounding() > 0);
-    rig.conductor.request_release();
+    rig.status.generator_panics.fetch_add(1, Ordering::AcqRel);
     rig.block(256, &[]);
     assert_eq!(rig.conductor.midi_sounding(), 0);
-    assert_all_closed(&rig.out);
+
+    let mut rig = Rig::new();
+    rig.settings.offline = true;
+    rig.status.generator_dead.store(true, Ordering::Release);
+    rig.run_to((12.0 * SPB) as u64, 256, &phrase());
+    assert!(rig.answer_ons().is_empty());
+    assert_eq!(rig.status.activity(), Activity::Listening);
+    assert_eq!(rig.status.skipped_answers.load(Ordering::Relaxed), 0);
 }
 
 #[test]

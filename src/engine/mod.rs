@@ -5,4 +5,5 @@ pub mod answer;
 pub mod clock;
 pub mod conductor;
 pub mod events;
+pub mod pace;
 pub mod synth;

@@ -325,7 +325,7 @@ mod tests {
             .collect();
         Brains {
             wavenet: random_kernel(5),
-            long_term: train_long_term(v, tunes.iter().map(Vec::as_slice)),
+            long_term: Some(train_long_term(v, tunes.iter().map(Vec::as_slice))),
         }
     }
 

@@ -10,11 +10,13 @@ pub mod sampling;
 pub mod steps;
 pub mod worker;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::params::WaveJamParams;
 use crate::protocol::{Observation, Scheduled};
 use crate::status::Status;
 use worker::Worker;
@@ -23,36 +25,94 @@ use worker::Worker;
 /// would be a syscall), so this bounds the reaction time to a finished phrase.
 const IDLE_SLEEP: Duration = Duration::from_micros(500);
 
+/// Test hook for the host tests: with this environment variable set (to anything) when the
+/// thread starts, the generator panics on every answer request, so the tests can check that
+/// WaveJam survives a generator that fails.
+pub const PANIC_HOOK_VARIABLE: &str = "WAVEJAM_TEST_GENERATOR_PANIC";
+
+/// What outlives a generator thread between activations: its ends of the rings and the worker
+/// with the session (phrases heard, the short-term and Continuator memories, the model). No
+/// worker yet, or none after a panic that stopped the thread: the next thread makes one.
+pub struct Parked {
+    pub observations: rtrb::Consumer<Observation>,
+    pub schedule: rtrb::Producer<Scheduled>,
+    pub worker: Option<Worker>,
+}
+
 /// A running generator thread.
 pub struct GeneratorThread {
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    handle: Option<JoinHandle<Parked>>,
 }
 
 impl GeneratorThread {
-    /// Start the thread; it reads `observations` and writes answers to `schedule`.
+    /// Start the thread on `parked`; it reads observations and writes answers. A worker that
+    /// does not exist yet is made on the thread (it reads the project's model file), so this
+    /// returns at once. A panic is caught: the thread starts over with a fresh worker once, and
+    /// after a second panic it answers nothing more ([`Status::generator_dead`]).
     pub fn spawn(
-        mut worker: Worker,
-        mut observations: rtrb::Consumer<Observation>,
-        mut schedule: rtrb::Producer<Scheduled>,
+        parked: Parked,
+        params: Arc<WaveJamParams>,
         status: Arc<Status>,
+    ) -> std::io::Result<Self> {
+        let panic_on_answer = std::env::var_os(PANIC_HOOK_VARIABLE).is_some();
+        Self::spawn_with(parked, params, status, panic_on_answer)
+    }
+
+    /// [`GeneratorThread::spawn`], panicking on every answer request if `panic_on_answer`.
+    fn spawn_with(
+        parked: Parked,
+        params: Arc<WaveJamParams>,
+        status: Arc<Status>,
+        panic_on_answer: bool,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = stop.clone();
+        status.generator_dead.store(false, Ordering::Release);
         let handle = std::thread::Builder::new()
             .name("wavejam-generator".into())
             .spawn(move || {
+                let Parked {
+                    mut observations,
+                    mut schedule,
+                    worker,
+                } = parked;
+                let mut worker =
+                    Some(worker.unwrap_or_else(|| Worker::warming(&params, status.clone())));
+                let mut restarted = false;
                 let mut batch = Vec::with_capacity(crate::protocol::OBSERVATION_RING_CAPACITY);
                 while !stop_flag.load(Ordering::Acquire) {
                     batch.clear();
                     while let Ok(observation) = observations.pop() {
                         batch.push(observation);
                     }
-                    if batch.is_empty() {
+                    let Some(working) = worker.as_mut().filter(|_| !batch.is_empty()) else {
                         std::thread::sleep(IDLE_SLEEP);
                         continue;
+                    };
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        if panic_on_answer
+                            && batch.iter().any(|o| matches!(o, Observation::Answer(_)))
+                        {
+                            panic!("{PANIC_HOOK_VARIABLE} is set: the generator panics");
+                        }
+                        run_batch(working, &batch, &mut schedule, &status, &stop_flag);
+                    }));
+                    if outcome.is_err() {
+                        worker = None;
+                        if restarted {
+                            status.generator_dead.store(true, Ordering::Release);
+                        } else {
+                            restarted = true;
+                            worker = Some(Worker::warming(&params, status.clone()));
+                        }
+                        status.generator_panics.fetch_add(1, Ordering::AcqRel);
                     }
-                    run_batch(&mut worker, &batch, &mut schedule, &status, &stop_flag);
+                }
+                Parked {
+                    observations,
+                    schedule,
+                    worker,
                 }
             })?;
         Ok(Self {
@@ -61,13 +121,11 @@ impl GeneratorThread {
         })
     }
 
-    /// Stop and join the thread.
-    pub fn stop(&mut self) {
+    /// Stop and join the thread; what it leaves for the next one (`None` if the thread itself
+    /// could not be joined).
+    pub fn stop(&mut self) -> Option<Parked> {
         self.stop.store(true, Ordering::Release);
-        if let Some(handle) = self.handle.take() {
-            // NOTE: a panicked generator has nothing left to clean up.
-            let _ = handle.join();
-        }
+        self.handle.take().and_then(|handle| handle.join().ok())
     }
 }
 
@@ -131,5 +189,71 @@ fn send(
                 std::thread::sleep(IDLE_SLEEP);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{EngineChoice, SeedMode};
+    use crate::protocol::{Request, Source, OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
+    use std::time::Instant;
+
+    fn request(serial: u64) -> Observation {
+        Observation::Answer(Request {
+            serial,
+            phrase_index: 0,
+            engine: EngineChoice::Continuator,
+            temperature: 1.0,
+            seed: 1,
+            seed_mode: SeedMode::Fixed,
+            length_beats: 4.0,
+            bar_beats: 4.0,
+            bar_origin_beat: 0.0,
+            start_beat: 4.0,
+            source: Source::Phrase,
+        })
+    }
+
+    /// Waits (at most 30 s) until `done` holds.
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(done(), "timed out");
+    }
+
+    /// A generator that panics starts over once with a fresh worker, and after a second panic
+    /// stays down (and says so) until it is started again; its rings survive for the next one.
+    #[test]
+    fn a_panicking_generator_restarts_once_then_stays_down() {
+        let (mut to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
+        let (schedule, _from_generator) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
+        let status = Arc::new(Status::default());
+        let params = Arc::new(WaveJamParams::default());
+        let parked = Parked {
+            observations,
+            schedule,
+            worker: None,
+        };
+        let mut thread =
+            GeneratorThread::spawn_with(parked, params.clone(), status.clone(), true).unwrap();
+        to_generator.push(request(1)).unwrap();
+        wait_until(|| status.generator_panics.load(Ordering::Acquire) == 1);
+        assert!(
+            !status.generator_dead.load(Ordering::Acquire),
+            "restarted once"
+        );
+        to_generator.push(request(2)).unwrap();
+        wait_until(|| status.generator_dead.load(Ordering::Acquire));
+        assert_eq!(status.generator_panics.load(Ordering::Acquire), 2);
+        let parked = thread.stop().expect("the thread ends normally");
+        assert!(parked.worker.is_none());
+        // Started again (the next activation), it is up, with a new worker.
+        let mut thread =
+            GeneratorThread::spawn_with(parked, params, status.clone(), false).unwrap();
+        assert!(!status.generator_dead.load(Ordering::Acquire));
+        assert!(thread.stop().unwrap().worker.is_some());
     }
 }

@@ -8,12 +8,12 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::assets::{default_brains, default_wavenet};
+use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming_brains};
 use crate::generator::continuation::continue_phrase;
 use crate::generator::continuator::Continuator;
 use crate::generator::engine::Engine;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
-use crate::model_choice::{describe, restore};
+use crate::model_choice::{describe, restore, ModelChoice, ModelChoiceState};
 use crate::music::{beats_to_ticks, Note};
 use crate::params::{SeedMode, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
@@ -115,6 +115,9 @@ pub struct Worker {
     /// Latest beat seen, used to close notes whose release was lost.
     latest_beat: f64,
     session: Arc<SessionState>,
+    /// The project's model choice (a loaded project may change it) and the choice in use.
+    model_choice: Arc<ModelChoiceState>,
+    choice_in_use: ModelChoice,
     status: Arc<Status>,
 }
 
@@ -123,24 +126,23 @@ impl Worker {
     /// with the embedded default models (the first worker in a process builds the long-term
     /// memory: seconds, on the caller's thread).
     pub fn new(params: &WaveJamParams, status: Arc<Status>) -> Self {
-        let mut brains = default_brains().ok();
-        let choice = params
+        Self::with_brains(params, status, default_brains().ok())
+    }
+
+    /// A worker that answers at once: until the long-term memory is built (in the background,
+    /// see [`crate::assets::prepare_long_term_in_background`]) its engines answer without it,
+    /// and the panel says "warming up".
+    pub fn warming(params: &WaveJamParams, status: Arc<Status>) -> Self {
+        Self::with_brains(params, status, warming_brains().ok())
+    }
+
+    fn with_brains(params: &WaveJamParams, status: Arc<Status>, brains: Option<Brains>) -> Self {
+        let choice_in_use = params
             .model
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let message = match (restore(&choice), &mut brains) {
-            (Ok(Some(kernel)), Some(brains)) => {
-                let message = describe(&kernel, choice.path.as_deref().unwrap_or_default());
-                brains.wavenet = kernel;
-                message
-            }
-            (Err(reason), _) => reason,
-            (_, None) => "the embedded models failed to load: answering as the Continuator".into(),
-            (Ok(_), Some(_)) => DEFAULT_MODEL_MESSAGE.into(),
-        };
-        status.model.set_message(message);
-        Self {
+        let mut worker = Self {
             memory: Continuator::default(),
             brains,
             engine: None,
@@ -150,7 +152,77 @@ impl Worker {
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
             latest_beat: 0.0,
             session: params.session.clone(),
+            model_choice: params.model.clone(),
+            choice_in_use,
             status,
+        };
+        worker.restore_model();
+        worker.follow_long_term();
+        worker
+    }
+
+    /// Plays the model the project names (`choice_in_use`), or the default, and says which.
+    fn restore_model(&mut self) {
+        let choice = &self.choice_in_use;
+        let message = match (restore(choice), &mut self.brains) {
+            (Ok(Some(kernel)), Some(brains)) => {
+                let message = describe(&kernel, choice.path.as_deref().unwrap_or_default());
+                brains.wavenet = kernel;
+                message
+            }
+            (Ok(None), Some(brains)) => match default_wavenet() {
+                Ok(kernel) => {
+                    brains.wavenet = kernel;
+                    DEFAULT_MODEL_MESSAGE.into()
+                }
+                Err(_) => "the embedded model failed to load".into(),
+            },
+            (Err(reason), _) => reason,
+            (_, None) => "the embedded models failed to load: answering as the Continuator".into(),
+        };
+        self.engine = None;
+        self.status.model.set_message(message);
+    }
+
+    /// Takes the long-term memory once it is built; publishes whether the engines still wait.
+    fn follow_long_term(&mut self) {
+        if let Some(brains) = self.brains.as_mut().filter(|b| b.long_term.is_none()) {
+            if let Some(memory) = long_term_if_ready() {
+                brains.long_term = Some(memory);
+                self.engine = None;
+            }
+        }
+        let warming = self.brains.as_ref().is_some_and(|b| b.long_term.is_none());
+        self.status.warming_up.store(warming, Ordering::Relaxed);
+    }
+
+    /// A model the panel offered, or a project loaded since the last answer that names another
+    /// model file, takes over.
+    fn follow_model_choice(&mut self) {
+        if let (Some(offer), Some(brains)) = (self.status.model.take(), &mut self.brains) {
+            match offer.or_else(|| default_wavenet().ok()) {
+                Some(kernel) => {
+                    brains.wavenet = kernel;
+                    self.engine = None;
+                }
+                None => self
+                    .status
+                    .model
+                    .set_message("the embedded model failed to load"),
+            }
+            // The panel stores its choice in the project.
+            if let Ok(choice) = self.model_choice.try_lock() {
+                self.choice_in_use = choice.clone();
+            }
+            return;
+        }
+        let changed = match self.model_choice.try_lock() {
+            Ok(choice) if *choice != self.choice_in_use => Some(choice.clone()),
+            _ => None,
+        };
+        if let Some(choice) = changed {
+            self.choice_in_use = choice;
+            self.restore_model();
         }
     }
 
@@ -250,18 +322,8 @@ impl Worker {
     /// Generate the answer to `request`.
     pub fn answer(&mut self, request: &Request) -> Vec<Note> {
         let started = Instant::now();
-        if let (Some(offer), Some(brains)) = (self.status.model.take(), &mut self.brains) {
-            match offer.or_else(|| default_wavenet().ok()) {
-                Some(kernel) => {
-                    brains.wavenet = kernel;
-                    self.engine = None;
-                }
-                None => self
-                    .status
-                    .model
-                    .set_message("the embedded model failed to load"),
-            }
-        }
+        self.follow_model_choice();
+        self.follow_long_term();
         let current = self.current_phrase();
         let session = self.session_snapshot();
         // The phrase being played is answered speculatively: it is committed (learned, kept as

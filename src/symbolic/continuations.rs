@@ -197,7 +197,7 @@ mod tests {
             .collect();
         let brains = Brains {
             wavenet: random_kernel(2),
-            long_term: train_long_term(v, tunes.iter().map(|t| &t.tokens[..])),
+            long_term: Some(train_long_term(v, tunes.iter().map(|t| &t.tokens[..]))),
         };
         let rows = continuation_checks(&brains, &tunes, 7);
         assert_eq!(rows.len(), 1 + EngineKind::ALL.len() * TEMPERATURES.len());

@@ -49,16 +49,21 @@ impl EngineKind {
 #[derive(Debug, Clone)]
 pub struct Brains {
     pub wavenet: WaveNetKernel,
-    pub long_term: Arc<LongTermMemory>,
+    /// `None` while the long-term memory is still being built (the plugin warming up): `hybrid`
+    /// then mixes the WaveNet with the short-term memory alone, `markov` is the short-term
+    /// memory alone.
+    pub long_term: Option<Arc<LongTermMemory>>,
 }
 
 impl Brains {
     /// The engine `kind`, at the start of a tune.
     pub fn engine(&self, kind: EngineKind) -> Box<dyn EventModel + Send> {
-        match kind {
-            EngineKind::Hybrid => Box::new(hybrid(&self.wavenet, &self.long_term)),
-            EngineKind::WaveNet => Box::new(WaveNetModel::new(self.wavenet.clone())),
-            EngineKind::Markov => Box::new(markov(&self.long_term, true, true)),
+        match (kind, &self.long_term) {
+            (EngineKind::Hybrid, Some(memory)) => Box::new(hybrid(&self.wavenet, memory)),
+            (EngineKind::Hybrid, None) => Box::new(warming_hybrid(&self.wavenet)),
+            (EngineKind::WaveNet, _) => Box::new(WaveNetModel::new(self.wavenet.clone())),
+            (EngineKind::Markov, Some(memory)) => Box::new(markov(memory, true, true)),
+            (EngineKind::Markov, None) => Box::new(short_term_markov(*self.wavenet.vocabulary())),
         }
     }
 }
@@ -84,6 +89,30 @@ pub fn markov(memory: &Arc<LongTermMemory>, long_term: bool, short_term: bool) -
     let mut markov = Markov::new(memory.vocabulary(), config);
     markov.set_long_term(memory.clone());
     markov
+}
+
+/// The Markov engine of the default config with its short-term memory alone.
+fn short_term_markov(vocabulary: Vocabulary) -> Markov {
+    let config = MarkovConfig {
+        long_term: false,
+        ..MarkovConfig::default()
+    };
+    Markov::new(vocabulary, config)
+}
+
+/// The hybrid engine without its long-term memory: the WaveNet and the short-term memory.
+fn warming_hybrid(wavenet: &WaveNetKernel) -> Mixture {
+    let vocabulary = *wavenet.vocabulary();
+    Mixture::new(
+        "hybrid (warming up)",
+        vec![
+            Box::new(WaveNetModel::new(wavenet.clone())),
+            Box::new(short_term_markov(vocabulary)),
+        ],
+        vocabulary.len(),
+        HYBRID_COMBINATION,
+        HYBRID_BIAS,
+    )
 }
 
 /// The hybrid engine (see the module docs).

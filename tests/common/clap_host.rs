@@ -208,7 +208,8 @@ impl Host {
     }
 
     /// Instantiates, optionally switches to offline rendering, activates at `sample_rate` with
-    /// blocks of at most `max_block` frames, and starts processing.
+    /// blocks of at most `max_block` frames, and starts processing; then waits until the
+    /// plugin's long-term memory is built, so answers do not depend on how fast that was.
     pub fn start(&self, sample_rate: f64, max_block: usize, offline: bool) -> Instance {
         let mut instance = self.instantiate();
         if offline {
@@ -218,8 +219,43 @@ impl Host {
             );
         }
         instance.activate(sample_rate, max_block);
+        wait_for_long_term_memory();
         instance
     }
+}
+
+/// Name of the thread on which the plugin builds its long-term memory (from its first
+/// activation in a process).
+pub const LONG_TERM_THREAD: &str = "wavejam-memory";
+
+/// Whether a thread named [`LONG_TERM_THREAD`] runs in this process.
+pub fn long_term_memory_building() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|name| name.trim_end() == LONG_TERM_THREAD)
+    })
+}
+
+/// Waits (at most a minute) until the plugin's long-term memory is built: the thread that
+/// builds it names itself once it runs, so it is given half a second to show up first (it does
+/// not if an earlier instance in this process built the memory).
+pub fn wait_for_long_term_memory() {
+    static BUILT: AtomicBool = AtomicBool::new(false);
+    if BUILT.load(Ordering::Acquire) {
+        return;
+    }
+    let appear_by = Instant::now() + Duration::from_millis(500);
+    while !long_term_memory_building() && Instant::now() < appear_by {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while long_term_memory_building() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    BUILT.store(true, Ordering::Release);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,6 +742,22 @@ impl Instance {
         self.run_main_thread_callbacks();
     }
 
+    /// Stops and starts processing again, as hosts do around transport changes and device
+    /// pauses (the plugin stays active).
+    pub fn restart_processing(&mut self) {
+        let processor = self
+            .processor
+            .take()
+            .expect("restart_processing() on an inactive instance");
+        let stopped = processor.stop_processing();
+        self.processor = Some(
+            stopped
+                .start_processing()
+                .unwrap_or_else(|err| panic!("start_processing failed: {err}")),
+        );
+        self.run_main_thread_callbacks();
+    }
+
     /// Stops processing and deactivates (no-op if inactive).
     pub fn deactivate(&mut self) {
         if let Some(processor) = self.processor.take() {
@@ -982,6 +1034,9 @@ pub struct Timeline {
     /// Sleep this long after each block whose start lies in `throttle.0` (gives a real-time
     /// instance's generator thread the time a real host would).
     pub throttle: Option<(std::ops::Range<u64>, Duration)>,
+    /// Pace blocks at the audio rate, as a live host's audio device does (wall time of the
+    /// first paced block, and the sample it started at).
+    pub real_time: Option<(Instant, u64)>,
     scheduled: VecDeque<Timed>,
     pub rec: Recording,
 }
@@ -997,6 +1052,7 @@ impl Timeline {
             sample: 0,
             no_transport: false,
             throttle: None,
+            real_time: None,
             scheduled: VecDeque::new(),
             rec: Recording::default(),
         }
@@ -1039,13 +1095,23 @@ impl Timeline {
             inputs.push(timed);
         }
         inputs.extend_from_slice(extra);
+        if let Some((wall, from)) = self.real_time {
+            let due =
+                wall + Duration::from_secs_f64((self.sample - from) as f64 / inst.sample_rate());
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         let transport = (!self.no_transport).then_some(Transport {
             tempo: self.tempo,
             playing: self.playing,
             beats: self.beats,
             time_sig: self.time_sig,
         });
-        let block = inst.process(frames, &inputs, transport);
+        let mut block = inst.process(frames, &inputs, transport);
+        // The instance counts samples from its latest activation; the timeline from its start.
+        for note in &mut block.notes {
+            note.sample = note.sample - block.start_sample + self.sample;
+        }
+        block.start_sample = self.sample;
         if self.playing {
             self.beats += frames as f64 / self.samples_per_beat(inst.sample_rate());
         }
@@ -1064,6 +1130,18 @@ impl Timeline {
         self.rec.notes.extend_from_slice(&block.notes);
         self.rec.blocks.push(block);
         self.rec.blocks.last().unwrap()
+    }
+
+    /// Paces the following blocks at the audio rate, from now.
+    pub fn pace_in_real_time(&mut self) {
+        self.real_time = Some((Instant::now(), self.sample));
+    }
+
+    /// The absolute sample at which the playing transport reaches `beat` (at the instance's
+    /// current sample rate and the timeline's tempo).
+    pub fn sample_at_beat(&self, inst: &Instance, beat: f64) -> u64 {
+        let spb = self.samples_per_beat(inst.sample_rate());
+        self.sample + ((beat - self.beats) * spb).round().max(0.0) as u64
     }
 
     /// Renders until `until` (absolute sample) in blocks of `block` frames (the last one shorter).

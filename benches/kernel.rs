@@ -397,9 +397,10 @@ fn main() {
         let name = format!("kernel {}{mark}", path.name());
         rows.push(measure(&name, &mut kernel, &tunes, steps));
     }
+    let kernel_paths = rows.len();
     let brains = Brains {
         wavenet: WaveNetKernel::new(&file),
-        long_term: default_long_term(),
+        long_term: Some(default_long_term()),
     };
     for kind in [EngineKind::WaveNet, EngineKind::Hybrid] {
         let mut engine = EventEngine::new(brains.engine(kind));
@@ -475,6 +476,29 @@ fn main() {
             row.name,
             flops / row.step.mean_us / 1e3
         );
+    }
+    let kernel_rows = &rows[..kernel_paths];
+    let chosen_row = kernel_rows
+        .iter()
+        .find(|row| row.name.ends_with("(chosen)"));
+    let fastest = kernel_rows.iter().min_by(|a, b| {
+        a.first_answer
+            .median_us
+            .total_cmp(&b.first_answer.median_us)
+    });
+    match (chosen_row, fastest) {
+        (Some(chosen), Some(fastest)) if chosen.name == fastest.name => {
+            println!("the chosen path is the fastest here (median first answer event)")
+        }
+        (Some(chosen), Some(fastest)) => println!(
+            "WARNING: {} beat the chosen {} here (median first answer event {} vs {}): \
+             revisit `SimdPath::detect`",
+            fastest.name,
+            chosen.name,
+            time(fastest.first_answer.median_us),
+            time(chosen.first_answer.median_us)
+        ),
+        _ => {}
     }
     println!(
         "(one thread; step: {steps} timed steps after {WARMUP_STEPS} warm-up steps; answers: \

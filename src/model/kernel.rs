@@ -55,17 +55,21 @@ impl SimdPath {
     /// Every path, slowest first.
     pub const ALL: [SimdPath; 3] = [SimdPath::Portable, SimdPath::Avx2Fma, SimdPath::Avx512];
 
-    /// The path a loaded model runs: AVX2+FMA where the CPU has it, else portable.
+    /// The path a loaded model runs: the fastest this CPU supports, by a rule (not a timing at
+    /// load, so the same seed gives the same answer in every session on a machine: the paths
+    /// round differently).
     ///
-    /// A rule rather than a timing at load, so the same seed gives the same answer in every
-    /// session on a machine (the paths round differently). AVX-512 is never preferred: a step
-    /// streams its half-precision weights (0.91 MB for the default model) and is bound by how
-    /// fast it reads them, not by arithmetic width; 512-bit chunks pad the packed matrices more,
-    /// and on AMD Zen 4 they run as two 256-bit halves. Measured there by `cargo bench --bench
-    /// kernel`: avx512f 18.4 µs a step and 518 µs to the first answer event, avx2+fma 15.3 µs and
-    /// 426 µs. The bench times every path this CPU runs and says if one beats this choice.
+    /// A step streams its half-precision weights (0.91 MB for the default model), and which
+    /// width reads them fastest depends on the core. `cargo bench --bench kernel` measured
+    /// AVX-512 faster on an Intel Xeon with it (Sapphire Rapids: 18.8 µs a step and 530 µs to
+    /// the first answer event, against 22.6 µs and 659 µs with AVX2), and slower on AMD Zen 4,
+    /// which runs 512-bit operations as two 256-bit halves (18.4 µs and 518 µs, against 15.3 µs
+    /// and 426 µs). So AVX-512 is chosen on Intel CPUs only, AVX2+FMA elsewhere. The bench times
+    /// every path the CPU runs and says if one beats this choice.
     pub fn detect() -> Self {
-        if SimdPath::Avx2Fma.is_supported() {
+        if SimdPath::Avx512.is_supported() && intel_cpu() {
+            SimdPath::Avx512
+        } else if SimdPath::Avx2Fma.is_supported() {
             SimdPath::Avx2Fma
         } else {
             SimdPath::Portable
@@ -118,6 +122,19 @@ fn avx2_fma_detected() -> bool {
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 fn avx512_detected() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && avx2_fma_detected()
+}
+
+/// Whether the CPU's vendor is Intel (`cpuid` leaf 0).
+#[cfg(target_arch = "x86_64")]
+fn intel_cpu() -> bool {
+    let id = std::arch::x86_64::__cpuid(0);
+    let vendor = [id.ebx, id.edx, id.ecx].map(u32::to_le_bytes);
+    vendor.concat() == b"GenuineIntel"
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn intel_cpu() -> bool {
+    false
 }
 
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]

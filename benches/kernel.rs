@@ -23,12 +23,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use wavejam::assets::{default_long_term, default_tunes, DEFAULT_WAVENET};
 use wavejam::generator::event_answer::EventAnswerer;
-use wavejam::model::kernel::SimdPath;
-use wavejam::model::{ModelFile, WaveNetKernel};
+use wavejam::models::engines::{Brains, EngineKind};
+use wavejam::models::wavenet::kernel::SimdPath;
+use wavejam::models::wavenet::{ModelFile, WaveNetKernel};
+use wavejam::models::{EventModel, WaveNetModel};
+use wavejam::music::encoding::Vocabulary;
 use wavejam::music::Note;
-use wavejam::symbolic::encoding::Vocabulary;
-use wavejam::symbolic::engines::{Brains, EngineKind};
-use wavejam::symbolic::models::{EventModel, WaveNetModel};
 
 /// Assumed single-core peak: 2 AVX-512 FMA units × 16 lanes × 2 FLOP × ~3.7 GHz.
 const ASSUMED_PEAK_GFLOPS: f64 = 118.0;

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+echo "== module layout: no dependency cycle (tools/layout/check.py)"
+python3 tools/layout/check.py
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (plugin build, and with the candle training code)"

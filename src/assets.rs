@@ -6,15 +6,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::model::{ModelError, WaveNetKernel};
-use crate::symbolic::encoding::Vocabulary;
-use crate::symbolic::engines::{train_long_term, Brains};
-use crate::symbolic::melodies::{read_tunes, TunesError};
-use crate::symbolic::models::markov::LongTermMemory;
+use crate::models::engines::{train_long_term, Brains};
+use crate::models::markov::LongTermMemory;
+use crate::models::melodies::{read_tunes, TunesError};
+use crate::models::wavenet::{ModelError, WaveNetKernel};
+use crate::music::encoding::Vocabulary;
 
 /// The default phrase WaveNet's model file.
 pub const DEFAULT_WAVENET: &[u8] = include_bytes!("../assets/wavenet.safetensors");
-/// The default long-term memory's tunes (see [`crate::symbolic::melodies`]).
+/// The default long-term memory's tunes (see [`crate::models::melodies`]).
 pub const DEFAULT_TUNES: &[u8] = include_bytes!("../assets/melodies.wjtunes");
 
 /// The default WaveNet, ready to run.

@@ -3,36 +3,30 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
 pub mod assets;
+pub mod audio;
 pub mod editor;
-pub mod engine;
 pub mod generator;
-pub mod host;
-pub mod midi_file;
-pub mod model;
-pub mod model_choice;
+pub mod lab;
+pub mod models;
 pub mod music;
 pub mod params;
 pub mod persist;
 pub mod protocol;
-pub mod render;
 pub mod status;
-pub mod symbolic;
 #[cfg(test)]
-mod test_dir;
+mod test_kit;
 #[cfg(feature = "train")]
 pub mod train;
 
-use engine::clock::HostTime;
-use engine::conductor::{Conductor, InputEvent, Settings};
-use engine::events::OutEvent;
-use engine::pace::Pace;
-use engine::synth::{Synth, VoiceKey};
+use audio::clock::HostTime;
+use audio::conductor::{Conductor, InputEvent, Settings};
+use audio::events::OutEvent;
+use audio::AudioSide;
 use generator::{GeneratorThread, Parked};
 use params::WaveJamParams;
 use protocol::{OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
@@ -59,14 +53,6 @@ pub struct WaveJam {
     plant_allocation: bool,
 }
 
-/// What the audio thread works with.
-struct AudioSide {
-    conductor: Conductor,
-    synth: Synth,
-    /// Whether the host runs far ahead of the wall clock (then it is treated as a bounce).
-    pace: Pace,
-}
-
 impl Default for WaveJam {
     /// Defaults only: a plugin scan that instantiates WaveJam starts no thread and builds nothing.
     fn default() -> Self {
@@ -90,9 +76,7 @@ impl WaveJam {
     /// kept ones, re-sized.
     fn prepare(&mut self, sample_rate_hz: f32) -> Parked {
         if let (Some(audio), Some(parked)) = (&mut self.audio, self.parked.take()) {
-            audio.conductor.reactivate(sample_rate_hz);
-            audio.synth.set_sample_rate(sample_rate_hz);
-            audio.pace = Pace::new(sample_rate_hz);
+            audio.reactivate(sample_rate_hz);
             return parked;
         }
         let (to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
@@ -100,21 +84,16 @@ impl WaveJam {
         match &mut self.audio {
             Some(audio) => {
                 audio.conductor.connect(to_generator, from_generator);
-                audio.conductor.reactivate(sample_rate_hz);
-                audio.synth.set_sample_rate(sample_rate_hz);
-                audio.pace = Pace::new(sample_rate_hz);
+                audio.reactivate(sample_rate_hz);
             }
             None => {
-                self.audio = Some(AudioSide {
-                    conductor: Conductor::new(
-                        sample_rate_hz,
-                        to_generator,
-                        from_generator,
-                        self.status.clone(),
-                    ),
-                    synth: Synth::new(sample_rate_hz),
-                    pace: Pace::new(sample_rate_hz),
-                });
+                let conductor = Conductor::new(
+                    sample_rate_hz,
+                    to_generator,
+                    from_generator,
+                    self.status.clone(),
+                );
+                self.audio = Some(AudioSide::new(sample_rate_hz, conductor));
             }
         }
         Parked {
@@ -128,7 +107,7 @@ impl WaveJam {
         let p = &self.params;
         Settings {
             engine: p.engine.value(),
-            model_generation: self.status.model.generation.load(Ordering::Acquire),
+            model_generation: self.status.model_slot.generation.load(Ordering::Acquire),
             temperature: p.temperature.value(),
             seed: p.seed.value().max(0) as u32,
             seed_mode: p.seed_mode.value(),
@@ -283,9 +262,7 @@ impl Plugin for WaveJam {
         // A loaded project may have replaced the session: let the panel redraw it.
         self.status.session_revision.fetch_add(1, Ordering::Relaxed);
         if let Some(audio) = &mut self.audio {
-            audio.conductor.request_restart();
-            audio.synth.reset();
-            audio.pace.restart();
+            audio.restart();
         }
     }
 
@@ -307,8 +284,7 @@ impl Plugin for WaveJam {
         }
         let samples = buffer.samples();
         let ahead = match &mut self.audio {
-            // NOTE: reading the monotonic clock is a vDSO call on Linux, not a syscall.
-            Some(audio) if self.generator.is_some() => audio.pace.block(Instant::now(), samples),
+            Some(audio) if self.generator.is_some() => audio.running_ahead(samples),
             _ => return ProcessStatus::Error("process() before activate()"),
         };
         self.status.running_ahead.store(ahead, Ordering::Relaxed);
@@ -330,44 +306,9 @@ impl Plugin for WaveJam {
         let outputs = buffer.as_slice();
         let (left, rest) = outputs.split_at_mut(1);
         let (left, right) = (&mut *left[0], &mut *rest[0]);
-        let mut rendered = 0usize;
-        let release_at = running.conductor.voices_release_at();
-        let mut released = false;
-        for i in 0..running.conductor.events().len() {
-            let event = running.conductor.events()[i];
-            let offset = (event.offset as usize).min(samples);
-            running
-                .synth
-                .render(&mut left[rendered..offset], &mut right[rendered..offset]);
-            rendered = offset;
-            if !released && release_at.is_some_and(|at| at as usize <= offset) {
-                running.synth.release_all();
-                released = true;
-            }
-            let key = VoiceKey {
-                source: event.source,
-                channel: event.channel,
-                key: event.key,
-            };
-            match event.velocity {
-                Some(velocity) if event.audio => {
-                    running.synth.note_on(key, velocity as f32 / 127.0);
-                }
-                Some(_) => {}
-                None => running.synth.note_off(key),
-            }
-            if event.midi && context.try_send_event(host_note_event(&event)).is_err() {
-                running
-                    .conductor
-                    .host_refused(event.channel, event.key, event.velocity.is_some());
-            }
-        }
-        if !released && release_at.is_some() {
-            running.synth.release_all();
-        }
-        running
-            .synth
-            .render(&mut left[rendered..samples], &mut right[rendered..samples]);
+        running.render(left, right, |event| {
+            context.try_send_event(host_note_event(event)).is_ok()
+        });
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
             let gain = if settings.bypass {
                 0.0

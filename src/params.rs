@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
-use crate::model_choice::ModelChoiceState;
+use crate::models::choice::ModelChoiceState;
 use crate::persist::SessionState;
 
 /// Largest seed a musician can dial in; the seed is an integer parameter so hosts can automate it.
@@ -112,8 +112,8 @@ pub enum EngineChoice {
 
 impl EngineChoice {
     /// The corpus-trained engine it names, or `None` for the Continuator.
-    pub fn event_engine(self) -> Option<crate::symbolic::engines::EngineKind> {
-        use crate::symbolic::engines::EngineKind;
+    pub fn event_engine(self) -> Option<crate::models::engines::EngineKind> {
+        use crate::models::engines::EngineKind;
         match self {
             EngineChoice::Hybrid => Some(EngineKind::Hybrid),
             EngineChoice::WaveNet => Some(EngineKind::WaveNet),

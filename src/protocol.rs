@@ -10,6 +10,9 @@ pub const OBSERVATION_RING_CAPACITY: usize = 1024;
 pub const SCHEDULE_RING_CAPACITY: usize = 1024;
 /// Most notes in one answer; the generator never produces more.
 pub const MAX_ANSWER_NOTES: usize = 256;
+/// Most answer notes sounding at once: the generator never writes more, the audio thread tracks
+/// this many.
+pub const MAX_ANSWER_POLYPHONY: usize = 16;
 
 /// The parameter values an answer depends on, captured by the audio thread when it asks.
 #[derive(Debug, Clone, Copy, PartialEq)]

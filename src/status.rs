@@ -1,5 +1,5 @@
-//! Live figures the audio and generator threads publish for the panel (atomics only: the audio
-//! thread never locks).
+//! Live figures the audio and generator threads publish for the panel: atomics (the audio thread
+//! never locks), and the model slot the panel and the generator share.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
@@ -58,7 +58,7 @@ pub struct Status {
     /// Answers that arrived after their grid point and started on a later one.
     pub late_answers: AtomicU64,
     /// Answers a bounce (or a host running ahead of the clock) gave up waiting for, after
-    /// [`crate::engine::conductor::OFFLINE_WAIT_LIMIT`] in all, or whose request was lost.
+    /// [`crate::audio::conductor::OFFLINE_WAIT_LIMIT`] in all, or whose request was lost.
     pub skipped_answers: AtomicU64,
     /// The host renders far faster than real time (or offline): the audio thread waits, bounded,
     /// for the generator, as in a bounce.
@@ -72,9 +72,9 @@ pub struct Status {
     /// Incremented by the generator whenever the last phrase / answer in the session changes, so
     /// the panel knows to redraw its piano rolls.
     pub session_revision: AtomicU64,
-    /// The model handover between the panel and the generator; the audio thread reads only its
-    /// `generation` atomic.
-    pub model: crate::model_choice::ModelShared,
+    /// The model hand-over between the panel and the generator, and the panel's line about the
+    /// model; the audio thread reads only its `generation` atomic.
+    pub model_slot: crate::models::choice::ModelSlot,
 }
 
 impl Status {

@@ -6,15 +6,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use wavejam::assets;
-use wavejam::generator::offline::continue_tune;
-use wavejam::midi_file;
-use wavejam::model::{ModelFile, Precision, WaveNetKernel};
-use wavejam::render::{render, write_wav, RenderSetup};
-use wavejam::symbolic::continuations::{checks_table, continuation_checks};
-use wavejam::symbolic::encoding::Vocabulary;
-use wavejam::symbolic::engines::{train_long_term, Brains, EngineKind};
-use wavejam::symbolic::eval::{eval_folder, load_folder, Training, Tune};
-use wavejam::symbolic::melodies::write_tunes;
+use wavejam::lab::continuations::{checks_table, continuation_checks};
+use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
+use wavejam::lab::offline::continue_tune;
+use wavejam::lab::render::{render, write_wav, RenderSetup};
+use wavejam::models::engines::{train_long_term, Brains, EngineKind};
+use wavejam::models::melodies::write_tunes;
+use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
+use wavejam::music::encoding::Vocabulary;
+use wavejam::music::midi_file;
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::midi_file;
+use crate::music::midi_file;
 use crate::music::Note;
 
 /// MIDI channel of saved answers (0-based: channel 1).

@@ -5,7 +5,6 @@
 use egui::{RichText, Ui};
 
 use super::theme;
-use crate::model_choice::{describe, load_model_file, ModelChoice};
 use crate::params::WaveJamParams;
 use crate::status::Status;
 
@@ -14,8 +13,6 @@ use crate::status::Status;
 pub struct ModelPicker {
     /// The path being typed.
     path: String,
-    /// The last load failed: the message is an error.
-    failed: bool,
 }
 
 impl ModelPicker {
@@ -24,7 +21,6 @@ impl ModelPicker {
         let choice = params.model.lock().unwrap_or_else(|e| e.into_inner());
         Self {
             path: choice.path.clone().unwrap_or_default(),
-            failed: false,
         }
     }
 
@@ -52,44 +48,24 @@ impl ModelPicker {
                 self.load(params, status);
             }
         });
-        let colour = if self.failed {
+        let line = status.model_slot.line();
+        let colour = if line.error.is_some() {
             theme::DANGER
         } else {
             theme::TEXT_DIM
         };
-        ui.label(RichText::new(status.model.message()).small().color(colour));
+        ui.label(RichText::new(line.text).small().color(colour));
     }
 
-    /// Validate and hand over the model at `path` (the default if empty); a bad file changes
-    /// nothing but the message.
+    /// Validate and hand over the model at the typed path (the default if empty); a bad file
+    /// changes nothing but the line.
     fn load(&mut self, params: &WaveJamParams, status: &Status) {
-        let path = self.path.trim().to_string();
-        let choice = if path.is_empty() {
-            status.model.offer(None);
-            status
-                .model
-                .set_message(crate::generator::worker::DEFAULT_MODEL_MESSAGE);
-            ModelChoice::default()
+        let path = self.path.trim();
+        if path.is_empty() {
+            status.model_slot.load_default(&params.model);
         } else {
-            match load_model_file(std::path::Path::new(&path)) {
-                Ok((kernel, hash)) => {
-                    status.model.set_message(describe(&kernel, &path));
-                    status.model.offer(Some(kernel));
-                    ModelChoice {
-                        path: Some(path),
-                        hash: Some(hash),
-                    }
-                }
-                Err(message) => {
-                    self.failed = true;
-                    status
-                        .model
-                        .set_message(format!("{message} (the previous model keeps playing)"));
-                    return;
-                }
-            }
-        };
-        self.failed = false;
-        *params.model.lock().unwrap_or_else(|e| e.into_inner()) = choice;
+            // NOTE: the slot's line says what went wrong.
+            let _ = status.model_slot.load_file(path, &params.model);
+        }
     }
 }

@@ -204,14 +204,7 @@ impl Grid {
 mod tests {
     use super::*;
 
-    fn note(pitch: u8, onset_beats: f64, duration_beats: f64) -> Note {
-        Note {
-            pitch,
-            velocity: 100,
-            onset_beats,
-            duration_beats,
-        }
-    }
+    use crate::test_kit::note;
 
     #[test]
     fn pitch_span_adds_a_margin_within_midi_range() {

@@ -1,32 +1,31 @@
-//! Answering a prompt: feed it to an engine, then sample steps one by one into notes.
+//! Answering a prompt: feed it to an model, then sample steps one by one into notes.
 //!
 //! The answer starts at beat 0 with the first sampled step (its IOI, the gap after the prompt, is
 //! ignored: the caller decides when the answer plays) and stops before the first onset that would
-//! reach the requested length. Every sampled step is observed, so the engine continues its own
+//! reach the requested length. Every sampled step is observed, so the model continues its own
 //! answer, not only the prompt.
 
 use rand::Rng;
 
-use super::engine::{Distribution, Engine};
-use super::sampling::sample;
-use super::steps::notes_to_steps;
+use crate::generator::sampling::sample;
+use crate::models::step_model::{Distribution, StepModel};
+use crate::models::steps::notes_to_steps;
 use crate::music::ticks_to_beats;
 use crate::music::Note;
+use crate::protocol::MAX_ANSWER_POLYPHONY;
 
-/// Most steps sampled for one answer, so an engine that never advances time still terminates.
+/// Most steps sampled for one answer, so an model that never advances time still terminates.
 /// This also bounds the answer's note count.
 pub const MAX_ANSWER_STEPS: usize = 256;
-/// Most answer notes sounding at once; a step that would exceed it is observed but not played.
-pub const MAX_POLYPHONY: usize = 16;
 
-/// Fills `out` (cleared first) with `engine`'s answer to `prompt`, `length_beats` long, sampled at
+/// Fills `out` (cleared first) with `model`'s answer to `prompt`, `length_beats` long, sampled at
 /// `temperature` from `rng`.
 ///
 /// Onsets are relative to the answer's start, the first at 0, and never decrease; every note
-/// starts before `length_beats` and is clipped to end by it. `engine` is restarted with
-/// [`Engine::begin`]; its memory is left as it was. A non-positive or NaN length gives no notes.
+/// starts before `length_beats` and is clipped to end by it. `model` is restarted with
+/// [`StepModel::begin`]; its memory is left as it was. A non-positive or NaN length gives no notes.
 pub fn continue_phrase(
-    engine: &mut dyn Engine,
+    model: &mut dyn StepModel,
     prompt: &[Note],
     length_beats: f64,
     temperature: f32,
@@ -37,17 +36,17 @@ pub fn continue_phrase(
     if length_beats.is_nan() || length_beats <= 0.0 {
         return;
     }
-    engine.begin();
+    model.begin();
     let mut prompt_steps = Vec::new();
     notes_to_steps(prompt, &mut prompt_steps);
     for &step in &prompt_steps {
-        engine.observe(step);
+        model.observe(step);
     }
 
     let mut distribution = Distribution::new();
     let mut onset_ticks: u64 = 0;
     for step_index in 0..MAX_ANSWER_STEPS {
-        engine.next_distribution(&mut distribution);
+        model.next_distribution(&mut distribution);
         let Some(step) = sample(&distribution, temperature, rng) else {
             break;
         };
@@ -58,9 +57,9 @@ pub fn continue_phrase(
         if onset_beats >= length_beats {
             break;
         }
-        engine.observe(step);
+        model.observe(step);
         let sounding = out.iter().filter(|n| n.end_beats() > onset_beats).count();
-        if sounding >= MAX_POLYPHONY {
+        if sounding >= MAX_ANSWER_POLYPHONY {
             continue;
         }
         out.push(Note {
@@ -91,17 +90,17 @@ fn clip_duration_beats(duration_beats: f64, onset_beats: f64, length_beats: f64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generator::continuator::Continuator;
-    use crate::generator::engine::Step;
+    use crate::models::continuator::Continuator;
+    use crate::models::step_model::Step;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// A test engine that always proposes the same step and ignores its context.
-    struct RepeatEngine {
+    /// A test model that always proposes the same step and ignores its context.
+    struct RepeatModel {
         step: Step,
     }
 
-    impl Engine for RepeatEngine {
+    impl StepModel for RepeatModel {
         fn name(&self) -> &'static str {
             "repeat"
         }
@@ -115,8 +114,8 @@ mod tests {
         fn clear_memory(&mut self) {}
     }
 
-    fn repeat_engine(ioi_ticks: u16, duration_ticks: u16) -> RepeatEngine {
-        RepeatEngine {
+    fn repeat_model(ioi_ticks: u16, duration_ticks: u16) -> RepeatModel {
+        RepeatModel {
             step: Step {
                 pitch: 60,
                 ioi_ticks,
@@ -128,7 +127,7 @@ mod tests {
 
     /// A phrase of eighth notes at velocity 100.
     fn melody(pitches: &[u8]) -> Vec<Note> {
-        crate::music::test_melody(pitches, 0.5)
+        crate::test_kit::test_melody(pitches, 0.5)
     }
 
     /// A Continuator that learned seeded random phrases over a scale, so answers can branch.
@@ -136,18 +135,18 @@ mod tests {
         use rand::Rng as _;
         let scale = vec![60, 62, 64, 65, 67, 69, 71, 72];
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let mut engine = Continuator::new();
+        let mut model = Continuator::new();
         for _ in 0..16 {
             let pitches: Vec<u8> = (0..16)
                 .map(|_| scale[rng.random_range(0..scale.len())])
                 .collect();
-            engine.learn(&melody(&pitches));
+            model.learn(&melody(&pitches));
         }
-        (engine, scale)
+        (model, scale)
     }
 
     fn answer(
-        engine: &mut dyn Engine,
+        model: &mut dyn StepModel,
         prompt: &[Note],
         length_beats: f64,
         temperature: f32,
@@ -155,14 +154,7 @@ mod tests {
     ) -> Vec<Note> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::new();
-        continue_phrase(
-            engine,
-            prompt,
-            length_beats,
-            temperature,
-            &mut rng,
-            &mut out,
-        );
+        continue_phrase(model, prompt, length_beats, temperature, &mut rng, &mut out);
         out
     }
 
@@ -184,20 +176,20 @@ mod tests {
 
     #[test]
     fn answers_stay_within_their_length() {
-        let (mut engine, _) = branching_continuator();
+        let (mut model, _) = branching_continuator();
         let prompt = melody(&[60, 62, 64]);
         for (seed, length_beats) in [(1, 4.0), (2, 7.3), (3, 1.0 / 3.0), (4, 16.0)] {
-            let notes = answer(&mut engine, &prompt, length_beats, 1.0, seed);
+            let notes = answer(&mut model, &prompt, length_beats, 1.0, seed);
             assert_well_formed(&notes, length_beats);
         }
     }
 
     #[test]
     fn off_grid_lengths_never_let_a_note_end_late() {
-        let mut engine = repeat_engine(5, 7);
+        let mut model = repeat_model(5, 7);
         for i in 1..400 {
             let length_beats = f64::from(i) * 0.0731;
-            let notes = answer(&mut engine, &[], length_beats, 0.0, 0);
+            let notes = answer(&mut model, &[], length_beats, 0.0, 0);
             assert_well_formed(&notes, length_beats);
         }
     }
@@ -205,8 +197,8 @@ mod tests {
     #[test]
     fn durations_are_clipped_at_the_end() {
         // A note every beat, each eight beats long, in a 2.5-beat answer.
-        let mut engine = repeat_engine(24, 192);
-        let notes = answer(&mut engine, &[], 2.5, 0.0, 0);
+        let mut model = repeat_model(24, 192);
+        let notes = answer(&mut model, &[], 2.5, 0.0, 0);
         let timing: Vec<(f64, f64)> = notes
             .iter()
             .map(|n| (n.onset_beats, n.duration_beats))
@@ -216,26 +208,26 @@ mod tests {
 
     #[test]
     fn the_answer_continues_the_prompt_from_beat_zero() {
-        let mut engine = Continuator::new();
-        engine.learn(&melody(&[60, 62, 64, 65, 67]));
-        let notes = answer(&mut engine, &melody(&[60, 62]), 1.5, 0.0, 0);
+        let mut model = Continuator::new();
+        model.learn(&melody(&[60, 62, 64, 65, 67]));
+        let notes = answer(&mut model, &melody(&[60, 62]), 1.5, 0.0, 0);
         let expected: Vec<Note> = melody(&[64, 65, 67]);
         assert_eq!(notes, expected);
     }
 
     #[test]
     fn answers_use_the_pitches_of_memory() {
-        let (mut engine, scale) = branching_continuator();
+        let (mut model, scale) = branching_continuator();
         for seed in 0..8 {
-            let notes = answer(&mut engine, &melody(&[64, 65]), 16.0, 1.2, seed);
+            let notes = answer(&mut model, &melody(&[64, 65]), 16.0, 1.2, seed);
             assert!(notes.iter().all(|n| scale.contains(&n.pitch)), "{notes:?}");
         }
     }
 
     #[test]
     fn a_transposed_prompt_gets_an_answer_within_an_octave_of_memory() {
-        let (mut engine, scale) = branching_continuator();
-        let notes = answer(&mut engine, &melody(&[61, 66]), 16.0, 1.0, 5);
+        let (mut model, scale) = branching_continuator();
+        let notes = answer(&mut model, &melody(&[61, 66]), 16.0, 1.0, 5);
         assert!(notes.len() > 4);
         for note in &notes {
             let near_memory = scale
@@ -247,37 +239,37 @@ mod tests {
 
     #[test]
     fn the_same_seed_replays_and_different_seeds_differ() {
-        let (engine, _) = branching_continuator();
+        let (model, _) = branching_continuator();
         let prompt = melody(&[60, 64]);
-        let first = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 21);
-        let again = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 21);
-        let other = answer(&mut engine.clone(), &prompt, 32.0, 1.0, 22);
+        let first = answer(&mut model.clone(), &prompt, 32.0, 1.0, 21);
+        let again = answer(&mut model.clone(), &prompt, 32.0, 1.0, 21);
+        let other = answer(&mut model.clone(), &prompt, 32.0, 1.0, 22);
         assert_eq!(first, again);
         assert_ne!(first, other);
     }
 
     #[test]
     fn an_engine_that_never_advances_still_terminates() {
-        let mut engine = repeat_engine(0, 24);
-        let notes = answer(&mut engine, &[], 4.0, 1.0, 0);
-        assert_eq!(notes.len(), MAX_POLYPHONY);
+        let mut model = repeat_model(0, 24);
+        let notes = answer(&mut model, &[], 4.0, 1.0, 0);
+        assert_eq!(notes.len(), MAX_ANSWER_POLYPHONY);
         assert!(notes.iter().all(|n| n.onset_beats == 0.0));
     }
 
     #[test]
     fn the_note_count_is_capped() {
-        let mut engine = repeat_engine(1, 1);
-        let notes = answer(&mut engine, &[], 1000.0, 0.0, 0);
+        let mut model = repeat_model(1, 1);
+        let notes = answer(&mut model, &[], 1000.0, 0.0, 0);
         assert_eq!(notes.len(), MAX_ANSWER_STEPS);
     }
 
     #[test]
     fn nothing_to_say_gives_an_empty_answer() {
-        let mut engine = Continuator::new();
-        assert!(answer(&mut engine, &melody(&[60]), 4.0, 1.0, 0).is_empty());
-        let mut engine = repeat_engine(24, 24);
+        let mut model = Continuator::new();
+        assert!(answer(&mut model, &melody(&[60]), 4.0, 1.0, 0).is_empty());
+        let mut model = repeat_model(24, 24);
         for length_beats in [0.0, -1.0, f64::NAN] {
-            assert!(answer(&mut engine, &[], length_beats, 1.0, 0).is_empty());
+            assert!(answer(&mut model, &[], length_beats, 1.0, 0).is_empty());
         }
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! # Sampling
 //! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
-//! [`MAX_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift once a note has
+//! [`MAX_ANSWER_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift once a note has
 //! started (an answer begins with a note, where it is due on the host's grid, never with a
 //! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut
 //! to its nucleus (the likeliest events holding [`NUCLEUS`] of the probability), then drawn at
@@ -22,12 +22,12 @@
 
 use rand::Rng;
 
-use super::continuation::MAX_POLYPHONY;
 use super::sampling::sample_index;
+use crate::models::EventModel;
+use crate::music::encoding::{recent_velocity, Token, TokenClass, Vocabulary, DEFAULT_VELOCITY};
+use crate::music::meter::Meter;
 use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
-use crate::symbolic::encoding::{recent_velocity, Token, TokenClass, Vocabulary, DEFAULT_VELOCITY};
-use crate::symbolic::meter::Meter;
-use crate::symbolic::models::EventModel;
+use crate::protocol::MAX_ANSWER_POLYPHONY;
 
 /// Most events sampled for one answer (a model that never moves time still terminates).
 pub const MAX_ANSWER_EVENTS: usize = 1024;
@@ -229,7 +229,9 @@ impl EventAnswerer {
             for (k, p) in self.probabilities[range].iter_mut().enumerate() {
                 // NOTE: within the note classes, `k` is the pitch.
                 let valid = match class {
-                    TokenClass::NoteOn => self.sounding[k].is_none() && sounding < MAX_POLYPHONY,
+                    TokenClass::NoteOn => {
+                        self.sounding[k].is_none() && sounding < MAX_ANSWER_POLYPHONY
+                    }
                     TokenClass::NoteOff => self.sounding[k].is_some(),
                     TokenClass::TimeShift => started,
                     TokenClass::End => has_notes,
@@ -309,11 +311,11 @@ fn note(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::music::test_melody;
-    use crate::symbolic::engines::{train_long_term, Brains, EngineKind};
-    use crate::symbolic::fixtures::folk_tune;
-    use crate::symbolic::meter::MeterChange;
-    use crate::symbolic::models::wavenet::tests::random_kernel;
+    use crate::models::engines::{train_long_term, Brains, EngineKind};
+    use crate::music::meter::MeterChange;
+    use crate::test_kit::folk_tune;
+    use crate::test_kit::random_kernel;
+    use crate::test_kit::test_melody;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -2,12 +2,8 @@
 //! `deactivate()` or on drop, never in `process()`.
 
 pub mod continuation;
-pub mod continuator;
-pub mod engine;
 pub mod event_answer;
-pub mod offline;
 pub mod sampling;
-pub mod steps;
 pub mod worker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -1,4 +1,5 @@
-//! Drawing one step (or event) from an engine's distribution at a temperature.
+//! Seeding an answer's random stream, and drawing one step (or event) from an engine's
+//! distribution at a temperature with it.
 //!
 //! Temperature `T` reshapes each probability to `p^(1/T)` before renormalising: below 1 it
 //! sharpens towards the likeliest step, above 1 it flattens towards uniform. Weights are computed
@@ -8,7 +9,29 @@
 
 use rand::Rng;
 
-use super::engine::{Distribution, Step};
+use crate::models::step_model::{Distribution, Step};
+use crate::params::SeedMode;
+use crate::protocol::Request;
+
+/// The seed of an answer's random stream: a function of the seed parameter and, in
+/// [`SeedMode::NewEachPhrase`], the phrase's index since playback started.
+pub fn stream_seed(request: &Request) -> u64 {
+    let index = match request.seed_mode {
+        SeedMode::Fixed => 0,
+        SeedMode::NewEachPhrase => request.phrase_index,
+    };
+    mix_seed(request.seed, index)
+}
+
+/// The random stream seed of answer `index` from seed `seed` (SplitMix64 mixing, so neighbouring
+/// seeds give unrelated streams).
+pub fn mix_seed(seed: u32, index: u64) -> u64 {
+    let mut z = (seed as u64) << 32 ^ index;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// Highest temperature; larger requests are clamped to it.
 pub const MAX_TEMPERATURE: f32 = 2.0;

@@ -10,24 +10,27 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming_brains};
 use crate::generator::continuation::continue_phrase;
-use crate::generator::continuator::Continuator;
-use crate::generator::engine::Engine;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
-use crate::model_choice::{describe, restore, ModelChoice, ModelChoiceState};
+use crate::generator::sampling::stream_seed;
+use crate::models::choice::{
+    describe, restore, ModelChoice, ModelChoiceState, ModelLine, DEFAULT_MODEL_MESSAGE,
+};
+use crate::models::continuator::Continuator;
+use crate::models::engines::{Brains, EngineKind};
+use crate::models::step_model::StepModel;
+use crate::models::EventModel;
+use crate::music::encoding::Vocabulary;
+use crate::music::meter::Meter;
 use crate::music::{beats_to_ticks, Note};
-use crate::params::{SeedMode, WaveJamParams};
+use crate::params::WaveJamParams;
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
-use crate::symbolic::encoding::Vocabulary;
-use crate::symbolic::engines::{Brains, EngineKind};
-use crate::symbolic::meter::Meter;
-use crate::symbolic::models::EventModel;
 
+/// The panel's model line if the embedded model does not load (a test checks it does).
+const EMBEDDED_MODEL_BROKEN: &str = "the embedded model failed to load";
 /// Most notes of a phrase the generator follows; longer phrases keep their latest notes.
 pub const MAX_PHRASE_NOTES: usize = MAX_SAVED_NOTES;
-/// The panel's model line when the embedded WaveNet plays.
-pub const DEFAULT_MODEL_MESSAGE: &str = "default model (embedded)";
 /// Most earlier phrases the corpus-trained engines read before the one they answer (the tune so
 /// far, whose motifs the short-term memory picks up).
 pub const MAX_CONTEXT_PHRASES: usize = 8;
@@ -74,26 +77,6 @@ fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// The seed of an answer's random stream: a function of the seed parameter and, in
-/// [`SeedMode::NewEachPhrase`], the phrase's index since playback started.
-pub fn stream_seed(request: &Request) -> u64 {
-    let index = match request.seed_mode {
-        SeedMode::Fixed => 0,
-        SeedMode::NewEachPhrase => request.phrase_index,
-    };
-    mix_seed(request.seed, index)
-}
-
-/// The random stream seed of answer `index` from seed `seed` (SplitMix64 mixing, so neighbouring
-/// seeds give unrelated streams).
-pub fn mix_seed(seed: u32, index: u64) -> u64 {
-    let mut z = (seed as u64) << 32 ^ index;
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Follows the player and answers.
@@ -164,24 +147,26 @@ impl Worker {
     /// Plays the model the project names (`choice_in_use`), or the default, and says which.
     fn restore_model(&mut self) {
         let choice = &self.choice_in_use;
-        let message = match (restore(choice), &mut self.brains) {
+        let line = match (restore(choice), &mut self.brains) {
             (Ok(Some(kernel)), Some(brains)) => {
-                let message = describe(&kernel, choice.path.as_deref().unwrap_or_default());
+                let text = describe(&kernel, choice.path.as_deref().unwrap_or_default());
                 brains.wavenet = kernel;
-                message
+                ModelLine::playing(text)
             }
             (Ok(None), Some(brains)) => match default_wavenet() {
                 Ok(kernel) => {
                     brains.wavenet = kernel;
-                    DEFAULT_MODEL_MESSAGE.into()
+                    ModelLine::playing(DEFAULT_MODEL_MESSAGE)
                 }
-                Err(_) => "the embedded model failed to load".into(),
+                Err(_) => ModelLine::playing(EMBEDDED_MODEL_BROKEN),
             },
-            (Err(reason), _) => reason,
-            (_, None) => "the embedded models failed to load: answering as the Continuator".into(),
+            (Err(error), _) => ModelLine::failed(error, "playing the default model"),
+            (_, None) => ModelLine::playing(
+                "the embedded models failed to load: answering as the Continuator",
+            ),
         };
         self.engine = None;
-        self.status.model.set_message(message);
+        self.status.model_slot.set_line(line);
     }
 
     /// Takes the long-term memory once it is built; publishes whether the engines still wait.
@@ -199,7 +184,7 @@ impl Worker {
     /// A model the panel offered, or a project loaded since the last answer that names another
     /// model file, takes over.
     fn follow_model_choice(&mut self) {
-        if let (Some(offer), Some(brains)) = (self.status.model.take(), &mut self.brains) {
+        if let (Some(offer), Some(brains)) = (self.status.model_slot.take(), &mut self.brains) {
             match offer.or_else(|| default_wavenet().ok()) {
                 Some(kernel) => {
                     brains.wavenet = kernel;
@@ -207,8 +192,8 @@ impl Worker {
                 }
                 None => self
                     .status
-                    .model
-                    .set_message("the embedded model failed to load"),
+                    .model_slot
+                    .set_line(ModelLine::playing(EMBEDDED_MODEL_BROKEN)),
             }
             // The panel stores its choice in the project.
             if let Ok(choice) = self.model_choice.try_lock() {
@@ -352,59 +337,16 @@ impl Worker {
             request.source == Source::Phrase && !speculative && !self.phrases.is_empty();
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request));
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
-        match (request.engine.event_engine(), &self.brains) {
-            (Some(kind), Some(brains)) => {
-                let bar_beats = Some(request.bar_beats)
-                    .filter(|b| b.is_finite() && *b > 0.0)
-                    .unwrap_or(4.0);
-                let origin = Some(request.bar_origin_beat)
-                    .filter(|b| b.is_finite())
-                    .unwrap_or(0.0);
-                let mut placed: Vec<Vec<Note>> = self
-                    .phrases
-                    .iter()
-                    .map(|p| p.in_bar(bar_beats, origin))
-                    .collect();
-                if !in_context {
-                    placed.push(prompt.in_bar(bar_beats, origin));
-                }
-                let context: Vec<&[Note]> = placed.iter().map(Vec::as_slice).collect();
-                let engine = match &mut self.engine {
-                    Some((cached, engine)) if *cached == kind => engine,
-                    cache => &mut cache.insert((kind, brains.engine(kind))).1,
-                };
-                let layout = Layout {
-                    meter: Meter::constant(ticks(bar_beats)),
-                    answer_offset_ticks: ticks(offset_in_bar(
-                        request.start_beat - origin,
-                        bar_beats,
-                    )),
-                };
-                answer_phrases(
-                    &mut self.answerer,
-                    engine.as_mut(),
-                    &context,
-                    &layout,
-                    request.length_beats,
-                    request.temperature,
-                    &mut rng,
-                    &mut answer,
-                );
+        match request
+            .engine
+            .event_engine()
+            .filter(|_| self.brains.is_some())
+        {
+            Some(kind) => {
+                self.answer_with_events(kind, request, &prompt, in_context, &mut rng, &mut answer)
             }
-            _ => {
-                let mut engine = self.memory.clone();
-                if speculative || engine.is_empty() {
-                    // Speculatively, on a copy; or, after reopening a project, the saved phrase.
-                    engine.learn(&prompt.notes);
-                }
-                continue_phrase(
-                    &mut engine,
-                    &prompt.notes,
-                    request.length_beats,
-                    request.temperature,
-                    &mut rng,
-                    &mut answer,
-                );
+            None => {
+                self.answer_as_continuator(request, &prompt, speculative, &mut rng, &mut answer)
             }
         }
         answer.truncate(MAX_ANSWER_NOTES);
@@ -416,6 +358,81 @@ impl Worker {
         self.last_answer_start_beat = request.start_beat;
         answer
     }
+
+    /// The answer of the corpus-trained engine `kind` (the brains are loaded): it reads the
+    /// phrases of the tune so far and `prompt` (unless it is the last of them), each in the
+    /// host's bars, then writes the answer from where in its bar it will start.
+    fn answer_with_events(
+        &mut self,
+        kind: EngineKind,
+        request: &Request,
+        prompt: &Placed,
+        in_context: bool,
+        rng: &mut ChaCha8Rng,
+        answer: &mut Vec<Note>,
+    ) {
+        let Some(brains) = &self.brains else {
+            return;
+        };
+        let bar_beats = Some(request.bar_beats)
+            .filter(|b| b.is_finite() && *b > 0.0)
+            .unwrap_or(4.0);
+        let origin = Some(request.bar_origin_beat)
+            .filter(|b| b.is_finite())
+            .unwrap_or(0.0);
+        let mut placed: Vec<Vec<Note>> = self
+            .phrases
+            .iter()
+            .map(|p| p.in_bar(bar_beats, origin))
+            .collect();
+        if !in_context {
+            placed.push(prompt.in_bar(bar_beats, origin));
+        }
+        let context: Vec<&[Note]> = placed.iter().map(Vec::as_slice).collect();
+        let engine = match &mut self.engine {
+            Some((cached, engine)) if *cached == kind => engine,
+            cache => &mut cache.insert((kind, brains.engine(kind))).1,
+        };
+        let layout = Layout {
+            meter: Meter::constant(ticks(bar_beats)),
+            answer_offset_ticks: ticks(offset_in_bar(request.start_beat - origin, bar_beats)),
+        };
+        answer_phrases(
+            &mut self.answerer,
+            engine.as_mut(),
+            &context,
+            &layout,
+            request.length_beats,
+            request.temperature,
+            rng,
+            answer,
+        );
+    }
+
+    /// The Continuator's answer to `prompt`, from what it learned since playback started (and,
+    /// speculatively, the prompt itself, on a copy).
+    fn answer_as_continuator(
+        &mut self,
+        request: &Request,
+        prompt: &Placed,
+        speculative: bool,
+        rng: &mut ChaCha8Rng,
+        answer: &mut Vec<Note>,
+    ) {
+        let mut memory = self.memory.clone();
+        if speculative || memory.is_empty() {
+            // Speculatively, on a copy; or, after reopening a project, the saved phrase.
+            memory.learn(&prompt.notes);
+        }
+        continue_phrase(
+            &mut memory,
+            &prompt.notes,
+            request.length_beats,
+            request.temperature,
+            rng,
+            answer,
+        );
+    }
 }
 
 /// `beats` in event ticks, as a bar length or a place in a bar.
@@ -426,8 +443,9 @@ fn ticks(beats: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::EngineChoice;
-    use crate::symbolic::models::wavenet::tests::random_kernel;
+    use crate::models::choice::ModelFileError;
+    use crate::params::{EngineChoice, SeedMode};
+    use crate::test_kit::random_kernel;
 
     /// The phrase most tests play: 8 eighth notes.
     const PHRASE: [u8; 8] = [62, 64, 66, 67, 69, 71, 69, 67];
@@ -472,7 +490,10 @@ mod tests {
         let params = WaveJamParams::default();
         let status = Arc::new(Status::default());
         let mut worker = Worker::new(&params, status.clone());
-        assert_eq!(status.model.message(), DEFAULT_MODEL_MESSAGE);
+        assert_eq!(
+            status.model_slot.line(),
+            ModelLine::playing(DEFAULT_MODEL_MESSAGE)
+        );
         play(&mut worker, 0.0, PHRASE);
         let mut answers = Vec::new();
         for engine in [
@@ -489,11 +510,11 @@ mod tests {
         // Coming back to an engine after another answers as before, too.
         assert_eq!(worker.answer(&request(EngineChoice::Hybrid)), answers[0]);
         let default = worker.answer(&request(EngineChoice::WaveNet));
-        status.model.offer(Some(random_kernel(4)));
+        status.model_slot.offer(Some(random_kernel(4)));
         let other = worker.answer(&request(EngineChoice::WaveNet));
         assert_ne!(other, default);
         assert_eq!(other, worker.answer(&request(EngineChoice::WaveNet)));
-        status.model.offer(None);
+        status.model_slot.offer(None);
         assert_eq!(worker.answer(&request(EngineChoice::WaveNet)), default);
     }
 
@@ -545,17 +566,18 @@ mod tests {
     #[test]
     fn a_missing_model_file_is_reported_and_the_default_plays() {
         let params = WaveJamParams::default();
-        *params.model.lock().unwrap() = crate::model_choice::ModelChoice {
+        *params.model.lock().unwrap() = crate::models::choice::ModelChoice {
             path: Some("/nonexistent/wavejam/model.safetensors".into()),
             hash: Some("0123456789abcdef".into()),
         };
         let status = Arc::new(Status::default());
         let mut worker = Worker::new(&params, status.clone());
-        let message = status.model.message();
+        let line = status.model_slot.line();
         assert!(
-            message.contains("cannot read") && message.contains("default"),
-            "{message}"
+            matches!(line.error, Some(ModelFileError::Unreadable { .. })),
+            "{line:?}"
         );
+        assert!(line.text.contains("default"), "{line:?}");
         play(&mut worker, 0.0, PHRASE);
         let mut reference = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
         play(&mut reference, 0.0, PHRASE);

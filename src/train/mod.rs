@@ -1,7 +1,7 @@
 //! Training-side models in candle (feature `train`, so the plugin build never pulls candle).
 //!
 //! The models here define the weight contract (their `VarBuilder` names) that the hand-written
-//! kernels of [`crate::model`] read; tests prove both compute the same thing.
+//! kernels of [`crate::models::wavenet`] read; tests prove both compute the same thing.
 
 pub mod trainer;
 pub mod wavenet;

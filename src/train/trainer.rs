@@ -12,11 +12,11 @@
 //!   stopped by `max_minutes` validates and saves there, counting its partial epoch as done.
 //! - `model.loss.svg`: training loss (bits/event, bucket-averaged) and validation points.
 //!
-//! # Data conventions (see [`crate::model`])
+//! # Data conventions (see [`crate::models::wavenet`])
 //! Each tune is fed as `[END, e_0, …, e_n]` (the leading `END` is the start marker) with targets
 //! `[e_0, …, e_n]` (`e_n` is the tune's own `END`); the position of each input is the bar
 //! position of the time after it ([`input_positions`]), in the bars of the tune's own time
-//! signatures ([`crate::symbolic::meter`]; 4/4 where a file has none).
+//! signatures ([`crate::music::meter`]; 4/4 where a file has none).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,10 +28,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::wavenet::{init_seeded, new_model, to_safetensors, PhraseWaveNet, WaveNetConfig};
-use crate::model::{input_positions, ModelFile, Precision};
-use crate::symbolic::encoding::{Token, Vocabulary};
-use crate::symbolic::eval::load_folder;
-use crate::symbolic::meter::Meter;
+use crate::lab::eval::load_folder;
+use crate::models::wavenet::{input_positions, ModelFile, Precision};
+use crate::music::encoding::{Token, Vocabulary};
+use crate::music::meter::Meter;
 
 /// What [`train`] does.
 #[derive(Debug, Clone)]
@@ -665,8 +665,8 @@ pub fn loss_svg(curve: &[(usize, f32)], history: &[EpochRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::midi_file::to_smf_bytes;
-    use crate::model::WaveNetKernel;
+    use crate::models::wavenet::WaveNetKernel;
+    use crate::music::midi_file::to_smf_bytes;
     use crate::music::Note;
 
     fn tiny_config() -> WaveNetConfig {

@@ -1,6 +1,6 @@
 //! The phrase WaveNet in candle: full-sequence forward for training, the same network
-//! [`crate::model::WaveNetKernel`] runs step by step (see [`crate::model`] for the equations and
-//! [`crate::model::weights`] for the tensor names).
+//! [`crate::models::wavenet::WaveNetKernel`] runs step by step (see [`crate::models::wavenet`] for the equations and
+//! [`crate::models::wavenet::weights`] for the tensor names).
 //!
 //! Activations are kept as `[batch, time, channels]` and every convolution is written as matrix
 //! products: a 1×1 conv is one product, the kernel-2 dilated conv is two (one on the input shifted
@@ -12,9 +12,9 @@ use candle_nn::{embedding, init, Embedding, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::model::Precision;
-pub use crate::model::WaveNetConfig;
-use crate::symbolic::encoding::Vocabulary;
+use crate::models::wavenet::Precision;
+pub use crate::models::wavenet::WaveNetConfig;
+use crate::music::encoding::Vocabulary;
 
 /// A convolution stored as `weight` `[out, in, taps]` and `bias` `[out]` (the names and shapes
 /// of a conv1d, which the model files use), applied as matrix products over `[B, T, in]`.
@@ -154,7 +154,7 @@ pub struct PhraseWaveNet {
 }
 
 impl PhraseWaveNet {
-    /// The network of `config`, its weights from `vb` (names as in [`crate::model::weights`]).
+    /// The network of `config`, its weights from `vb` (names as in [`crate::models::wavenet::weights`]).
     pub fn new(config: &WaveNetConfig, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(Error::Msg)?;
         let (v, c, s, h) = (
@@ -239,7 +239,7 @@ pub fn init_seeded(varmap: &VarMap, seed: u64, gain: f64) -> Result<()> {
     Ok(())
 }
 
-/// A model file of `varmap`'s weights (see [`crate::model::weights`]), every variable stored
+/// A model file of `varmap`'s weights (see [`crate::models::wavenet::weights`]), every variable stored
 /// in `precision`.
 pub fn to_safetensors(
     varmap: &VarMap,
@@ -261,8 +261,10 @@ pub fn to_safetensors(
             .to_vec1::<f32>()?;
         tensors.push((name.clone(), var.dims().to_vec(), values));
     }
-    crate::model::weights::to_safetensors(config, vocabulary, training, precision, &tensors)
-        .map_err(Error::Msg)
+    crate::models::wavenet::weights::to_safetensors(
+        config, vocabulary, training, precision, &tensors,
+    )
+    .map_err(Error::Msg)
 }
 
 /// A fresh model of `config` on `device` with its `VarMap` (candle's default initialisation).
@@ -276,9 +278,9 @@ pub fn new_model(config: &WaveNetConfig, device: &Device) -> Result<(VarMap, Phr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kernel::tests::{relative_error, small_config, test_sequence};
-    use crate::model::weights::expected_tensors;
-    use crate::model::WaveNetKernel;
+    use crate::models::wavenet::weights::expected_tensors;
+    use crate::models::wavenet::WaveNetKernel;
+    use crate::test_kit::{relative_error, small_config, test_sequence};
 
     /// Dilations 1…64 × 2 (receptive field 255), sizes unlike the small config's.
     fn deep_config() -> WaveNetConfig {

@@ -1,0 +1,637 @@
+//! The audio-thread side of call and response: stamps the player's notes in beats, detects the end
+//! of a phrase, asks the generator for an answer ahead of time, starts it on the host's grid, and
+//! releases every note it emitted whenever the music is interrupted.
+//!
+//! Host-independent (no nice-plug types), so it is tested directly; `lib.rs` adapts it to the host.
+//! Nothing here allocates, locks or blocks, except the bounded wait of an offline bounce.
+//!
+//! Every release (barge-in, transport stop or jump, panic, engine, model or mode change, bypass)
+//! moves on to a new answer serial, the generation the generator tags its answers with: nothing
+//! of a cancelled answer can play afterwards. A restart of processing (`reset()`, activation)
+//! releases what sounds but keeps the answer due, which starts on its grid point.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::audio::answer::{AnswerEvent, AnswerSlot};
+use crate::audio::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTime};
+use crate::audio::events::{BlockEvents, OutEvent};
+use crate::audio::synth::VoiceSource;
+use crate::params::{EngineChoice, Mode, Output, Quantize, SeedMode};
+use crate::protocol::{Observation, Request, Scheduled, Source};
+use crate::status::{Activity, Status};
+
+/// MIDI channel (0-based) the answer is sent on.
+pub const ANSWER_CHANNEL: u8 = 0;
+/// Longest an offline bounce waits for the generator, in all, for one answer before it goes on
+/// without it.
+pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
+
+/// Parameter values for one block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    pub engine: EngineChoice,
+    /// Counts model loads ([`crate::models::choice::ModelShared::generation`]); a change releases.
+    pub model_generation: u64,
+    pub temperature: f32,
+    pub seed: u32,
+    pub seed_mode: SeedMode,
+    pub wait_beats: f64,
+    pub answer_bars: u32,
+    pub quantize: Quantize,
+    pub mode: Mode,
+    /// Current value of the `generate` trigger; a rising edge answers now.
+    pub generate: bool,
+    pub barge_in: bool,
+    pub output: Output,
+    pub thru: bool,
+    pub bypass: bool,
+    /// The host renders offline, or far faster than real time: waiting for the generator is
+    /// allowed (bounded).
+    pub offline: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            engine: EngineChoice::Hybrid,
+            model_generation: 0,
+            temperature: 1.0,
+            seed: 1,
+            seed_mode: SeedMode::Fixed,
+            wait_beats: 1.0,
+            answer_bars: 2,
+            quantize: Quantize::Beat,
+            mode: Mode::Answer,
+            generate: false,
+            barge_in: true,
+            output: Output::MidiAndAudio,
+            thru: true,
+            bypass: false,
+            offline: false,
+        }
+    }
+}
+
+/// A note event from the player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputEvent {
+    /// Sample offset in the block.
+    pub offset: u32,
+    pub channel: u8,
+    /// MIDI key; `None` on a release means every key (a host's "all notes off").
+    pub key: Option<u8>,
+    /// `Some(velocity 1–127)` for a note-on, `None` for a note-off.
+    pub velocity: Option<u8>,
+}
+
+/// Where the player's current phrase stands.
+#[derive(Debug, Clone, Copy)]
+struct Phrase {
+    /// Keys held by the player.
+    held: [bool; 128],
+    /// Notes since the last phrase end.
+    has_notes: bool,
+    /// Beat of the last release with no key held.
+    last_release_beat: f64,
+}
+
+impl Default for Phrase {
+    fn default() -> Self {
+        Self {
+            held: [false; 128],
+            has_notes: false,
+            last_release_beat: 0.0,
+        }
+    }
+}
+
+impl Phrase {
+    fn any_held(&self) -> bool {
+        self.held.iter().any(|h| *h)
+    }
+}
+
+/// The audio thread's conductor.
+pub struct Conductor {
+    clock: Clock,
+    time: BlockTime,
+    to_generator: rtrb::Producer<Observation>,
+    from_generator: rtrb::Consumer<Scheduled>,
+    status: Arc<Status>,
+    events: BlockEvents,
+    answer: AnswerSlot,
+    phrase: Phrase,
+    /// Serial of the latest request.
+    serial: u64,
+    /// Phrases answered since playback started (seeds `SeedMode::NewEachPhrase`).
+    phrase_index: u64,
+    /// Sample offset up to which the block has been processed.
+    cursor: u32,
+    previous: Option<Settings>,
+    /// Release everything at the start of the next block (after a panic).
+    release_pending: bool,
+    /// Processing restarted (`reset()`, activation): at the start of the next block, release
+    /// what sounds but keep the answer due.
+    restart_pending: bool,
+    /// The answer serial the offline wait is for, and when it gives up on it.
+    wait_deadline: Option<(u64, Instant)>,
+    /// [`Status::generator_panics`] as last seen: a change means the requests in flight are lost.
+    generator_panics_seen: u64,
+    /// Offset at which WaveJam's voice must release every voice in this block, if any.
+    voices_release_at: Option<u32>,
+}
+
+impl Conductor {
+    pub fn new(
+        sample_rate_hz: f32,
+        to_generator: rtrb::Producer<Observation>,
+        from_generator: rtrb::Consumer<Scheduled>,
+        status: Arc<Status>,
+    ) -> Self {
+        let mut clock = Clock::new(sample_rate_hz);
+        let time = clock.advance(&HostTime::default(), 0);
+        Self {
+            clock,
+            time,
+            to_generator,
+            from_generator,
+            status,
+            events: BlockEvents::default(),
+            answer: AnswerSlot::default(),
+            phrase: Phrase::default(),
+            serial: 0,
+            phrase_index: 0,
+            cursor: 0,
+            previous: None,
+            release_pending: false,
+            restart_pending: false,
+            wait_deadline: None,
+            generator_panics_seen: 0,
+            voices_release_at: None,
+        }
+    }
+
+    /// Release everything at the start of the next block (a panic: the host gives no way to send
+    /// events outside `process()`). The phrase, the learned memory and the generator are kept.
+    pub fn request_release(&mut self) {
+        self.release_pending = true;
+    }
+
+    /// Processing (re)starts (`reset()`): at the start of the next block, every note sounding is
+    /// released (the voice was reset) but the answer due is kept, so a stop and start of
+    /// processing with the transport where it was changes nothing musical.
+    pub fn request_restart(&mut self) {
+        self.restart_pending = true;
+    }
+
+    /// New rings to a new generator thread (the previous one was lost with its ends).
+    pub fn connect(
+        &mut self,
+        to_generator: rtrb::Producer<Observation>,
+        from_generator: rtrb::Consumer<Scheduled>,
+    ) {
+        self.to_generator = to_generator;
+        self.from_generator = from_generator;
+        self.release_pending = true;
+    }
+
+    /// The host activated the plugin again, at `sample_rate_hz`: the session (the phrases heard
+    /// and what the generator learned from them) goes on, and the first block releases every note
+    /// still sounding on the MIDI output from before the deactivation.
+    ///
+    /// What the host interrupted is dropped: the answer playing or due, and the phrase in
+    /// progress (the player's keys held then are forgotten, so a release lost in between cannot
+    /// hold the phrase open for ever). With the transport stopped the internal clock starts
+    /// again from beat 0, as on the first activation, so a host that re-activates before each
+    /// render renders the same phrase the same way.
+    pub fn reactivate(&mut self, sample_rate_hz: f32) {
+        self.clock.set_sample_rate(sample_rate_hz);
+        if !self.time.playing {
+            self.clock.restart_internal();
+        }
+        self.request_release();
+        self.phrase = Phrase::default();
+        self.send(Observation::Discontinuity);
+    }
+
+    /// The events of the last processed block, in time order.
+    pub fn events(&self) -> &[OutEvent] {
+        self.events.as_slice()
+    }
+
+    /// Offset at which all voices must be released in the last block.
+    pub fn voices_release_at(&self) -> Option<u32> {
+        self.voices_release_at
+    }
+
+    /// The host refused a note-on (`true`) or note-off (`false`) for this key.
+    pub fn host_refused(&mut self, channel: u8, key: u8, was_note_on: bool) {
+        self.status
+            .host_refused_events
+            .fetch_add(1, Ordering::Relaxed);
+        if was_note_on {
+            self.events.forget(channel, key);
+        } else {
+            self.events.retry_off(channel, key);
+        }
+    }
+
+    /// Keys sounding on the MIDI output right now.
+    pub fn midi_sounding(&self) -> usize {
+        self.events.sounding_count()
+    }
+
+    /// The timeline of the last block.
+    pub fn time(&self) -> &BlockTime {
+        &self.time
+    }
+
+    /// Process one block of `samples` samples: the player's events (in time order) go in, the
+    /// block's output events come out through [`Conductor::events`].
+    pub fn process(
+        &mut self,
+        host: &HostTime,
+        samples: usize,
+        settings: &Settings,
+        inputs: impl IntoIterator<Item = InputEvent>,
+    ) {
+        self.events.clear();
+        self.voices_release_at = None;
+        self.cursor = 0;
+        self.time = self.clock.advance(host, samples);
+        self.receive();
+        self.follow_generator();
+        self.apply_interruptions(settings);
+
+        if settings.bypass {
+            // Keep track of releases, so a key let go while bypassed doesn't stay held forever.
+            for input in inputs.into_iter().filter(|i| i.velocity.is_none()) {
+                match input.key {
+                    Some(key) => self.phrase.held[key as usize & 127] = false,
+                    None => self.phrase.held = [false; 128],
+                }
+            }
+            self.publish();
+            return;
+        }
+        if settings.generate && !self.previous.is_some_and(|p| p.generate) {
+            self.answer_now(settings, Source::Phrase);
+        }
+        self.previous = Some(*settings);
+
+        for input in inputs {
+            let offset = input.offset.min(samples.saturating_sub(1) as u32);
+            self.advance_to(offset, settings);
+            match input.key {
+                Some(key) => {
+                    self.handle_input(input.channel, key, input.velocity, offset, settings)
+                }
+                None => {
+                    for key in 0..128u8 {
+                        if self.phrase.held[key as usize] {
+                            self.handle_input(input.channel, key, None, offset, settings);
+                        }
+                    }
+                }
+            }
+        }
+        self.advance_to(samples as u32, settings);
+        self.publish();
+    }
+
+    /// Transport stops, jumps, bypass, mode, engine and model changes, reset and panic release everything;
+    /// playback start also restarts the learned memory.
+    fn apply_interruptions(&mut self, settings: &Settings) {
+        let continuity = self.time.continuity;
+        let changed = self.previous.is_some_and(|p| {
+            p.mode != settings.mode
+                || p.engine != settings.engine
+                || p.model_generation != settings.model_generation
+        });
+        let bypass_on = settings.bypass && !self.previous.is_some_and(|p| p.bypass);
+        if continuity != Continuity::Continuous || changed || bypass_on || self.release_pending {
+            self.release_everything(0);
+            self.release_pending = false;
+        } else if self.restart_pending {
+            self.release_sounding(0);
+        }
+        self.restart_pending = false;
+        if continuity == Continuity::Jumped || continuity == Continuity::Started {
+            self.send(Observation::Discontinuity);
+            self.phrase.has_notes = false;
+        }
+        if continuity == Continuity::Started {
+            self.send(Observation::ResetMemory);
+            self.phrase_index = 0;
+        }
+        if settings.bypass {
+            self.previous = Some(*settings);
+        }
+    }
+
+    /// Stop the answer (playing or due) and every note on the MIDI output and the voice.
+    fn release_everything(&mut self, offset: u32) {
+        self.release_answer(offset);
+        self.release_sounding(offset);
+    }
+
+    /// Release every note on the MIDI output and the voice; an answer playing stops, an answer
+    /// due is kept.
+    fn release_sounding(&mut self, offset: u32) {
+        if self.answer.is_playing() {
+            self.release_answer(offset);
+        }
+        self.events.release_all_midi(offset);
+        self.voices_release_at = Some(offset);
+    }
+
+    /// Stop the answer, playing or due, and move on to a new serial (generation).
+    fn release_answer(&mut self, offset: u32) {
+        let events = &mut self.events;
+        self.serial += 1;
+        self.answer.release_all(self.serial, |key| {
+            events.note_off(offset, VoiceSource::Answer, ANSWER_CHANNEL, key, true);
+        });
+    }
+
+    /// Push to the generator; `false` (counted) if its ring is full.
+    fn send(&mut self, observation: Observation) -> bool {
+        let sent = self.to_generator.push(observation).is_ok();
+        if !sent {
+            self.status
+                .observation_overflows
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// A generator that panicked lost the requests it had: release everything (the answer due
+    /// will not come). One that is down answers nothing more.
+    fn follow_generator(&mut self) {
+        let panics = self.status.generator_panics.load(Ordering::Acquire);
+        if panics != self.generator_panics_seen {
+            self.generator_panics_seen = panics;
+            self.release_everything(0);
+        }
+    }
+
+    /// Take what the generator has scheduled.
+    fn receive(&mut self) {
+        while let Ok(message) = self.from_generator.pop() {
+            match message {
+                Scheduled::Note { serial, note } => self.answer.receive_note(serial, note),
+                Scheduled::End {
+                    serial,
+                    length_beats,
+                } => self.answer.receive_end(serial, length_beats),
+            }
+        }
+    }
+
+    /// Ask the generator for a new answer that is due at `trigger_beat` (so it starts on the
+    /// grid point after it); the slot waits for it.
+    fn request(&mut self, settings: &Settings, source: Source, trigger_beat: f64) {
+        let step = settings.quantize.step_beats(self.time.bar_beats);
+        self.serial += 1;
+        self.answer.expect(self.serial);
+        let request = Request {
+            serial: self.serial,
+            phrase_index: self.phrase_index,
+            engine: settings.engine,
+            temperature: settings.temperature,
+            seed: settings.seed,
+            seed_mode: settings.seed_mode,
+            length_beats: settings.answer_bars as f64 * self.time.bar_beats,
+            bar_beats: self.time.bar_beats,
+            bar_origin_beat: self.time.bar_origin_beat,
+            start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
+            source,
+        };
+        let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
+        if generator_up && self.send(Observation::Answer(request)) {
+            self.answer.mark_requested();
+        }
+    }
+
+    /// Answer now (the `generate` trigger, or continuous mode).
+    fn answer_now(&mut self, settings: &Settings, source: Source) {
+        let beat = self.time.beat_at(self.cursor as usize);
+        self.release_answer(self.cursor);
+        self.request(settings, source, beat);
+        self.answer.trigger(beat);
+        self.phrase_index += 1;
+    }
+
+    fn handle_input(
+        &mut self,
+        channel: u8,
+        key: u8,
+        velocity: Option<u8>,
+        offset: u32,
+        settings: &Settings,
+    ) {
+        let beat = self.time.beat_at(offset as usize);
+        let (channel, key) = (channel & 15, key & 127);
+        match velocity {
+            Some(velocity) => {
+                if settings.barge_in && self.answer.is_engaged() {
+                    self.release_answer(offset);
+                }
+                if !self.answer.is_playing() {
+                    // The phrase goes on: any prepared answer is stale.
+                    self.serial += 1;
+                    self.answer.expect(self.serial);
+                }
+                self.phrase.held[key as usize] = true;
+                self.phrase.has_notes = true;
+                self.send(Observation::NoteOn {
+                    pitch: key,
+                    velocity,
+                    beat,
+                });
+                if settings.thru {
+                    self.events.note_on(OutEvent {
+                        offset,
+                        source: VoiceSource::Player,
+                        channel,
+                        key,
+                        velocity: Some(velocity),
+                        midi: settings.output.midi(),
+                        audio: settings.output.audio(),
+                    });
+                }
+            }
+            None => {
+                let was_held = std::mem::replace(&mut self.phrase.held[key as usize], false);
+                if was_held {
+                    self.send(Observation::NoteOff { pitch: key, beat });
+                }
+                // Released whatever the thru setting is now, so a change mid-note can't hang it.
+                self.events
+                    .note_off(offset, VoiceSource::Player, channel, key, true);
+                if was_held && !self.phrase.any_held() && self.phrase.has_notes {
+                    self.phrase.last_release_beat = beat;
+                    if settings.mode != Mode::Manual && !self.answer.is_playing() {
+                        // Prepare the answer now, so it is ready when the wait is over.
+                        self.request(settings, Source::Phrase, beat + settings.wait_beats);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run the timeline up to `limit` (exclusive): phrase end, answer start, answer notes.
+    fn advance_to(&mut self, limit: u32, settings: &Settings) {
+        let limit_beat = self.time.beat_at(limit as usize);
+        self.detect_phrase_end(limit, settings);
+        if let Some(trigger) = self
+            .answer
+            .trigger_beat()
+            .filter(|_| !self.answer.is_playing())
+        {
+            if settings.offline && !self.answer.is_complete() {
+                self.wait_for_generator();
+            }
+            if !self.answer.is_engaged() {
+                // Released while waiting (the generator panicked).
+            } else if self.answer.is_hopeless() {
+                self.skip_answer();
+            } else if self.answer.ready_to_start() {
+                let step = settings.quantize.step_beats(self.time.bar_beats);
+                let due = next_grid_point(trigger, step, self.time.bar_origin_beat);
+                let now = self.time.beat_at(self.cursor as usize);
+                let start = next_grid_point(trigger.max(now), step, self.time.bar_origin_beat);
+                if start > due {
+                    // It came after its grid point: it plays, from the next one.
+                    self.status.late_answers.fetch_add(1, Ordering::Relaxed);
+                }
+                self.answer.start(start);
+            }
+        }
+        while let Some(event) = self.next_answer_event(limit) {
+            let offset =
+                (self.time.offset_of(event.beat()) as u32).clamp(self.cursor, limit.max(1) - 1);
+            match event {
+                AnswerEvent::On { key, velocity, .. } => {
+                    self.events.note_on(OutEvent {
+                        offset,
+                        source: VoiceSource::Answer,
+                        channel: ANSWER_CHANNEL,
+                        key,
+                        velocity: Some(velocity),
+                        midi: settings.output.midi(),
+                        audio: settings.output.audio(),
+                    });
+                }
+                AnswerEvent::Off { key, .. } => {
+                    self.events
+                        .note_off(offset, VoiceSource::Answer, ANSWER_CHANNEL, key, true);
+                }
+            }
+            self.cursor = offset;
+        }
+        if self.answer.finished_by(limit_beat) {
+            let end = self.answer.end_beat().unwrap_or(limit_beat);
+            self.answer.expect(self.serial);
+            if settings.mode == Mode::Continuous && !self.phrase.any_held() {
+                self.request(settings, Source::LastAnswer, end);
+                self.answer.trigger(end);
+                self.phrase_index += 1;
+            }
+        }
+        self.cursor = limit;
+    }
+
+    /// The next answer event whose sample offset is before `limit`.
+    fn next_answer_event(&mut self, limit: u32) -> Option<AnswerEvent> {
+        // Events are placed by sample offset, so the beat limit is the first beat that rounds
+        // into sample `limit`.
+        let limit_beat = self.time.beat_at(limit as usize) - 0.5 * self.time.beats_per_sample;
+        self.answer.next_event_before(limit_beat)
+    }
+
+    fn detect_phrase_end(&mut self, limit: u32, settings: &Settings) {
+        if !self.phrase.has_notes || self.phrase.any_held() {
+            return;
+        }
+        let due = self.phrase.last_release_beat + settings.wait_beats;
+        if self.time.offset_of(due) >= limit as usize {
+            return;
+        }
+        self.phrase.has_notes = false;
+        self.send(Observation::Commit);
+        // NOTE: an answer cancelled since it was asked for (say, by a transport stop) is not
+        // asked for again: the phrase ends unanswered.
+        if settings.mode != Mode::Manual && !self.answer.is_playing() && self.answer.is_requested()
+        {
+            self.answer.trigger(due);
+            self.phrase_index += 1;
+        }
+    }
+
+    /// Offline bounce: wait until the generator has delivered the awaited answer, at most
+    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask); then the bounce
+    /// goes on without it.
+    fn wait_for_generator(&mut self) {
+        let serial = self.answer.serial();
+        let deadline = match self.wait_deadline {
+            Some((waited_for, deadline)) if waited_for == serial => deadline,
+            _ => {
+                let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
+                self.wait_deadline = Some((serial, deadline));
+                deadline
+            }
+        };
+        loop {
+            self.receive();
+            self.follow_generator();
+            if self.answer.is_complete() || self.answer.is_hopeless() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.answer.forget_request();
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// The answer due will not come: go on without it (counted for the panel).
+    fn skip_answer(&mut self) {
+        self.status.skipped_answers.fetch_add(1, Ordering::Relaxed);
+        self.serial += 1;
+        self.answer.expect(self.serial);
+    }
+
+    fn publish(&mut self) {
+        let s = &self.status;
+        s.tempo_bpm.store(self.time.tempo_bpm, Ordering::Relaxed);
+        s.beat.store(self.time.start_beat, Ordering::Relaxed);
+        s.bar_beats.store(self.time.bar_beats, Ordering::Relaxed);
+        s.bar_origin_beat
+            .store(self.time.bar_origin_beat, Ordering::Relaxed);
+        s.bar_origin_number
+            .store(self.time.bar_origin_number, Ordering::Relaxed);
+        s.playing.store(self.time.playing, Ordering::Relaxed);
+        s.answer_overflows
+            .store(self.answer.overflows, Ordering::Relaxed);
+        s.dropped_note_ons
+            .store(self.events.dropped_note_ons, Ordering::Relaxed);
+        let activity = if self.answer.is_playing() {
+            Activity::Answering
+        } else if self.answer.trigger_beat().is_some() {
+            Activity::Waiting
+        } else if self.phrase.has_notes {
+            Activity::Hearing
+        } else {
+            Activity::Listening
+        };
+        s.set_activity(activity);
+    }
+}
+
+#[cfg(test)]
+#[path = "conductor_tests.rs"]
+mod tests;

@@ -1,0 +1,104 @@
+//! The audio thread: musical clock, call-and-response conductor, answer playback, output events
+//! and WaveJam's own voice, rendered block by block ([`AudioSide`]).
+
+pub mod answer;
+pub mod clock;
+pub mod conductor;
+pub mod events;
+pub mod pace;
+pub mod synth;
+
+use std::time::Instant;
+
+use conductor::Conductor;
+use events::OutEvent;
+use pace::Pace;
+use synth::{Synth, VoiceKey};
+
+/// What the audio thread works with: made by the first activation and kept across
+/// deactivation (the notes it owes the host's MIDI output and the phrase in progress survive).
+pub struct AudioSide {
+    pub conductor: Conductor,
+    pub synth: Synth,
+    /// Whether the host runs far ahead of the wall clock (then it is treated as a bounce).
+    pub pace: Pace,
+}
+
+impl AudioSide {
+    pub fn new(sample_rate_hz: f32, conductor: Conductor) -> Self {
+        Self {
+            conductor,
+            synth: Synth::new(sample_rate_hz),
+            pace: Pace::new(sample_rate_hz),
+        }
+    }
+
+    /// The host activated the plugin again at `sample_rate_hz` (see [`Conductor::reactivate`]).
+    pub fn reactivate(&mut self, sample_rate_hz: f32) {
+        self.conductor.reactivate(sample_rate_hz);
+        self.synth.set_sample_rate(sample_rate_hz);
+        self.pace = Pace::new(sample_rate_hz);
+    }
+
+    /// Processing restarts (`reset()`): release what sounds, keep the answer due.
+    pub fn restart(&mut self) {
+        self.conductor.request_restart();
+        self.synth.reset();
+        self.pace.restart();
+    }
+
+    /// Whether the host runs far ahead of the wall clock, as of a block of `samples` starting
+    /// now.
+    pub fn running_ahead(&mut self, samples: usize) -> bool {
+        // NOTE: reading the monotonic clock is a vDSO call on Linux, not a syscall.
+        self.pace.block(Instant::now(), samples)
+    }
+
+    /// Plays the conductor's last block: its events go to the voice, at their offsets in
+    /// `left`/`right` (which it renders, the block's length), and those for the MIDI output to
+    /// `send`, which says whether the host took the event (a refused one is retried or forgotten,
+    /// see [`Conductor::host_refused`]).
+    pub fn render(
+        &mut self,
+        left: &mut [f32],
+        right: &mut [f32],
+        mut send: impl FnMut(&OutEvent) -> bool,
+    ) {
+        let samples = left.len().min(right.len());
+        let mut rendered = 0usize;
+        let release_at = self.conductor.voices_release_at();
+        let mut released = false;
+        for i in 0..self.conductor.events().len() {
+            let event = self.conductor.events()[i];
+            let offset = (event.offset as usize).min(samples);
+            self.synth
+                .render(&mut left[rendered..offset], &mut right[rendered..offset]);
+            rendered = offset;
+            if !released && release_at.is_some_and(|at| at as usize <= offset) {
+                self.synth.release_all();
+                released = true;
+            }
+            let key = VoiceKey {
+                source: event.source,
+                channel: event.channel,
+                key: event.key,
+            };
+            match event.velocity {
+                Some(velocity) if event.audio => {
+                    self.synth.note_on(key, velocity as f32 / 127.0);
+                }
+                Some(_) => {}
+                None => self.synth.note_off(key),
+            }
+            if event.midi && !send(&event) {
+                self.conductor
+                    .host_refused(event.channel, event.key, event.velocity.is_some());
+            }
+        }
+        if !released && release_at.is_some() {
+            self.synth.release_all();
+        }
+        self.synth
+            .render(&mut left[rendered..samples], &mut right[rendered..samples]);
+    }
+}

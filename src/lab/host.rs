@@ -1,0 +1,414 @@
+//! An in-process host: drives the real plugin (`WaveJam::process`, the same code a DAW runs) block
+//! by block with a transport and MIDI, and records its audio and note output. The `wavejam render`
+//! demo and the Rust-level tests use it; the real-host tests load the built bundles instead.
+//!
+//! In debug builds every `process()` call runs under `assert_no_alloc`, as in the CLAP and VST3
+//! wrappers, so an allocation on the audio path aborts the test run.
+
+use std::collections::VecDeque;
+
+use nice_plug::midi::{Channel, Key, VoiceID};
+use nice_plug::prelude::*;
+
+use nice_plug::context::process::SendEventError;
+
+use crate::WaveJam;
+
+/// Most output note events one block may record (recording must not allocate inside `process()`).
+const MAX_EVENTS_PER_BLOCK: usize = 8192;
+
+/// A note event the plugin sent to the host.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedNote {
+    /// Absolute sample position from the start of the render.
+    pub sample: u64,
+    pub channel: u8,
+    pub key: u8,
+    /// `Some(velocity 0–1)` for a note-on, `None` for a note-off.
+    pub velocity: Option<f32>,
+}
+
+/// What the host's transport does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TransportSetup {
+    pub playing: bool,
+    pub tempo_bpm: f64,
+    pub time_signature: (i32, i32),
+}
+
+impl Default for TransportSetup {
+    fn default() -> Self {
+        Self {
+            playing: true,
+            tempo_bpm: 120.0,
+            time_signature: (4, 4),
+        }
+    }
+}
+
+struct Context<'a> {
+    transport: Transport,
+    input: &'a mut VecDeque<NoteEvent<()>>,
+    output: &'a mut Vec<(u32, NoteEvent<()>)>,
+}
+
+impl ProcessContext<WaveJam> for Context<'_> {
+    fn plugin_api(&self) -> PluginApi {
+        PluginApi::Clap
+    }
+    fn execute_background(&self, _task: ()) {}
+    fn execute_gui(&self, _task: ()) {}
+    fn transport(&self) -> &Transport {
+        &self.transport
+    }
+    fn next_event(&mut self) -> Option<NoteEvent<()>> {
+        self.input.pop_front()
+    }
+    fn try_send_event(
+        &mut self,
+        event: NoteEvent<()>,
+    ) -> Result<(), (NoteEvent<()>, SendEventError)> {
+        if self.output.len() == self.output.capacity() {
+            return Err((event, SendEventError::HostBufferFull));
+        }
+        self.output.push((event.timing(), event));
+        Ok(())
+    }
+    fn set_latency_samples(&self, _samples: u32) {}
+    fn request_restart(&self) {}
+    fn set_current_voice_capacity(&self, _capacity: u32) {}
+}
+
+struct Activation;
+
+impl ActivateContext<WaveJam> for Activation {
+    fn plugin_api(&self) -> PluginApi {
+        PluginApi::Clap
+    }
+    fn execute(&self, _task: ()) {}
+    fn set_latency_samples(&self, _samples: u32) {}
+    fn set_current_voice_capacity(&self, _capacity: u32) {}
+}
+
+/// The in-process host.
+pub struct Host {
+    pub plugin: WaveJam,
+    sample_rate_hz: f32,
+    max_block: usize,
+    /// Samples rendered so far.
+    position: u64,
+    pub transport: TransportSetup,
+    /// Player events waiting for their block, sorted by absolute sample.
+    pending: VecDeque<(u64, NoteEvent<()>)>,
+    block_input: VecDeque<NoteEvent<()>>,
+    block_output: Vec<(u32, NoteEvent<()>)>,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    /// Everything the plugin sent, in order.
+    pub notes: Vec<RecordedNote>,
+    /// Everything the plugin played, per channel.
+    pub audio: [Vec<f32>; 2],
+}
+
+impl Host {
+    /// Activate a fresh plugin. `offline` renders like a DAW's bounce (the plugin may wait for its
+    /// generator, so the result doesn't depend on thread timing).
+    pub fn new(sample_rate_hz: f32, max_block: usize, offline: bool) -> Self {
+        Self::with_plugin(WaveJam::default(), sample_rate_hz, max_block, offline)
+    }
+
+    /// Activate `plugin` (e.g. one whose state was restored), once the long-term memory is
+    /// built.
+    pub fn with_plugin(
+        mut plugin: WaveJam,
+        sample_rate_hz: f32,
+        max_block: usize,
+        offline: bool,
+    ) -> Self {
+        let config = BufferConfig {
+            sample_rate: sample_rate_hz,
+            min_buffer_size: None,
+            max_buffer_size: max_block as u32,
+            process_mode: if offline {
+                ProcessMode::Offline
+            } else {
+                ProcessMode::Realtime
+            },
+        };
+        // As the wrappers do: smoothers start at the parameters' values.
+        for (_, ptr, _) in plugin.params().param_map() {
+            // SAFETY: the pointer comes from the plugin's own parameter map.
+            unsafe { ptr._internal_update_smoother(sample_rate_hz, true) };
+        }
+        // Renders are reproducible: the engines answer with their long-term memory from the
+        // first phrase (a DAW's first seconds answer without it, see `Worker::warming`).
+        drop(crate::assets::default_long_term());
+        let layout = WaveJam::AUDIO_IO_LAYOUTS[0];
+        assert!(
+            plugin.activate(&layout, &config, &mut Activation),
+            "activate() failed"
+        );
+        plugin.reset();
+        Self {
+            plugin,
+            sample_rate_hz,
+            max_block,
+            position: 0,
+            transport: TransportSetup::default(),
+            pending: VecDeque::new(),
+            block_input: VecDeque::with_capacity(1024),
+            block_output: Vec::with_capacity(MAX_EVENTS_PER_BLOCK),
+            left: vec![0.0; max_block],
+            right: vec![0.0; max_block],
+            notes: Vec::new(),
+            audio: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// Samples rendered so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn sample_rate_hz(&self) -> f32 {
+        self.sample_rate_hz
+    }
+
+    /// Samples per beat at the transport's tempo.
+    pub fn samples_per_beat(&self) -> f64 {
+        self.sample_rate_hz as f64 * 60.0 / self.transport.tempo_bpm
+    }
+
+    /// Set a parameter by its ID to a plain value (as automation would, between blocks).
+    pub fn set_param(&mut self, id: &str, plain: f32) {
+        let params = self.plugin.params();
+        let (_, ptr, _) = params
+            .param_map()
+            .into_iter()
+            .find(|(param_id, _, _)| param_id == id)
+            .unwrap_or_else(|| panic!("no parameter {id}"));
+        // SAFETY: the pointer comes from the plugin's own parameter map and the plugin is alive.
+        unsafe {
+            let normalized = ptr.preview_normalized(plain);
+            ptr._internal_set_normalized_value(normalized);
+            ptr._internal_update_smoother(self.sample_rate_hz, true);
+        }
+    }
+
+    /// Queue a note-on at absolute sample `at` (velocity 0–1) on channel 0.
+    pub fn note_on(&mut self, at: u64, key: u8, velocity: f32) {
+        self.queue(
+            at,
+            NoteEvent::NoteOn {
+                timing: 0,
+                voice_id: VoiceID::Wildcard,
+                channel: Channel::Number(0),
+                key: Key::Number(key),
+                velocity,
+            },
+        );
+    }
+
+    /// Queue a note-off at absolute sample `at` on channel 0.
+    pub fn note_off(&mut self, at: u64, key: u8) {
+        self.queue(
+            at,
+            NoteEvent::NoteOff {
+                timing: 0,
+                voice_id: VoiceID::Wildcard,
+                channel: Channel::Number(0),
+                key: Key::Number(key),
+                velocity: 0.0,
+            },
+        );
+    }
+
+    fn queue(&mut self, at: u64, event: NoteEvent<()>) {
+        let index = self.pending.partition_point(|(t, _)| *t <= at);
+        self.pending.insert(index, (at, event));
+    }
+
+    /// Queue a phrase given in beats from `start_beat`.
+    pub fn play_phrase(&mut self, start_beat: f64, notes: &[crate::music::Note]) {
+        let spb = self.samples_per_beat();
+        for n in notes {
+            let on = ((start_beat + n.onset_beats) * spb).round() as u64;
+            let off = ((start_beat + n.end_beats()) * spb).round() as u64;
+            self.note_on(on, n.pitch, n.velocity as f32 / 127.0);
+            self.note_off(off, n.pitch);
+        }
+    }
+
+    /// Render one block of `samples` (≤ the max block size).
+    pub fn process_block(&mut self, samples: usize) {
+        assert!(samples <= self.max_block);
+        let end = self.position + samples as u64;
+        self.block_input.clear();
+        while self.pending.front().is_some_and(|(t, _)| *t < end) {
+            let (t, mut event) = self.pending.pop_front().expect("checked");
+            let timing = t.saturating_sub(self.position) as u32;
+            set_timing(&mut event, timing);
+            self.block_input.push_back(event);
+        }
+        let mut transport = Transport::new(self.sample_rate_hz);
+        transport.playing = self.transport.playing;
+        transport.tempo = Some(self.transport.tempo_bpm);
+        transport.time_sig_numerator = Some(self.transport.time_signature.0);
+        transport.time_sig_denominator = Some(self.transport.time_signature.1);
+        if self.transport.playing {
+            transport.pos_samples = Some(self.position as i64);
+        }
+        self.block_output.clear();
+        let (left, right) = (&mut self.left[..samples], &mut self.right[..samples]);
+        let mut buffer = Buffer::default();
+        // SAFETY: the slices outlive the buffer, which is dropped at the end of this function.
+        unsafe {
+            buffer.set_slices(samples, |slices| {
+                slices.clear();
+                slices.push(std::mem::transmute::<&mut [f32], &mut [f32]>(left));
+                slices.push(std::mem::transmute::<&mut [f32], &mut [f32]>(right));
+            });
+        }
+        let mut aux = AuxiliaryBuffers {
+            inputs: &mut [],
+            outputs: &mut [],
+        };
+        let mut context = Context {
+            transport,
+            input: &mut self.block_input,
+            output: &mut self.block_output,
+        };
+        let plugin = &mut self.plugin;
+        let status = nice_assert_no_alloc::assert_no_alloc(|| {
+            plugin.process(&mut buffer, &mut aux, &mut context)
+        });
+        assert!(
+            !matches!(status, ProcessStatus::Error(_)),
+            "process() failed: {status:?}"
+        );
+        drop(buffer);
+        for (timing, event) in self.block_output.drain(..) {
+            let sample = self.position + timing as u64;
+            match event {
+                NoteEvent::NoteOn {
+                    channel,
+                    key,
+                    velocity,
+                    ..
+                } => self.notes.push(RecordedNote {
+                    sample,
+                    channel: channel.number().unwrap_or(0),
+                    key: key.number().unwrap_or(0),
+                    velocity: Some(velocity),
+                }),
+                NoteEvent::NoteOff { channel, key, .. } => self.notes.push(RecordedNote {
+                    sample,
+                    channel: channel.number().unwrap_or(0),
+                    key: key.number().unwrap_or(0),
+                    velocity: None,
+                }),
+                _ => {}
+            }
+        }
+        self.audio[0].extend_from_slice(&self.left[..samples]);
+        self.audio[1].extend_from_slice(&self.right[..samples]);
+        self.position = end;
+    }
+
+    /// Render `total` samples in blocks of `block` samples.
+    pub fn run(&mut self, total: u64, block: usize) {
+        let end = self.position + total;
+        while self.position < end {
+            let n = ((end - self.position) as usize).min(block);
+            self.process_block(n);
+        }
+    }
+
+    /// Render until beat `beat` in blocks of `block` samples.
+    pub fn run_until_beat(&mut self, beat: f64, block: usize) {
+        let target = (beat * self.samples_per_beat()).round() as u64;
+        if target > self.position {
+            self.run(target - self.position, block);
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.plugin.deactivate();
+    }
+}
+
+fn set_timing(event: &mut NoteEvent<()>, new_timing: u32) {
+    match event {
+        NoteEvent::NoteOn { timing, .. } | NoteEvent::NoteOff { timing, .. } => {
+            *timing = new_timing
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    const CHILD_ENV: &str = "WAVEJAM_PLANTED_ALLOCATION_CHILD";
+
+    #[test]
+    fn an_allocation_in_process_aborts_the_test_run() {
+        if std::env::var_os(CHILD_ENV).is_some() {
+            let mut host = Host::new(48_000.0, 64, false);
+            host.plugin.plant_allocation = true;
+            host.process_block(64);
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "lab::host::tests::an_allocation_in_process_aborts_the_test_run",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.signal(),
+            Some(libc::SIGABRT),
+            "the planted allocation did not abort: {:?}\n{stderr}",
+            output.status
+        );
+        assert!(stderr.contains("memory allocation of"), "{stderr}");
+    }
+
+    #[test]
+    fn a_clean_process_passes_the_allocation_check() {
+        let mut host = Host::new(48_000.0, 64, false);
+        host.note_on(10, 60, 0.8);
+        host.note_off(4000, 60);
+        host.run(48_000, 64);
+        assert!(host.audio[0].iter().any(|x| x.abs() > 1e-3));
+    }
+
+    #[test]
+    fn garbage_session_state_loads_as_the_default() {
+        let plugin = WaveJam::default();
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "session".to_string(),
+            r#"{"last_phrase": "garbage"}"#.to_string(),
+        );
+        plugin.params().deserialize_fields(&fields);
+        assert_eq!(*plugin.params.session.lock().unwrap(), Default::default());
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "session".to_string(),
+            r#"{"last_phrase":[{"pitch":60,"velocity":90,"onset_beats":0.0,"duration_beats":1.0}]}"#
+                .to_string(),
+        );
+        plugin.params().deserialize_fields(&fields);
+        assert_eq!(plugin.params.session.lock().unwrap().last_phrase.len(), 1);
+    }
+}

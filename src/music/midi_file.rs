@@ -1,0 +1,316 @@
+//! Standard MIDI files of phrases and answers (the panel's "save answer" and the demo).
+
+use midly::num::{u15, u24, u28, u4, u7};
+use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
+
+use crate::music::meter::{bar_ticks, Meter, MeterChange};
+use crate::music::{beats_to_ticks, Note};
+
+/// Ticks per quarter note in files we write (divisible by 24 ticks per beat and by 5 and 3).
+pub const PPQ: u16 = 480;
+
+/// A time signature of a MIDI file: from `at_beats` on, bars of `numerator` notes of
+/// `1 / denominator` (a power of two: 6/8 is 6 and 8).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeSignature {
+    pub at_beats: f64,
+    pub numerator: u8,
+    pub denominator: u8,
+}
+
+impl TimeSignature {
+    /// The bar lines it sets, in event ticks.
+    fn meter_change(&self) -> MeterChange {
+        MeterChange {
+            at_ticks: beats_to_ticks(self.at_beats),
+            bar_ticks: bar_ticks(u32::from(self.numerator), u32::from(self.denominator)),
+        }
+    }
+}
+
+/// What WaveJam reads from a MIDI file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MidiTune {
+    /// Every note, sorted by onset, then pitch.
+    pub notes: Vec<Note>,
+    /// The file's time signatures in time order (none: 4/4, as the standard says).
+    pub signatures: Vec<TimeSignature>,
+    /// The bar lines the signatures set.
+    pub meter: Meter,
+}
+
+/// A type-0 MIDI file of `notes` (beats from 0) at `tempo_bpm` on channel `channel` (0-based),
+/// with `signatures` (none: the file is in 4/4, the MIDI default).
+pub fn to_smf_bytes(
+    notes: &[Note],
+    tempo_bpm: f64,
+    channel: u8,
+    signatures: &[TimeSignature],
+) -> Vec<u8> {
+    let tick = |beats: f64| (beats.max(0.0) * PPQ as f64).round() as u64;
+    let channel = u4::new(channel & 15);
+    let note = |key: u8, vel: u8| {
+        let (key, vel) = (u7::new(key), u7::new(vel));
+        let message = if vel > 0 {
+            MidiMessage::NoteOn { key, vel }
+        } else {
+            MidiMessage::NoteOff { key, vel }
+        };
+        TrackEventKind::Midi { channel, message }
+    };
+    // (tick, order, key, event): at one tick signatures come first, then offs before ons so
+    // repeats retrigger.
+    let mut events: Vec<(u64, u8, u8, TrackEventKind<'static>)> = notes
+        .iter()
+        .flat_map(|n| {
+            let on = tick(n.onset_beats);
+            let off = tick(n.end_beats()).max(on + 1);
+            let (key, velocity) = (n.pitch & 127, n.velocity.clamp(1, 127));
+            [
+                (on, 2, key, note(key, velocity)),
+                (off, 1, key, note(key, 0)),
+            ]
+        })
+        .collect();
+    events.extend(signatures.iter().map(|s| {
+        let log2_denominator = s.denominator.max(1).ilog2() as u8;
+        let meta = MetaMessage::TimeSignature(s.numerator.max(1), log2_denominator, 24, 8);
+        (tick(s.at_beats), 0, 0, TrackEventKind::Meta(meta))
+    }));
+    events.sort_by_key(|&(t, order, key, _)| (t, order, key));
+
+    let micros_per_beat = (60_000_000.0 / tempo_bpm.clamp(10.0, 1000.0)).round() as u32;
+    let mut track = vec![TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros_per_beat))),
+    }];
+    let mut now = 0u64;
+    for (t, _, _, kind) in events {
+        track.push(TrackEvent {
+            delta: u28::new((t - now).min(0x0FFF_FFFF) as u32),
+            kind,
+        });
+        now = t;
+    }
+    track.push(TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+    });
+    let smf = Smf {
+        header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(PPQ))),
+        tracks: vec![track],
+    };
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes)
+        .expect("writing a MIDI file to memory cannot fail");
+    bytes
+}
+
+/// The notes of a MIDI file (type 0 or 1, any PPQ, all channels and tracks merged), in beats.
+pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, midly::Error> {
+    read_tune(bytes).map(|tune| tune.notes)
+}
+
+/// The notes of a MIDI file (as [`read_notes`]), its time signatures (from any track) and the
+/// meter they set.
+pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
+    let smf = Smf::parse(bytes)?;
+    let ppq = match smf.header.timing {
+        Timing::Metrical(ppq) => ppq.as_int().max(1) as f64,
+        // SMPTE files: treat 1 second as 2 beats (120 BPM), the MIDI default.
+        Timing::Timecode(fps, sub) => fps.as_f32() as f64 * sub as f64 / 2.0,
+    };
+    let mut notes = Vec::new();
+    let mut signatures = Vec::new();
+    for track in &smf.tracks {
+        let mut tick = 0u64;
+        // Open notes per (channel, key): (start tick, velocity).
+        let mut open: std::collections::BTreeMap<(u8, u8), (u64, u8)> = Default::default();
+        for event in track {
+            tick += event.delta.as_int() as u64;
+            let (channel, message) = match event.kind {
+                TrackEventKind::Midi { channel, message } => (channel, message),
+                TrackEventKind::Meta(MetaMessage::TimeSignature(
+                    numerator,
+                    log2_denominator,
+                    ..,
+                )) => {
+                    signatures.push(TimeSignature {
+                        at_beats: tick as f64 / ppq,
+                        numerator,
+                        // NOTE: 1/128 is the shortest note value a signature names in practice.
+                        denominator: 1 << log2_denominator.min(7),
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            let (key, vel) = match message {
+                MidiMessage::NoteOn { key, vel } => (key.as_int(), vel.as_int()),
+                MidiMessage::NoteOff { key, .. } => (key.as_int(), 0),
+                _ => continue,
+            };
+            let slot = (channel.as_int(), key);
+            if let Some((start, velocity)) = open.remove(&slot) {
+                if tick > start {
+                    notes.push(Note {
+                        pitch: key,
+                        velocity,
+                        onset_beats: start as f64 / ppq,
+                        duration_beats: (tick - start) as f64 / ppq,
+                    });
+                }
+            }
+            if vel > 0 {
+                open.insert(slot, (tick, vel));
+            }
+        }
+    }
+    notes.sort_by(|a, b| {
+        a.onset_beats
+            .total_cmp(&b.onset_beats)
+            .then(a.pitch.cmp(&b.pitch))
+    });
+    // NOTE: a stable sort keeps the file's order among signatures at one time (the last wins).
+    signatures.sort_by(|a, b| a.at_beats.total_cmp(&b.at_beats));
+    let meter = Meter::from_changes(signatures.iter().map(TimeSignature::meter_change));
+    Ok(MidiTune {
+        notes,
+        signatures,
+        meter,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_round_trip_through_a_midi_file() {
+        let notes = vec![
+            Note {
+                pitch: 60,
+                velocity: 90,
+                onset_beats: 0.0,
+                duration_beats: 1.0,
+            },
+            Note {
+                pitch: 64,
+                velocity: 70,
+                onset_beats: 0.0,
+                duration_beats: 0.5,
+            },
+            Note {
+                pitch: 60,
+                velocity: 80,
+                onset_beats: 1.0,
+                duration_beats: 1.0 / 3.0,
+            },
+            Note {
+                pitch: 67,
+                velocity: 100,
+                onset_beats: 2.125,
+                duration_beats: 0.125,
+            },
+        ];
+        let back = read_notes(&to_smf_bytes(&notes, 97.0, 0, &[])).unwrap();
+        assert_eq!(back.len(), notes.len());
+        for (a, b) in back.iter().zip(&notes) {
+            assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));
+            assert!((a.onset_beats - b.onset_beats).abs() < 1.0 / PPQ as f64);
+            assert!((a.duration_beats - b.duration_beats).abs() < 1.0 / PPQ as f64);
+        }
+    }
+
+    /// A type-1 file: 6/8 on the conductor track, 2/4 from beat 6 (two bars of 6/8), at 96 PPQ.
+    #[test]
+    fn meters_come_from_time_signatures_on_any_track() {
+        let meta = |delta: u32, message| TrackEvent {
+            delta: u28::new(delta),
+            kind: TrackEventKind::Meta(message),
+        };
+        let conductor = vec![
+            meta(0, MetaMessage::TimeSignature(6, 3, 36, 8)),
+            meta(6 * 96, MetaMessage::TimeSignature(2, 2, 24, 8)),
+            meta(0, MetaMessage::EndOfTrack),
+        ];
+        let channel = u4::new(0);
+        let notes = vec![
+            TrackEvent {
+                delta: u28::new(0),
+                kind: TrackEventKind::Midi {
+                    channel,
+                    message: MidiMessage::NoteOn {
+                        key: u7::new(60),
+                        vel: u7::new(80),
+                    },
+                },
+            },
+            TrackEvent {
+                delta: u28::new(48),
+                kind: TrackEventKind::Midi {
+                    channel,
+                    message: MidiMessage::NoteOff {
+                        key: u7::new(60),
+                        vel: u7::new(0),
+                    },
+                },
+            },
+            meta(0, MetaMessage::EndOfTrack),
+        ];
+        let smf = Smf {
+            header: Header::new(Format::Parallel, Timing::Metrical(u15::new(96))),
+            tracks: vec![conductor, notes],
+        };
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        let tune = read_tune(&bytes).unwrap();
+        assert_eq!(tune.notes.len(), 1);
+        assert_eq!(tune.notes[0].duration_beats, 0.5);
+        let change = |at_ticks, bar_ticks| MeterChange {
+            at_ticks,
+            bar_ticks,
+        };
+        assert_eq!(tune.meter.changes(), [change(0, 72), change(144, 48)]);
+        let signature = |at_beats, numerator, denominator| TimeSignature {
+            at_beats,
+            numerator,
+            denominator,
+        };
+        let signatures = [signature(0.0, 6, 8), signature(6.0, 2, 4)];
+        assert_eq!(tune.signatures, signatures);
+        // Written again, the file has the same signatures, before the notes at their ticks.
+        let again = read_tune(&to_smf_bytes(&tune.notes, 120.0, 0, &signatures)).unwrap();
+        assert_eq!(again, tune);
+        // No time signature: 4/4.
+        let plain = read_tune(&to_smf_bytes(&tune.notes, 120.0, 0, &[])).unwrap();
+        assert_eq!((plain.signatures, plain.meter), (vec![], Meter::default()));
+    }
+
+    /// 3/4 and 6/8 bars are both 72 ticks; the file keeps which one it is.
+    #[test]
+    fn signatures_of_equal_bars_are_written_as_given() {
+        let notes = [Note {
+            pitch: 62,
+            velocity: 80,
+            onset_beats: 0.0,
+            duration_beats: 1.5,
+        }];
+        for (numerator, denominator) in [(3, 4), (6, 8)] {
+            let signature = TimeSignature {
+                at_beats: 0.0,
+                numerator,
+                denominator,
+            };
+            let tune = read_tune(&to_smf_bytes(&notes, 100.0, 0, &[signature])).unwrap();
+            assert_eq!(tune.signatures, [signature]);
+            assert_eq!(tune.meter, Meter::constant(72));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(read_notes(b"not a midi file").is_err());
+        assert!(read_notes(&[]).is_err());
+    }
+}

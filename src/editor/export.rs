@@ -70,8 +70,9 @@ mod tests {
 
     #[test]
     fn answers_are_saved_as_midi_without_overwriting() {
-        let dir = std::env::temp_dir().join(format!("wavejam-export-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let temp = crate::test_kit::TempDir::new("export");
+        // A folder that does not exist yet: saving creates it.
+        let dir = temp.0.join("answers");
         let notes = [
             Note {
                 pitch: 60,
@@ -93,6 +94,5 @@ mod tests {
         let back = midi_file::read_notes(&fs::read(&first).unwrap()).unwrap();
         assert_eq!(back.len(), notes.len());
         assert_eq!((back[1].pitch, back[1].onset_beats), (67, 1.5));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

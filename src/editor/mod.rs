@@ -309,48 +309,8 @@ impl Panel {
     fn health(&self, ui: &mut Ui) {
         let s = &self.status;
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let counters = [
-            (
-                "obs. overflows",
-                load(&s.observation_overflows),
-                "Observations dropped: the audio → generator ring was full",
-            ),
-            (
-                "gen. retries",
-                load(&s.schedule_ring_full),
-                "Times the generator found the generator → audio ring full and retried",
-            ),
-            (
-                "answer overflows",
-                load(&s.answer_overflows),
-                "Answer notes dropped: an answer exceeded the audio thread's slot",
-            ),
-            (
-                "host refused",
-                load(&s.host_refused_events),
-                "Note events the host refused (its output queue was full)",
-            ),
-            (
-                "dropped note-ons",
-                load(&s.dropped_note_ons),
-                "Note-ons dropped because a block was full",
-            ),
-            (
-                "late answers",
-                load(&s.late_answers),
-                "Answers that came after their grid point and started on the next one",
-            ),
-            (
-                "skipped answers",
-                load(&s.skipped_answers),
-                "Answers a bounce gave up waiting for (2 s), or lost with a failed generator",
-            ),
-            (
-                "gen. panics",
-                load(&s.generator_panics),
-                "Times the generator thread failed (it restarts once per activation)",
-            ),
-        ];
+        let counters =
+            readout::COUNTERS.map(|(name, field, meaning)| (name, load(field(s)), meaning));
         ui.horizontal(|ui| {
             ui.spacing_mut().item_spacing.x = 10.0;
             for (name, count, meaning) in counters {

@@ -1,6 +1,6 @@
 //! Figures the panel shows, derived from [`Status`] values.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use egui::Color32;
 
@@ -11,6 +11,22 @@ use crate::status::Status;
 pub const FALLBACK_TEMPO_BPM: f64 = 120.0;
 /// Bar length assumed while the host has not reported a time signature, in beats.
 pub const FALLBACK_BAR_BEATS: f64 = 4.0;
+
+/// A counter of the panel's health row: its name, the status field it shows, what it counts.
+pub type Counter = (&'static str, fn(&Status) -> &AtomicU64, &'static str);
+
+/// The health row's counters (highlighted when not zero).
+#[rustfmt::skip]
+pub const COUNTERS: [Counter; 8] = [
+    ("obs. overflows", |s| &s.observation_overflows, "Observations dropped: the audio → generator ring was full"),
+    ("gen. retries", |s| &s.schedule_ring_full, "Times the generator found the generator → audio ring full and retried"),
+    ("answer overflows", |s| &s.answer_overflows, "Answer notes dropped: an answer exceeded the audio thread's slot"),
+    ("host refused", |s| &s.host_refused_events, "Note events the host refused (its output queue was full)"),
+    ("dropped note-ons", |s| &s.dropped_note_ons, "Note-ons dropped because a block was full"),
+    ("late answers", |s| &s.late_answers, "Answers that came after their grid point and started on the next one"),
+    ("skipped answers", |s| &s.skipped_answers, "Answers a bounce gave up waiting for (2 s), or lost with a failed generator"),
+    ("gen. panics", |s| &s.generator_panics, "Times the generator thread failed (it restarts once per activation)"),
+];
 
 /// What the panel's header says about the generator: (note, what it means, colour), the most
 /// serious first.

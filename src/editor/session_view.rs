@@ -47,13 +47,9 @@ mod tests {
     use super::*;
     use crate::persist::Session;
 
+    /// A one-beat note at beat 0.
     fn note(pitch: u8) -> Note {
-        Note {
-            pitch,
-            velocity: 80,
-            onset_beats: 0.0,
-            duration_beats: 1.0,
-        }
+        crate::test_kit::note(pitch, 0.0, 1.0)
     }
 
     #[test]

@@ -188,7 +188,7 @@ impl EventAnswerer {
                 Some(Token::NoteOn(p)) => self.sounding[usize::from(p)] = Some(now),
                 Some(Token::NoteOff(p)) => {
                     if let Some(onset) = self.sounding[usize::from(p)].take() {
-                        out.push(note(p, velocity, onset, now));
+                        out.push(note_from_ticks(p, velocity, onset, now));
                     }
                 }
                 Some(Token::TimeShift(d)) => {
@@ -204,7 +204,12 @@ impl EventAnswerer {
         let end = now.min(length);
         for (pitch, onset) in self.sounding.iter_mut().enumerate() {
             if let Some(onset) = onset.take() {
-                out.push(note(pitch as u8, velocity, onset, end.max(onset + 1)));
+                out.push(note_from_ticks(
+                    pitch as u8,
+                    velocity,
+                    onset,
+                    end.max(onset + 1),
+                ));
             }
         }
         out.sort_by(|a, b| {
@@ -299,7 +304,8 @@ impl EventAnswerer {
     }
 }
 
-fn note(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
+/// A note from its onset and release in ticks.
+fn note_from_ticks(pitch: u8, velocity: u8, on: u64, off: u64) -> Note {
     Note {
         pitch,
         velocity,

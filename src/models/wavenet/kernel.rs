@@ -302,13 +302,7 @@ impl WaveNetKernel {
     /// NOTE: only for a supported `simd`: [`step`](Self::step) relies on it.
     fn pack(file: &ModelFile, simd: SimdPath) -> Self {
         let config = file.config;
-        let (v, c, g, s, h) = (
-            config.vocab_size,
-            config.residual_channels,
-            config.gate_channels,
-            config.skip_channels,
-            config.head_channels,
-        );
+        let (v, c, g, s, h) = config.sizes();
         let lanes = simd.lanes();
         let half = file.precision == Precision::Half && simd.streams_half();
         let t = |name: &str| file.tensor(name).to_vec();
@@ -740,13 +734,7 @@ mod tests {
     /// (no history rings, no packing): the reference the kernel must match.
     fn reference_forward(file: &ModelFile, tokens: &[u16], positions: &[u32]) -> Vec<Vec<f32>> {
         let cfg = file.config;
-        let (v, c, g, s, h) = (
-            cfg.vocab_size,
-            cfg.residual_channels,
-            cfg.gate_channels,
-            cfg.skip_channels,
-            cfg.head_channels,
-        );
+        let (v, c, g, s, h) = cfg.sizes();
         let t_len = tokens.len();
         let te = file.tensor("token_embedding.weight");
         let pe = file.tensor("position_embedding.weight");

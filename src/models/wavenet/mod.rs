@@ -78,6 +78,18 @@ impl Default for WaveNetConfig {
 }
 
 impl WaveNetConfig {
+    /// The sizes the layers are built from: (vocabulary `V`, residual `C`, gate `G`, skip `S`,
+    /// head `H` channels).
+    pub fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        (
+            self.vocab_size,
+            self.residual_channels,
+            self.gate_channels,
+            self.skip_channels,
+            self.head_channels,
+        )
+    }
+
     /// Total number of dilated layers.
     pub fn layers(&self) -> usize {
         self.layers_per_stack * self.stacks

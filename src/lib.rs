@@ -12,6 +12,7 @@ pub mod audio;
 pub mod editor;
 pub mod generator;
 pub mod lab;
+pub mod listen;
 pub mod models;
 pub mod music;
 pub mod params;

@@ -198,3 +198,82 @@ pub fn test_sequence(len: usize, seed: u64, vocab: u16, positions: u32) -> (Vec<
 pub fn random_kernel(seed: u64) -> WaveNetKernel {
     WaveNetKernel::load(&random_model_bytes(&small_config(), seed, Precision::Half)).unwrap()
 }
+
+/// A number from a seeded stream, about normally distributed (mean 0, deviation 1, within ±3:
+/// a sum of uniforms).
+fn about_normal(rng: &mut ChaCha8Rng) -> f64 {
+    let sum: f64 = (0..12).map(|_| rng.random_range(0.0..1.0)).sum();
+    (sum - 6.0).clamp(-3.0, 3.0)
+}
+
+/// `notes` played as a keyboard player plays them at `tempo_bpm`: onsets spread by 12 ms (one
+/// standard deviation), every other note held 20–80 ms into the next, the others released early,
+/// velocities 85 ± 12. Seeded: the same `seed` plays the same way.
+pub fn played_live(notes: &[Note], tempo_bpm: f64, seed: u64) -> Vec<Note> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let beats_per_second = tempo_bpm / 60.0;
+    notes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let onset = n.onset_beats + about_normal(&mut rng) * 0.012 * beats_per_second;
+            let end = if i % 2 == 0 {
+                n.end_beats() + rng.random_range(0.020..0.080) * beats_per_second
+            } else {
+                n.end_beats() - n.duration_beats * rng.random_range(0.1..0.4)
+            };
+            let velocity = (85.0 + about_normal(&mut rng) * 12.0).round() as u8;
+            Note {
+                onset_beats: onset,
+                duration_beats: end - onset,
+                velocity,
+                ..*n
+            }
+        })
+        .collect()
+}
+
+/// `notes` with a left-hand triad under each bar of `bar_beats` (from the first note to the
+/// last), an octave and more below the note it starts with, held to the bar's end.
+pub fn with_chords(notes: &[Note], bar_beats: f64) -> Vec<Note> {
+    let mut all = notes.to_vec();
+    let last = notes.iter().map(|n| n.onset_beats).fold(0.0, f64::max);
+    let first = notes.first().map_or(0.0, |n| n.onset_beats);
+    let mut bar = (first / bar_beats).floor() * bar_beats;
+    while bar <= last && !notes.is_empty() {
+        let start = bar.max(first);
+        let root = notes
+            .iter()
+            .find(|n| n.end_beats() > start)
+            .map_or(48, |n| n.pitch.saturating_sub(15).max(36));
+        for offset in [0, 4, 7] {
+            all.push(note(root + offset, start, bar + bar_beats - start));
+        }
+        bar += bar_beats;
+    }
+    all
+}
+
+/// `notes` swung: every note on an off-beat 8th moves to two thirds of its beat (2:1), and the
+/// note before it ends there.
+pub fn swung(notes: &[Note]) -> Vec<Note> {
+    let swing = |beat: f64| {
+        let whole = beat.floor();
+        if ((beat - whole) - 0.5).abs() < 1e-9 {
+            whole + 2.0 / 3.0
+        } else {
+            beat
+        }
+    };
+    notes
+        .iter()
+        .map(|n| {
+            let onset = swing(n.onset_beats);
+            Note {
+                onset_beats: onset,
+                duration_beats: swing(n.end_beats()) - onset,
+                ..*n
+            }
+        })
+        .collect()
+}

@@ -12,6 +12,7 @@ use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming
 use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::stream_seed;
+use crate::listen::transcribe::transcribe;
 use crate::models::choice::{
     describe, restore, ModelChoice, ModelChoiceState, ModelLine, DEFAULT_MODEL_MESSAGE,
 };
@@ -224,30 +225,34 @@ impl Worker {
         self.status.session_revision.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The phrase in progress, onsets from its first note (no notes and origin 0 if there is
-    /// none); held notes end at the latest beat.
+    /// The phrase in progress as notation (see [`transcribe`]: one line, on its grid), onsets
+    /// from its first note (no notes and origin 0 if there is none); held notes end at the latest
+    /// beat.
     fn current_phrase(&self) -> Placed {
-        let Some(first) = self.heard.iter().map(|n| n.start).reduce(f64::min) else {
-            return Placed::default();
-        };
-        let mut phrase: Vec<Note> = self
+        let played: Vec<Note> = self
             .heard
             .iter()
             .map(|n| Note {
                 pitch: n.pitch,
                 velocity: n.velocity,
-                onset_beats: n.start - first,
+                onset_beats: n.start,
                 duration_beats: (n.end.unwrap_or(self.latest_beat) - n.start).max(1.0 / 24.0),
             })
             .collect();
-        phrase.sort_by(|a, b| {
-            a.onset_beats
-                .total_cmp(&b.onset_beats)
-                .then(a.pitch.cmp(&b.pitch))
-        });
+        // The engines read notation: the line the player played, on its grid.
+        let line = transcribe(&played).melody;
+        let Some(first) = line.first().map(|n| n.onset_beats) else {
+            return Placed::default();
+        };
         Placed {
             origin_beat: first,
-            notes: phrase,
+            notes: line
+                .into_iter()
+                .map(|n| Note {
+                    onset_beats: n.onset_beats - first,
+                    ..n
+                })
+                .collect(),
         }
     }
 
@@ -479,6 +484,63 @@ mod tests {
                 pitch,
                 beat: beat + 0.5,
             });
+        }
+    }
+
+    /// The player plays `notes` (onsets in host beats), note-ons and note-offs in time order.
+    fn perform(worker: &mut Worker, notes: &[Note]) {
+        let mut events: Vec<(f64, Observation)> = Vec::new();
+        for n in notes {
+            let (pitch, velocity) = (n.pitch, n.velocity);
+            let on = n.onset_beats;
+            events.push((
+                on,
+                Observation::NoteOn {
+                    pitch,
+                    velocity,
+                    beat: on,
+                },
+            ));
+            let off = n.end_beats();
+            events.push((off, Observation::NoteOff { pitch, beat: off }));
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, event) in events {
+            worker.handle(event);
+        }
+    }
+
+    /// A tune played legato with loose timing, or with chords under it, is answered as the
+    /// written tune is: every engine reads the line the player meant.
+    #[test]
+    fn loose_legato_and_chords_are_answered_as_the_written_tune() {
+        let tune = crate::test_kit::folk_tune(0);
+        let loose = crate::test_kit::played_live(&tune, 120.0, 9);
+        // Every note held 30 ms (0.06 beat) past its written end, into the next one.
+        let legato: Vec<Note> = loose
+            .iter()
+            .zip(&tune)
+            .map(|(played, written)| Note {
+                onset_beats: played.onset_beats,
+                duration_beats: written.end_beats() + 0.06 - played.onset_beats,
+                ..*written
+            })
+            .collect();
+        let chords = crate::test_kit::with_chords(&tune, 4.0);
+        for engine in [EngineChoice::Hybrid, EngineChoice::Continuator] {
+            let answer = |played: &[Note]| {
+                let mut worker =
+                    Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+                perform(&mut worker, played);
+                worker.answer(&Request {
+                    start_beat: 30.0,
+                    ..request(engine)
+                })
+            };
+            let written = answer(&tune);
+            assert!(!written.is_empty());
+            assert_eq!(answer(&legato), written, "{engine:?}, legato");
+            assert_eq!(answer(&chords), written, "{engine:?}, chords");
         }
     }
 

@@ -1,0 +1,338 @@
+//! From what a player's hands did to notation the engines read as they read the corpus: the
+//! phrase's rhythmic grid, onsets on it, one melodic line, and the chords under it.
+//!
+//! Players are not notation. Their onsets spread around the beat by tens of milliseconds, legato
+//! notes overlap the next, a grace note or a slip lands just before the note meant, the left hand
+//! strikes chords. Read literally, the engines take the jitter for rhythm, the overlaps for
+//! chords and the slips for ornaments, and continue all of it. So, per phrase:
+//! 1. the grid is the one of [`Grid::ALL`] the onsets fit best (swung 8ths are straight 8ths
+//!    played late: they are written straight, and the swing is measured); slips are left out;
+//! 2. onsets snap to the grid, releases to half its step;
+//! 3. notes on one onset are a chord: the melody is its highest note, the rest is harmony, but a
+//!    note shorter than [`SLIP_BEATS`] next to a longer one was a slip or a grace note, and goes
+//!    (a phrase of chords only stays as it is);
+//! 4. the line is one voice: a note ends where the next one starts.
+//!
+//! Clean notation comes through unchanged: its onsets are on the grid, its releases on half-steps.
+
+use crate::music::Note;
+
+/// A note shorter than this (in beats, a 32nd) struck with a longer one is a slip or a grace
+/// note; such notes do not count for the grid either.
+pub const SLIP_BEATS: f64 = 0.125;
+/// A grid must fit the onsets this much better (in mean squared distance) than a grid before it
+/// in [`Grid::ALL`] to be chosen over it: the simpler reading wins a near tie.
+const BETTER_FIT: f64 = 0.5;
+
+/// A rhythmic grid within the beat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grid {
+    /// Sixteenth notes: four points a beat.
+    Straight16,
+    /// Eighth notes played long-short: the off-beat falls at two thirds of the beat; written as
+    /// straight eighths.
+    Swung8,
+    /// Eighth-note triplets: three points a beat.
+    Triplet8,
+}
+
+impl Grid {
+    /// Every grid, simplest first.
+    pub const ALL: [Grid; 3] = [Grid::Straight16, Grid::Swung8, Grid::Triplet8];
+
+    /// Grid points within the beat, in beats, as played.
+    fn points(self) -> &'static [f64] {
+        match self {
+            Grid::Straight16 => &[0.0, 0.25, 0.5, 0.75, 1.0],
+            Grid::Swung8 => &[0.0, 2.0 / 3.0, 1.0],
+            Grid::Triplet8 => &[0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
+        }
+    }
+
+    /// Where the played position `in_beat` (0–1 beat) is written: the swing is taken out.
+    fn written(self, in_beat: f64) -> f64 {
+        match self {
+            Grid::Swung8 if in_beat < 2.0 / 3.0 => in_beat * 0.75,
+            Grid::Swung8 => 0.5 + (in_beat - 2.0 / 3.0) * 1.5,
+            _ => in_beat,
+        }
+    }
+
+    /// The written grid's step, in beats.
+    fn written_step(self) -> f64 {
+        match self {
+            Grid::Straight16 | Grid::Swung8 => 0.25,
+            Grid::Triplet8 => 1.0 / 3.0,
+        }
+    }
+
+    /// `beat` (host beats) written on this grid: swing taken out, then onto the written grid's
+    /// points every `step` beats.
+    fn snap(self, beat: f64, step: f64) -> f64 {
+        let whole = beat.floor();
+        let written = whole + self.written(beat - whole);
+        (written / step).round() * step
+    }
+
+    /// Mean squared distance from `onsets` (host beats) to the grid's points, in beats².
+    fn misfit(self, onsets: &[f64]) -> f64 {
+        let points = self.points();
+        let total: f64 = onsets
+            .iter()
+            .map(|onset| {
+                let in_beat = onset - onset.floor();
+                points
+                    .iter()
+                    .map(|p| (in_beat - p).powi(2))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .sum();
+        total / onsets.len().max(1) as f64
+    }
+}
+
+/// A phrase as notation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    /// One line: the top voice, on the grid, each note ending by the next one's onset.
+    pub melody: Vec<Note>,
+    /// The other notes of the chords, on the grid.
+    pub harmony: Vec<Note>,
+    pub grid: Grid,
+    /// Where the off-beat 8ths fell, as a fraction of the beat (0.5 straight, 2/3 swung 2:1);
+    /// `None` without off-beat 8ths.
+    pub offbeat_position: Option<f64>,
+}
+
+/// The phrase `notes` (onsets in host beats, any order) as notation.
+pub fn transcribe(notes: &[Note]) -> Transcription {
+    let onsets: Vec<f64> = notes
+        .iter()
+        .filter(|n| n.duration_beats >= SLIP_BEATS)
+        .map(|n| n.onset_beats)
+        .collect();
+    let grid = Grid::ALL
+        .into_iter()
+        .reduce(|best, next| {
+            if next.misfit(&onsets) < BETTER_FIT * best.misfit(&onsets) {
+                next
+            } else {
+                best
+            }
+        })
+        .unwrap_or(Grid::Straight16);
+    let step = grid.written_step();
+    // Releases snap to the half step of the finest written grid, so a written 16th keeps its
+    // articulation in a phrase of 8ths.
+    let release_step = step.min(0.25) / 2.0;
+    // Each note on the grid, with how long it was played.
+    let mut snapped: Vec<(Note, f64)> = notes
+        .iter()
+        .map(|n| {
+            let onset = grid.snap(n.onset_beats, step);
+            let end = grid
+                .snap(n.end_beats(), release_step)
+                .max(onset + release_step);
+            let written = Note {
+                onset_beats: onset,
+                duration_beats: end - onset,
+                ..*n
+            };
+            (written, n.duration_beats)
+        })
+        .collect();
+    snapped.sort_by(|(a, _), (b, _)| {
+        a.onset_beats
+            .total_cmp(&b.onset_beats)
+            .then(b.pitch.cmp(&a.pitch))
+    });
+    let (line, harmony) = top_voice(snapped);
+    Transcription {
+        melody: one_line(line),
+        harmony,
+        grid,
+        offbeat_position: offbeat_position(&onsets),
+    }
+}
+
+/// The highest note of each onset (slips aside) and the others; a phrase of chords only (two or
+/// more notes on every onset) is its own line. `sorted` by onset, each note with how long it
+/// was played (in beats).
+fn top_voice(sorted: Vec<(Note, f64)>) -> (Vec<Note>, Vec<Note>) {
+    let chords: Vec<&[(Note, f64)]> = sorted
+        .chunk_by(|(a, _), (b, _)| a.onset_beats == b.onset_beats)
+        .collect();
+    if !chords.is_empty() && chords.iter().all(|c| c.len() > 1) {
+        return (sorted.iter().map(|(n, _)| *n).collect(), Vec::new());
+    }
+    let mut line = Vec::with_capacity(chords.len());
+    let mut harmony = Vec::new();
+    for chord in chords {
+        let longest = chord.iter().map(|(_, played)| *played).fold(0.0, f64::max);
+        let meant = |played: f64| played >= SLIP_BEATS || played >= longest;
+        let top = (0..chord.len())
+            .filter(|&i| meant(chord[i].1))
+            .max_by_key(|&i| (chord[i].0.pitch, std::cmp::Reverse(i)))
+            .expect("the longest note is meant");
+        line.push(chord[top].0);
+        harmony.extend(
+            chord
+                .iter()
+                .enumerate()
+                .filter(|&(i, (_, played))| i != top && meant(*played))
+                .map(|(_, (n, _))| *n),
+        );
+    }
+    (line, harmony)
+}
+
+/// Where off-beat 8ths fall in the beat, on average (onsets from 0.4 to 0.7 of the beat count:
+/// straight, swung, not 16ths), or `None` if there are none.
+fn offbeat_position(onsets: &[f64]) -> Option<f64> {
+    let offbeats: Vec<f64> = onsets
+        .iter()
+        .map(|o| o - o.floor())
+        .filter(|p| (0.4..0.7).contains(p))
+        .collect();
+    (!offbeats.is_empty()).then(|| offbeats.iter().sum::<f64>() / offbeats.len() as f64)
+}
+
+/// The line (one note per onset, in onset order) as one voice: each note ends by the next one's
+/// onset.
+fn one_line(mut line: Vec<Note>) -> Vec<Note> {
+    for i in 1..line.len() {
+        let next_onset = line[i].onset_beats;
+        let note = &mut line[i - 1];
+        note.duration_beats = note.duration_beats.min(next_onset - note.onset_beats);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_kit::{folk_tune, melody, played_live, swung, with_chords};
+
+    const TEMPO: f64 = 120.0;
+
+    fn pitches_and_onsets(notes: &[Note]) -> Vec<(u8, f64)> {
+        notes.iter().map(|n| (n.pitch, n.onset_beats)).collect()
+    }
+
+    /// Notation comes through unchanged.
+    #[test]
+    fn clean_notation_is_unchanged() {
+        let tune = folk_tune(0);
+        let heard = transcribe(&tune);
+        assert_eq!(heard.melody, tune);
+        assert_eq!(heard.grid, Grid::Straight16);
+        assert!(heard.harmony.is_empty());
+        let staccato: Vec<Note> = tune
+            .iter()
+            .map(|n| Note {
+                duration_beats: n.duration_beats - 0.125,
+                ..*n
+            })
+            .collect();
+        assert_eq!(transcribe(&staccato).melody, staccato);
+    }
+
+    /// Played live (jitter, legato overlaps, early releases, other velocities) the tune is
+    /// heard as written: the same notes on the same onsets, one voice.
+    #[test]
+    fn a_live_phrase_is_heard_as_written() {
+        let tune = folk_tune(2);
+        for seed in 0..20 {
+            let live = played_live(&tune, TEMPO, seed);
+            let heard = transcribe(&live);
+            assert_eq!(heard.grid, Grid::Straight16, "seed {seed}");
+            assert_eq!(
+                pitches_and_onsets(&heard.melody),
+                pitches_and_onsets(&tune),
+                "seed {seed}"
+            );
+            for pair in heard.melody.windows(2) {
+                assert!(
+                    pair[0].end_beats() <= pair[1].onset_beats + 1e-9,
+                    "{pair:?}"
+                );
+            }
+            assert!(heard.melody.iter().all(|n| n.duration_beats > 0.0));
+        }
+    }
+
+    /// Chords under the melody are harmony; the melody is the top voice, as written.
+    #[test]
+    fn the_melody_over_chords_is_its_top_voice() {
+        let tune = folk_tune(0);
+        let played = played_live(&with_chords(&tune, 4.0), TEMPO, 7);
+        let heard = transcribe(&played);
+        assert_eq!(pitches_and_onsets(&heard.melody), pitches_and_onsets(&tune));
+        // Each bar's triad, under the melody note it was struck with.
+        assert_eq!(heard.harmony.len(), 3 * 7, "{:?}", heard.harmony);
+        for h in &heard.harmony {
+            let over = heard.melody.iter().find(|m| m.onset_beats == h.onset_beats);
+            assert!(
+                over.is_some_and(|m| m.pitch > h.pitch),
+                "{h:?} under {over:?}"
+            );
+        }
+    }
+
+    /// A phrase of chords only stays chords.
+    #[test]
+    fn chords_alone_stay_chords() {
+        let chords = with_chords(&[], 4.0);
+        assert!(transcribe(&chords).melody.is_empty());
+        let mut block = Vec::new();
+        for (i, root) in [48u8, 53, 55, 48].into_iter().enumerate() {
+            for offset in [0, 4, 7] {
+                block.push(crate::test_kit::note(root + offset, i as f64, 1.0));
+            }
+        }
+        assert_eq!(transcribe(&block).melody.len(), 12);
+    }
+
+    /// Swung 8ths are written straight, and the swing is measured.
+    #[test]
+    fn swung_eighths_are_written_straight() {
+        let eighths = [(62, 0.5), (66, 0.5), (69, 0.5), (66, 0.5), (71, 1.0)];
+        let tune = melody(0.0, &eighths.repeat(4));
+        let heard = transcribe(&played_live(&swung(&tune), TEMPO, 3));
+        assert_eq!(heard.grid, Grid::Swung8);
+        assert_eq!(pitches_and_onsets(&heard.melody), pitches_and_onsets(&tune));
+        let offbeat = heard.offbeat_position.unwrap();
+        assert!((offbeat - 2.0 / 3.0).abs() < 0.02, "{offbeat}");
+        let straight = transcribe(&tune).offbeat_position.unwrap();
+        assert!((straight - 0.5).abs() < 1e-9);
+    }
+
+    /// Triplets are heard as triplets.
+    #[test]
+    fn triplets_are_heard_on_the_triplet_grid() {
+        let third = 1.0 / 3.0;
+        let written = melody(
+            0.0,
+            &[(60, third), (62, third), (64, third), (65, 1.0)].repeat(3),
+        );
+        let heard = transcribe(&played_live(&written, TEMPO, 5));
+        assert_eq!(heard.grid, Grid::Triplet8);
+        for (h, w) in heard.melody.iter().zip(&written) {
+            assert!((h.onset_beats - w.onset_beats).abs() < 1e-9, "{h:?} {w:?}");
+        }
+    }
+
+    /// A grace note struck just before the note meant is dropped.
+    #[test]
+    fn a_grace_note_before_its_note_is_dropped() {
+        let written = melody(0.0, &[(60, 1.0), (64, 1.0), (67, 1.0)]);
+        let mut played = written.clone();
+        // 50 ms (a tenth of a beat at 120 BPM) before the 64, 30 ms long.
+        played.push(crate::test_kit::note(65, 0.9, 0.06));
+        let heard = transcribe(&played);
+        assert_eq!(
+            pitches_and_onsets(&heard.melody),
+            pitches_and_onsets(&written)
+        );
+    }
+}

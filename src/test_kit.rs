@@ -233,6 +233,21 @@ pub fn played_live(notes: &[Note], tempo_bpm: f64, seed: u64) -> Vec<Note> {
         .collect()
 }
 
+/// `notes` played legato at `tempo_bpm`: onsets spread as by [`played_live`] (seeded), every
+/// note held 30 ms past its written end, into the next.
+pub fn played_legato(notes: &[Note], tempo_bpm: f64, seed: u64) -> Vec<Note> {
+    let hold = 0.030 * tempo_bpm / 60.0;
+    played_live(notes, tempo_bpm, seed)
+        .iter()
+        .zip(notes)
+        .map(|(played, written)| Note {
+            onset_beats: played.onset_beats,
+            duration_beats: written.end_beats() + hold - played.onset_beats,
+            ..*written
+        })
+        .collect()
+}
+
 /// `notes` with a left-hand triad under each bar of `bar_beats` (from the first note to the
 /// last), an octave and more below the note it starts with, held to the bar's end.
 pub fn with_chords(notes: &[Note], bar_beats: f64) -> Vec<Note> {

@@ -515,17 +515,7 @@ mod tests {
     #[test]
     fn loose_legato_and_chords_are_answered_as_the_written_tune() {
         let tune = crate::test_kit::folk_tune(0);
-        let loose = crate::test_kit::played_live(&tune, 120.0, 9);
-        // Every note held 30 ms (0.06 beat) past its written end, into the next one.
-        let legato: Vec<Note> = loose
-            .iter()
-            .zip(&tune)
-            .map(|(played, written)| Note {
-                onset_beats: played.onset_beats,
-                duration_beats: written.end_beats() + 0.06 - played.onset_beats,
-                ..*written
-            })
-            .collect();
+        let legato = crate::test_kit::played_legato(&tune, 120.0, 9);
         let chords = crate::test_kit::with_chords(&tune, 4.0);
         for engine in [EngineChoice::Hybrid, EngineChoice::Continuator] {
             let answer = |played: &[Note]| {

@@ -1,11 +1,13 @@
-//! The plugin's answer, offline: `wavejam continue` runs the same engines, context layout,
-//! sampler and seed stream as the generator thread.
+//! The plugin's answer, offline: `wavejam continue` hears the file's phrase as the plugin hears a
+//! player (`listen`), then runs the same engines, context layout, sampler and seed stream as the
+//! generator thread.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::mix_seed;
+use crate::listen::transcribe::transcribe;
 use crate::models::engines::{Brains, EngineKind};
 use crate::music::meter::Meter;
 use crate::music::{beats_to_ticks, ticks_to_beats, Note};
@@ -19,9 +21,9 @@ pub struct Continued {
     pub notes: Vec<Note>,
 }
 
-/// `kind`'s continuation of `phrase` (beat 0 on bar line 0 of `meter`), `bars` bars of the
-/// meter at the phrase's end long, at `temperature`, from the stream the plugin draws for seed
-/// `seed` on its first phrase.
+/// `kind`'s continuation of `phrase` (beat 0 on bar line 0 of `meter`; heard as notation: one
+/// line on its grid), `bars` bars of the meter at the phrase's end long, at `temperature`, from
+/// the stream the plugin draws for seed `seed` on its first phrase.
 pub fn continue_tune(
     brains: &Brains,
     kind: EngineKind,
@@ -33,6 +35,8 @@ pub fn continue_tune(
 ) -> Continued {
     let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, 0));
     let mut notes = Vec::new();
+    let heard = transcribe(phrase).melody;
+    let phrase = heard.as_slice();
     let end = phrase.iter().map(Note::end_beats).fold(0.0, f64::max);
     let bar_ticks = meter.bar_ticks(beats_to_ticks(end));
     let start_ticks = answer_phrases(
@@ -51,5 +55,27 @@ pub fn continue_tune(
     Continued {
         start_beats: ticks_to_beats(start_ticks),
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assets::default_brains;
+    use crate::test_kit::{folk_tune, played_legato, with_chords};
+
+    /// A file played with loose timing and legato, or with chords under its tune, continues as
+    /// the written tune does.
+    #[test]
+    fn a_loosely_played_file_continues_as_the_written_one() {
+        let brains = default_brains().unwrap();
+        let meter = Meter::constant(96);
+        let tune = folk_tune(0);
+        let continued =
+            |phrase: &[Note]| continue_tune(&brains, EngineKind::Hybrid, phrase, &meter, 2, 1.0, 5);
+        let written = continued(&tune);
+        assert!(!written.notes.is_empty());
+        assert_eq!(continued(&played_legato(&tune, 120.0, 4)), written);
+        assert_eq!(continued(&with_chords(&tune, 4.0)), written);
     }
 }

@@ -121,6 +121,7 @@ impl WaveJam {
             output: p.output.value(),
             thru: p.thru.value(),
             bypass: p.bypass.value(),
+            scale: p.scale_lock(),
             offline,
         }
     }

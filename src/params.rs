@@ -6,6 +6,7 @@ use std::sync::Arc;
 use nice_plug::prelude::*;
 
 use crate::models::choice::ModelChoiceState;
+use crate::music::key::PitchSet;
 use crate::persist::SessionState;
 
 /// Largest seed a musician can dial in; the seed is an integer parameter so hosts can automate it.
@@ -123,6 +124,120 @@ impl EngineChoice {
     }
 }
 
+/// Whether answers keep to a scale.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleMode {
+    /// Every note the engine draws may play.
+    #[id = "off"]
+    #[name = "Off"]
+    Off,
+    /// The key WaveJam hears in the session's phrases.
+    #[id = "auto"]
+    #[name = "Auto"]
+    Auto,
+    /// The scale set by Scale Root and Scale Type.
+    #[id = "fixed"]
+    #[name = "Fixed"]
+    Fixed,
+}
+
+/// The root of a fixed scale.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleRoot {
+    #[id = "c"]
+    #[name = "C"]
+    C,
+    #[id = "c-sharp"]
+    #[name = "C#/Db"]
+    CSharp,
+    #[id = "d"]
+    #[name = "D"]
+    D,
+    #[id = "d-sharp"]
+    #[name = "D#/Eb"]
+    DSharp,
+    #[id = "e"]
+    #[name = "E"]
+    E,
+    #[id = "f"]
+    #[name = "F"]
+    F,
+    #[id = "f-sharp"]
+    #[name = "F#/Gb"]
+    FSharp,
+    #[id = "g"]
+    #[name = "G"]
+    G,
+    #[id = "g-sharp"]
+    #[name = "G#/Ab"]
+    GSharp,
+    #[id = "a"]
+    #[name = "A"]
+    A,
+    #[id = "a-sharp"]
+    #[name = "A#/Bb"]
+    ASharp,
+    #[id = "b"]
+    #[name = "B"]
+    B,
+}
+
+/// The mode of a fixed scale.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleType {
+    #[id = "major"]
+    #[name = "Major"]
+    Major,
+    #[id = "minor"]
+    #[name = "Minor"]
+    Minor,
+    #[id = "dorian"]
+    #[name = "Dorian"]
+    Dorian,
+    #[id = "mixolydian"]
+    #[name = "Mixolydian"]
+    Mixolydian,
+    #[id = "harmonic-minor"]
+    #[name = "Harmonic minor"]
+    HarmonicMinor,
+    #[id = "major-pentatonic"]
+    #[name = "Major pentatonic"]
+    MajorPentatonic,
+    #[id = "minor-pentatonic"]
+    #[name = "Minor pentatonic"]
+    MinorPentatonic,
+    #[id = "blues"]
+    #[name = "Blues"]
+    Blues,
+}
+
+impl ScaleType {
+    /// Semitones above the root.
+    pub fn intervals(self) -> &'static [u8] {
+        match self {
+            ScaleType::Major => &[0, 2, 4, 5, 7, 9, 11],
+            ScaleType::Minor => &[0, 2, 3, 5, 7, 8, 10],
+            ScaleType::Dorian => &[0, 2, 3, 5, 7, 9, 10],
+            ScaleType::Mixolydian => &[0, 2, 4, 5, 7, 9, 10],
+            ScaleType::HarmonicMinor => &[0, 2, 3, 5, 7, 8, 11],
+            ScaleType::MajorPentatonic => &[0, 2, 4, 7, 9],
+            ScaleType::MinorPentatonic => &[0, 3, 5, 7, 10],
+            ScaleType::Blues => &[0, 3, 5, 6, 7, 10],
+        }
+    }
+}
+
+/// What a scale lock asks of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScaleLock {
+    #[default]
+    Off,
+    /// The key heard in the session.
+    Auto,
+    /// These pitch classes.
+    Fixed(PitchSet),
+}
+
 #[derive(Params)]
 pub struct WaveJamParams {
     /// Last phrase and answer, saved with the project (see [`SessionState`]).
@@ -170,6 +285,27 @@ pub struct WaveJamParams {
     /// The host's bypass switch: releases every note and outputs silence.
     #[id = "bypass"]
     pub bypass: BoolParam,
+    /// Keep answers to a scale: off, the key heard, or a fixed one.
+    #[id = "scale_mode"]
+    pub scale_mode: EnumParam<ScaleMode>,
+    #[id = "scale_root"]
+    pub scale_root: EnumParam<ScaleRoot>,
+    #[id = "scale_type"]
+    pub scale_type: EnumParam<ScaleType>,
+}
+
+impl WaveJamParams {
+    /// The scale lock the parameters set.
+    pub fn scale_lock(&self) -> ScaleLock {
+        match self.scale_mode.value() {
+            ScaleMode::Off => ScaleLock::Off,
+            ScaleMode::Auto => ScaleLock::Auto,
+            ScaleMode::Fixed => ScaleLock::Fixed(PitchSet::from_intervals(
+                self.scale_root.value() as u8,
+                self.scale_type.value().intervals(),
+            )),
+        }
+    }
 }
 
 impl Default for WaveJamParams {
@@ -227,6 +363,9 @@ impl Default for WaveJamParams {
             .with_string_to_value(formatters::s2v_f32_gain_to_db()),
             thru: BoolParam::new("Thru", true),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
+            scale_mode: EnumParam::new("Scale", ScaleMode::Off),
+            scale_root: EnumParam::new("Scale Root", ScaleRoot::C),
+            scale_type: EnumParam::new("Scale Type", ScaleType::Major),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Messages between the audio thread and the generator thread (both ways over wait-free rings).
 
 use crate::music::Note;
-use crate::params::{EngineChoice, SeedMode};
+use crate::params::{EngineChoice, ScaleLock, SeedMode};
 
 /// Capacity of the audio → generator ring, in observations. A MIDI flood beyond this is counted
 /// and dropped; the generator closes any note whose release was dropped at the phrase end.
@@ -38,6 +38,8 @@ pub struct Request {
     pub start_beat: f64,
     /// What to continue.
     pub source: Source,
+    /// The scale the answer keeps to.
+    pub scale: ScaleLock,
 }
 
 /// What an answer continues.

@@ -53,6 +53,9 @@ pub struct Status {
     pub host_refused_events: AtomicU64,
     /// Note-ons dropped because a block was full.
     pub dropped_note_ons: AtomicU64,
+    /// The key heard in the session's phrases, as [`crate::music::key::Key::index`] + 1 (0: none
+    /// heard yet).
+    pub heard_key: AtomicU8,
     /// Wall time of the generator's last answer, in microseconds.
     pub last_answer_micros: AtomicU64,
     /// Answers that arrived after their grid point and started on a later one.

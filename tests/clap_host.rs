@@ -250,7 +250,7 @@ fn plugin_surface() {
     let host = Host::load();
     let mut inst = host.instantiate();
     // (name, CLAP max: 1 for continuous, steps for stepped, stepped?)
-    let expected: [(&str, f64, bool); 14] = [
+    let expected: [(&str, f64, bool); 17] = [
         ("Engine", 3.0, true),
         ("Temperature", 1.0, false),
         ("Seed", 9999.0, true),
@@ -265,6 +265,9 @@ fn plugin_surface() {
         ("Bypass", 1.0, true),
         ("Gain", 1.0, false),
         ("Thru", 1.0, true),
+        ("Scale", 2.0, true),
+        ("Scale Root", 11.0, true),
+        ("Scale Type", 7.0, true),
     ];
     for (name, max, stepped) in expected {
         let desc = inst.param(name).clone();
@@ -287,6 +290,9 @@ fn plugin_surface() {
         ("Barge-in", "On"),
         ("Output", "MIDI + audio"),
         ("Thru", "On"),
+        ("Scale", "Off"),
+        ("Scale Root", "C"),
+        ("Scale Type", "Major"),
     ];
     for (name, text) in defaults {
         let default = inst.param(name).default;

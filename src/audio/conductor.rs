@@ -18,7 +18,7 @@ use crate::audio::answer::{AnswerEvent, AnswerSlot};
 use crate::audio::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTime};
 use crate::audio::events::{BlockEvents, OutEvent};
 use crate::audio::synth::VoiceSource;
-use crate::params::{EngineChoice, Mode, Output, Quantize, SeedMode};
+use crate::params::{EngineChoice, Mode, Output, Quantize, ScaleLock, SeedMode};
 use crate::protocol::{Observation, Request, Scheduled, Source};
 use crate::status::{Activity, Status};
 
@@ -47,6 +47,8 @@ pub struct Settings {
     pub output: Output,
     pub thru: bool,
     pub bypass: bool,
+    /// The scale answers keep to.
+    pub scale: ScaleLock,
     /// The host renders offline, or far faster than real time: waiting for the generator is
     /// allowed (bounded).
     pub offline: bool,
@@ -69,6 +71,7 @@ impl Default for Settings {
             output: Output::MidiAndAudio,
             thru: true,
             bypass: false,
+            scale: ScaleLock::Off,
             offline: false,
         }
     }
@@ -408,6 +411,7 @@ impl Conductor {
             bar_origin_beat: self.time.bar_origin_beat,
             start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
             source,
+            scale: settings.scale,
         };
         let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
         if generator_up && self.send(Observation::Answer(request)) {

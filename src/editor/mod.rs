@@ -22,7 +22,7 @@ use nice_plug_egui::{
 };
 
 use crate::music::Note;
-use crate::params::WaveJamParams;
+use crate::params::{ScaleMode, WaveJamParams};
 use crate::status::Status;
 use model_picker::ModelPicker;
 use session_view::SessionView;
@@ -168,6 +168,10 @@ impl Panel {
             );
             ui.label(RichText::new(self.params.engine.to_string()).color(theme::TEXT_DIM))
                 .on_hover_text("Engine");
+            if let Some(key) = readout::heard_key(s) {
+                ui.label(RichText::new(format!("in {key}")).color(theme::TEXT_DIM))
+                    .on_hover_text("The key WaveJam hears in the session's phrases");
+            }
             for (note, meaning, colour) in readout::generator_notes(s) {
                 ui.label(RichText::new(note).small().color(colour))
                     .on_hover_text(meaning);
@@ -218,6 +222,17 @@ impl Panel {
             row(ui, &p.seed_mode, |ui| {
                 controls::choice(ui, &p.seed_mode, setter)
             });
+            row(ui, &p.scale_mode, |ui| {
+                controls::choice(ui, &p.scale_mode, setter)
+            });
+            if p.scale_mode.value() == ScaleMode::Fixed {
+                row(ui, &p.scale_root, |ui| {
+                    controls::choice(ui, &p.scale_root, setter)
+                });
+                row(ui, &p.scale_type, |ui| {
+                    controls::choice(ui, &p.scale_type, setter)
+                });
+            }
         });
         group(ui, "Output", |ui| {
             row(ui, &p.output, |ui| controls::choice(ui, &p.output, setter));

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use egui::Color32;
 
 use super::theme;
+use crate::music::key::Key;
 use crate::status::Status;
 
 /// Tempo assumed while the host has not reported one, in BPM.
@@ -27,6 +28,11 @@ pub const COUNTERS: [Counter; 8] = [
     ("skipped answers", |s| &s.skipped_answers, "Answers a bounce gave up waiting for (2 s), or lost with a failed generator"),
     ("gen. panics", |s| &s.generator_panics, "Times the generator thread failed (it restarts once per activation)"),
 ];
+
+/// The key heard in the session's phrases, if any yet.
+pub fn heard_key(status: &Status) -> Option<Key> {
+    Key::from_index(status.heard_key.load(Ordering::Relaxed).checked_sub(1)?)
+}
 
 /// What the panel's header says about the generator: (note, what it means, colour), the most
 /// serious first.
@@ -115,6 +121,9 @@ mod tests {
         status.generator_dead.store(true, Ordering::Relaxed);
         let notes: Vec<&str> = generator_notes(&status).iter().map(|n| n.0).collect();
         assert_eq!(notes, ["generator down", "warming up"]);
+        assert_eq!(heard_key(&status), None);
+        status.heard_key.store(7 + 12 + 1, Ordering::Relaxed);
+        assert_eq!(heard_key(&status).unwrap().to_string(), "G minor");
     }
 
     #[test]

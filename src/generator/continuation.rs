@@ -10,6 +10,7 @@ use rand::Rng;
 use crate::generator::sampling::sample;
 use crate::models::step_model::{Distribution, StepModel};
 use crate::models::steps::notes_to_steps;
+use crate::music::key::PitchSet;
 use crate::music::ticks_to_beats;
 use crate::music::Note;
 use crate::protocol::MAX_ANSWER_POLYPHONY;
@@ -19,16 +20,19 @@ use crate::protocol::MAX_ANSWER_POLYPHONY;
 pub const MAX_ANSWER_STEPS: usize = 256;
 
 /// Fills `out` (cleared first) with `model`'s answer to `prompt`, `length_beats` long, sampled at
-/// `temperature` from `rng`.
+/// `temperature` from `rng`, its notes in `scale` (`None`: any pitch; the other steps are taken
+/// out of every distribution before sampling).
 ///
 /// Onsets are relative to the answer's start, the first at 0, and never decrease; every note
 /// starts before `length_beats` and is clipped to end by it. `model` is restarted with
 /// [`StepModel::begin`]; its memory is left as it was. A non-positive or NaN length gives no notes.
+#[allow(clippy::too_many_arguments)]
 pub fn continue_phrase(
     model: &mut dyn StepModel,
     prompt: &[Note],
     length_beats: f64,
     temperature: f32,
+    scale: Option<PitchSet>,
     rng: &mut impl Rng,
     out: &mut Vec<Note>,
 ) {
@@ -47,6 +51,9 @@ pub fn continue_phrase(
     let mut onset_ticks: u64 = 0;
     for step_index in 0..MAX_ANSWER_STEPS {
         model.next_distribution(&mut distribution);
+        if let Some(scale) = scale {
+            distribution.retain(|(step, _)| scale.contains(step.pitch));
+        }
         let Some(step) = sample(&distribution, temperature, rng) else {
             break;
         };
@@ -154,7 +161,15 @@ mod tests {
     ) -> Vec<Note> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::new();
-        continue_phrase(model, prompt, length_beats, temperature, &mut rng, &mut out);
+        continue_phrase(
+            model,
+            prompt,
+            length_beats,
+            temperature,
+            None,
+            &mut rng,
+            &mut out,
+        );
         out
     }
 

@@ -25,6 +25,7 @@ use rand::Rng;
 use super::sampling::sample_index;
 use crate::models::EventModel;
 use crate::music::encoding::{recent_velocity, Token, TokenClass, Vocabulary, DEFAULT_VELOCITY};
+use crate::music::key::PitchSet;
 use crate::music::meter::Meter;
 use crate::music::{ticks_to_beats, Note, TICKS_PER_BEAT};
 use crate::protocol::MAX_ANSWER_POLYPHONY;
@@ -135,6 +136,8 @@ pub struct EventAnswerer {
     order: Vec<u16>,
     /// Onset tick of each sounding pitch.
     sounding: [Option<u64>; 128],
+    /// The pitch classes note-ons keep to (`None`: any).
+    scale: Option<PitchSet>,
 }
 
 impl EventAnswerer {
@@ -144,7 +147,14 @@ impl EventAnswerer {
             probabilities: vec![0.0; vocabulary.len()],
             order: Vec::with_capacity(vocabulary.len()),
             sounding: [None; 128],
+            scale: None,
         }
+    }
+
+    /// Keep the next answers' notes to `scale` (`None`: any pitch): the other note-ons are
+    /// taken out of every distribution before sampling.
+    pub fn set_scale(&mut self, scale: Option<PitchSet>) {
+        self.scale = scale;
     }
 
     /// Fills `out` (cleared first) with `model`'s answer after `context` (see
@@ -176,6 +186,10 @@ impl EventAnswerer {
         for _ in 0..MAX_ANSWER_EVENTS {
             model.distribution(&mut self.probabilities);
             self.mask(!out.is_empty());
+            if self.probabilities.iter().all(|p| *p <= 0.0) {
+                // Nothing valid is left (a scale lock that takes every note-on away).
+                break;
+            }
             self.nucleus();
             let probabilities = &self.probabilities;
             let Some(index) =
@@ -235,7 +249,9 @@ impl EventAnswerer {
                 // NOTE: within the note classes, `k` is the pitch.
                 let valid = match class {
                     TokenClass::NoteOn => {
-                        self.sounding[k].is_none() && sounding < MAX_ANSWER_POLYPHONY
+                        self.sounding[k].is_none()
+                            && sounding < MAX_ANSWER_POLYPHONY
+                            && self.scale.is_none_or(|s| s.contains(k as u8))
                     }
                     TokenClass::NoteOff => self.sounding[k].is_some(),
                     TokenClass::TimeShift => started,

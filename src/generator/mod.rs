@@ -191,7 +191,7 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{EngineChoice, SeedMode};
+    use crate::params::{EngineChoice, ScaleLock, SeedMode};
     use crate::protocol::{Request, Source, OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
     use std::time::Instant;
 
@@ -208,6 +208,7 @@ mod tests {
             bar_origin_beat: 0.0,
             start_beat: 4.0,
             source: Source::Phrase,
+            scale: ScaleLock::Off,
         })
     }
 

@@ -21,9 +21,10 @@ use crate::models::engines::{Brains, EngineKind};
 use crate::models::step_model::StepModel;
 use crate::models::EventModel;
 use crate::music::encoding::Vocabulary;
+use crate::music::key::{find_key, Key, PitchSet};
 use crate::music::meter::Meter;
 use crate::music::{beats_to_ticks, Note};
-use crate::params::WaveJamParams;
+use crate::params::{ScaleLock, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
 use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
@@ -342,17 +343,24 @@ impl Worker {
             request.source == Source::Phrase && !speculative && !self.phrases.is_empty();
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request));
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
+        let scale = self.scale_for(request.scale, &prompt);
         match request
             .engine
             .event_engine()
             .filter(|_| self.brains.is_some())
         {
             Some(kind) => {
+                self.answerer.set_scale(scale);
                 self.answer_with_events(kind, request, &prompt, in_context, &mut rng, &mut answer)
             }
-            None => {
-                self.answer_as_continuator(request, &prompt, speculative, &mut rng, &mut answer)
-            }
+            None => self.answer_as_continuator(
+                request,
+                &prompt,
+                speculative,
+                scale,
+                &mut rng,
+                &mut answer,
+            ),
         }
         answer.truncate(MAX_ANSWER_NOTES);
         self.status
@@ -421,6 +429,7 @@ impl Worker {
         request: &Request,
         prompt: &Placed,
         speculative: bool,
+        scale: Option<PitchSet>,
         rng: &mut ChaCha8Rng,
         answer: &mut Vec<Note>,
     ) {
@@ -434,9 +443,30 @@ impl Worker {
             &prompt.notes,
             request.length_beats,
             request.temperature,
+            scale,
             rng,
             answer,
         );
+    }
+
+    /// The pitch classes an answer keeps to under `lock`: none, a fixed scale, or the key heard
+    /// in the tune so far and `prompt` (which the panel shows, whatever the lock).
+    fn scale_for(&self, lock: ScaleLock, prompt: &Placed) -> Option<PitchSet> {
+        let heard: Vec<Note> = self
+            .phrases
+            .iter()
+            .chain(std::iter::once(prompt))
+            .flat_map(|p| p.notes.iter().copied())
+            .collect();
+        let key = (!heard.is_empty()).then(|| find_key(&heard));
+        self.status
+            .heard_key
+            .store(key.map_or(0, |k| k.index() + 1), Ordering::Relaxed);
+        match lock {
+            ScaleLock::Off => None,
+            ScaleLock::Fixed(set) => Some(set),
+            ScaleLock::Auto => key.map(Key::pitch_set),
+        }
     }
 }
 
@@ -449,7 +479,7 @@ fn ticks(beats: f64) -> u32 {
 mod tests {
     use super::*;
     use crate::models::choice::ModelFileError;
-    use crate::params::{EngineChoice, SeedMode};
+    use crate::params::{EngineChoice, ScaleLock, SeedMode};
     use crate::test_kit::random_kernel;
 
     /// The phrase most tests play: 8 eighth notes.
@@ -468,6 +498,7 @@ mod tests {
             bar_origin_beat: 0.0,
             start_beat: 4.0,
             source: Source::Phrase,
+            scale: ScaleLock::Off,
         }
     }
 
@@ -532,6 +563,55 @@ mod tests {
             assert_eq!(answer(&legato), written, "{engine:?}, legato");
             assert_eq!(answer(&chords), written, "{engine:?}, chords");
         }
+    }
+
+    /// A fixed scale keeps every answer note in it, on every engine at every temperature; Auto
+    /// keeps them in the key heard (which the panel is told), here D major.
+    #[test]
+    fn a_scale_lock_keeps_every_note_in_the_scale() {
+        let blues_e = PitchSet::from_intervals(4, crate::params::ScaleType::Blues.intervals());
+        let tune = crate::test_kit::folk_tune(0);
+        let status = Arc::new(Status::default());
+        let mut worker = Worker::new(&WaveJamParams::default(), status.clone());
+        perform(&mut worker, &tune);
+        let d_major = Key {
+            tonic: 2,
+            minor: false,
+        };
+        for engine in [
+            EngineChoice::Hybrid,
+            EngineChoice::WaveNet,
+            EngineChoice::Markov,
+            EngineChoice::Continuator,
+        ] {
+            for temperature in [0.5, 1.0, 1.5] {
+                for (lock, set) in [
+                    (ScaleLock::Fixed(blues_e), blues_e),
+                    (ScaleLock::Auto, d_major.pitch_set()),
+                ] {
+                    let answer = worker.answer(&Request {
+                        temperature,
+                        scale: lock,
+                        start_beat: 30.0,
+                        ..request(engine)
+                    });
+                    assert!(!answer.is_empty(), "{engine:?} at {temperature}, {lock:?}");
+                    let outside: Vec<u8> = answer
+                        .iter()
+                        .map(|n| n.pitch)
+                        .filter(|p| !set.contains(*p))
+                        .collect();
+                    assert!(
+                        outside.is_empty(),
+                        "{engine:?} at {temperature}: {outside:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            Key::from_index(status.heard_key.load(Ordering::Relaxed) - 1),
+            Some(d_major)
+        );
     }
 
     /// Every engine answers the phrase, the same again with its kept engine; a model offered by

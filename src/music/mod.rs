@@ -3,6 +3,7 @@
 //! Time is in beats (quarter notes) as `f64`, the host's PPQ unit, so answers follow the host tempo.
 
 pub mod encoding;
+pub mod key;
 pub mod meter;
 pub mod midi_file;
 

@@ -1,0 +1,198 @@
+//! Keys and scales: a key found from notes (Krumhansl–Schmuckler), and the pitch classes a scale
+//! lock lets through.
+
+use std::fmt;
+
+use crate::music::Note;
+
+/// Krumhansl–Kessler major-key profile (Krumhansl & Kessler 1982; Krumhansl, *Cognitive
+/// Foundations of Musical Pitch*, 1990, table 4.1): the rated fit of each pitch class, from the
+/// tonic up by semitones, after a major-key context.
+const MAJOR_PROFILE: [f64; 12] = [
+    6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88,
+];
+
+/// Krumhansl–Kessler minor-key profile (same source), from the tonic up by semitones.
+const MINOR_PROFILE: [f64; 12] = [
+    6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17,
+];
+
+/// Semitones above the tonic of the major scale.
+const MAJOR_SCALE: [u8; 7] = [0, 2, 4, 5, 7, 9, 11];
+
+/// Semitones above the tonic of natural minor plus the raised 7th (harmonic minor's leading
+/// tone), since folk and Bach minor melodies use both the 7th and the leading tone.
+const MINOR_SCALE: [u8; 8] = [0, 2, 3, 5, 7, 8, 10, 11];
+
+/// Tonic names for major keys, spelt as the key signature with fewer accidentals.
+const MAJOR_NAMES: [&str; 12] = [
+    "C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B",
+];
+
+/// Tonic names for minor keys, spelt as the key signature with fewer accidentals.
+const MINOR_NAMES: [&str; 12] = [
+    "C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B",
+];
+
+/// A key: a tonic pitch class and a mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Key {
+    /// Pitch class of the tonic, 0–11 (0 = C, 9 = A).
+    pub tonic: u8,
+    /// Minor (true) or major (false).
+    pub minor: bool,
+}
+
+impl Key {
+    /// Whether `pitch` (a MIDI key, any octave) belongs to the key's scale: for a major key the
+    /// diatonic major scale; for a minor key natural minor plus the raised 7th.
+    pub fn contains(&self, pitch: u8) -> bool {
+        let degree = (pitch % 12 + 12 - self.tonic % 12) % 12;
+        if self.minor {
+            MINOR_SCALE.contains(&degree)
+        } else {
+            MAJOR_SCALE.contains(&degree)
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    /// "G major", "E minor", "Bb major", "C# minor".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tonic = usize::from(self.tonic % 12);
+        if self.minor {
+            write!(f, "{} minor", MINOR_NAMES[tonic])
+        } else {
+            write!(f, "{} major", MAJOR_NAMES[tonic])
+        }
+    }
+}
+
+/// The key of `notes` by Krumhansl–Schmuckler key finding.
+///
+/// Each note adds its duration in beats to its pitch class (a note with a non-finite or
+/// non-positive duration adds nothing); the 12-bin histogram is correlated (Pearson) with the
+/// Krumhansl–Kessler major and minor profiles rotated to each of the 12 tonics, and the key with
+/// the highest correlation wins. An exact tie goes to major before minor, then to the lower tonic
+/// pitch class, so a flat histogram (no notes, or all 12 pitch classes equally long, where every
+/// correlation is defined as 0) gives C major.
+///
+/// The correlation for each tonic is computed over scale degrees (tonic first), so transposing
+/// `notes` by any interval gives bit-identical correlations at the transposed tonics and moves the
+/// key by exactly that interval.
+pub fn find_key(notes: &[Note]) -> Key {
+    let mut histogram = [0.0f64; 12];
+    for note in notes {
+        let weight = note.duration_beats;
+        if weight.is_finite() && weight > 0.0 {
+            histogram[usize::from(note.pitch % 12)] += weight;
+        }
+    }
+
+    let mut best = Key {
+        tonic: 0,
+        minor: false,
+    };
+    let mut best_correlation = f64::NEG_INFINITY;
+    for (minor, profile) in [(false, &MAJOR_PROFILE), (true, &MINOR_PROFILE)] {
+        for tonic in 0..12u8 {
+            // `by_degree[d]` = weight of the pitch class `d` semitones above the tonic.
+            let by_degree: [f64; 12] =
+                std::array::from_fn(|d| histogram[(usize::from(tonic) + d) % 12]);
+            let correlation = pearson(&by_degree, profile);
+            // NOTE: strictly greater, so the first candidate in (major, minor) × (0..12) order
+            // wins an exact tie.
+            if correlation > best_correlation {
+                best_correlation = correlation;
+                best = Key { tonic, minor };
+            }
+        }
+    }
+    best
+}
+
+/// Pearson correlation of `x` and `y`; 0 where either has no variance.
+fn pearson(x: &[f64; 12], y: &[f64; 12]) -> f64 {
+    let mean_x = x.iter().sum::<f64>() / 12.0;
+    let mean_y = y.iter().sum::<f64>() / 12.0;
+    let (mut covariance, mut variance_x, mut variance_y) = (0.0, 0.0, 0.0);
+    for (&xi, &yi) in x.iter().zip(y) {
+        let (dx, dy) = (xi - mean_x, yi - mean_y);
+        covariance += dx * dy;
+        variance_x += dx * dx;
+        variance_y += dy * dy;
+    }
+    let denominator = (variance_x * variance_y).sqrt();
+    if denominator > 0.0 && denominator.is_finite() {
+        covariance / denominator
+    } else {
+        0.0
+    }
+}
+
+/// A set of pitch classes (bit `c` for pitch class `c`, 0 = C): a scale on its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PitchSet(u16);
+
+impl PitchSet {
+    /// The pitch classes `intervals` semitones above `root` (a pitch class, 0–11).
+    pub fn from_intervals(root: u8, intervals: &[u8]) -> Self {
+        Self(intervals.iter().fold(0, |set, i| {
+            set | 1 << ((u16::from(root) + u16::from(*i)) % 12)
+        }))
+    }
+
+    /// Whether `pitch` (a MIDI key, any octave) is in the set.
+    pub fn contains(self, pitch: u8) -> bool {
+        self.0 & 1 << (pitch % 12) != 0
+    }
+}
+
+impl Key {
+    /// The key's scale (see [`Key::contains`]).
+    pub fn pitch_set(self) -> PitchSet {
+        let intervals: &[u8] = if self.minor {
+            &MINOR_SCALE
+        } else {
+            &MAJOR_SCALE
+        };
+        PitchSet::from_intervals(self.tonic, intervals)
+    }
+
+    /// The key as one number, for an atomic: tonic, plus 12 for minor.
+    pub fn index(self) -> u8 {
+        self.tonic % 12 + if self.minor { 12 } else { 0 }
+    }
+
+    /// The key [`Key::index`] names, if it names one.
+    pub fn from_index(index: u8) -> Option<Key> {
+        (index < 24).then_some(Key {
+            tonic: index % 12,
+            minor: index >= 12,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pitch_sets_hold_their_scales_in_every_octave() {
+        let g_major = Key {
+            tonic: 7,
+            minor: false,
+        };
+        let set = g_major.pitch_set();
+        for pitch in 0..128u8 {
+            assert_eq!(set.contains(pitch), g_major.contains(pitch), "{pitch}");
+        }
+        let blues_a = PitchSet::from_intervals(9, &[0, 3, 5, 6, 7, 10]);
+        let in_blues: Vec<u8> = (57..69).filter(|p| blues_a.contains(*p)).collect();
+        assert_eq!(in_blues, [57, 60, 62, 63, 64, 67]);
+        for index in 0..24 {
+            assert_eq!(Key::from_index(index).unwrap().index(), index);
+        }
+        assert_eq!(Key::from_index(24), None);
+    }
+}

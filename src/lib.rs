@@ -122,6 +122,7 @@ impl WaveJam {
             thru: p.thru.value(),
             bypass: p.bypass.value(),
             scale: p.scale_lock(),
+            feel: p.feel.value(),
             offline,
         }
     }

@@ -292,6 +292,10 @@ pub struct WaveJamParams {
     pub scale_root: EnumParam<ScaleRoot>,
     #[id = "scale_type"]
     pub scale_type: EnumParam<ScaleType>,
+    /// How much of the player's groove (swing, how late or early each position in the beat, its
+    /// accents) the answers play with: 0 on the grid, 1 all of it.
+    #[id = "feel"]
+    pub feel: FloatParam,
 }
 
 impl WaveJamParams {
@@ -366,6 +370,9 @@ impl Default for WaveJamParams {
             scale_mode: EnumParam::new("Scale", ScaleMode::Off),
             scale_root: EnumParam::new("Scale Root", ScaleRoot::C),
             scale_type: EnumParam::new("Scale Type", ScaleType::Major),
+            feel: FloatParam::new("Feel", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                .with_step_size(0.01)
+                .with_value_to_string(formatters::v2s_f32_rounded(2)),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Request {
     pub source: Source,
     /// The scale the answer keeps to.
     pub scale: ScaleLock,
+    /// How much of the player's groove the answer plays with (0 on the grid, 1 all of it).
+    pub feel: f32,
 }
 
 /// What an answer continues.

@@ -250,7 +250,7 @@ fn plugin_surface() {
     let host = Host::load();
     let mut inst = host.instantiate();
     // (name, CLAP max: 1 for continuous, steps for stepped, stepped?)
-    let expected: [(&str, f64, bool); 17] = [
+    let expected: [(&str, f64, bool); 18] = [
         ("Engine", 3.0, true),
         ("Temperature", 1.0, false),
         ("Seed", 9999.0, true),
@@ -268,6 +268,7 @@ fn plugin_surface() {
         ("Scale", 2.0, true),
         ("Scale Root", 11.0, true),
         ("Scale Type", 7.0, true),
+        ("Feel", 1.0, false),
     ];
     for (name, max, stepped) in expected {
         let desc = inst.param(name).clone();
@@ -293,6 +294,7 @@ fn plugin_surface() {
         ("Scale", "Off"),
         ("Scale Root", "C"),
         ("Scale Type", "Major"),
+        ("Feel", "1.00"),
     ];
     for (name, text) in defaults {
         let default = inst.param(name).default;

@@ -49,6 +49,8 @@ pub struct Settings {
     pub bypass: bool,
     /// The scale answers keep to.
     pub scale: ScaleLock,
+    /// How much of the player's groove answers play with (0–1).
+    pub feel: f32,
     /// The host renders offline, or far faster than real time: waiting for the generator is
     /// allowed (bounded).
     pub offline: bool,
@@ -72,6 +74,7 @@ impl Default for Settings {
             thru: true,
             bypass: false,
             scale: ScaleLock::Off,
+            feel: 1.0,
             offline: false,
         }
     }
@@ -412,6 +415,7 @@ impl Conductor {
             start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
             source,
             scale: settings.scale,
+            feel: settings.feel,
         };
         let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
         if generator_up && self.send(Observation::Answer(request)) {

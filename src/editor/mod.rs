@@ -222,6 +222,7 @@ impl Panel {
             row(ui, &p.seed_mode, |ui| {
                 controls::choice(ui, &p.seed_mode, setter)
             });
+            row(ui, &p.feel, |ui| controls::slider(ui, &p.feel, setter));
             row(ui, &p.scale_mode, |ui| {
                 controls::choice(ui, &p.scale_mode, setter)
             });

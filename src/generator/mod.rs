@@ -4,6 +4,7 @@
 pub mod continuation;
 pub mod event_answer;
 pub mod sampling;
+pub mod shape;
 pub mod worker;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -209,6 +210,7 @@ mod tests {
             start_beat: 4.0,
             source: Source::Phrase,
             scale: ScaleLock::Off,
+            feel: 1.0,
         })
     }
 

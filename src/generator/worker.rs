@@ -12,7 +12,8 @@ use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming
 use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::stream_seed;
-use crate::listen::transcribe::transcribe;
+use crate::generator::shape::play_with_groove;
+use crate::listen::transcribe::{transcribe, Groove};
 use crate::models::choice::{
     describe, restore, ModelChoice, ModelChoiceState, ModelLine, DEFAULT_MODEL_MESSAGE,
 };
@@ -99,6 +100,8 @@ pub struct Worker {
     heard: Vec<HeardNote>,
     /// Latest beat seen, used to close notes whose release was lost.
     latest_beat: f64,
+    /// The groove of the latest phrase heard: the answers play with it (Feel).
+    groove: Groove,
     session: Arc<SessionState>,
     /// The project's model choice (a loaded project may change it) and the choice in use.
     model_choice: Arc<ModelChoiceState>,
@@ -136,6 +139,7 @@ impl Worker {
             last_answer_start_beat: 0.0,
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
             latest_beat: 0.0,
+            groove: Groove::default(),
             session: params.session.clone(),
             model_choice: params.model.clone(),
             choice_in_use,
@@ -229,7 +233,7 @@ impl Worker {
     /// The phrase in progress as notation (see [`transcribe`]: one line, on its grid), onsets
     /// from its first note (no notes and origin 0 if there is none); held notes end at the latest
     /// beat.
-    fn current_phrase(&self) -> Placed {
+    fn current_phrase(&self) -> (Placed, Groove) {
         let played: Vec<Note> = self
             .heard
             .iter()
@@ -241,20 +245,22 @@ impl Worker {
             })
             .collect();
         // The engines read notation: the line the player played, on its grid.
-        let line = transcribe(&played).melody;
-        let Some(first) = line.first().map(|n| n.onset_beats) else {
-            return Placed::default();
+        let heard = transcribe(&played);
+        let Some(first) = heard.melody.first().map(|n| n.onset_beats) else {
+            return (Placed::default(), heard.groove);
         };
-        Placed {
+        let placed = Placed {
             origin_beat: first,
-            notes: line
+            notes: heard
+                .melody
                 .into_iter()
                 .map(|n| Note {
                     onset_beats: n.onset_beats - first,
                     ..n
                 })
                 .collect(),
-        }
+        };
+        (placed, heard.groove)
     }
 
     /// Handle one observation; returns the answer's notes (onsets from its start) for a request.
@@ -288,7 +294,10 @@ impl Worker {
                 }
             }
             Observation::Commit => {
-                let phrase = self.current_phrase();
+                let (phrase, groove) = self.current_phrase();
+                if !phrase.notes.is_empty() {
+                    self.groove = groove;
+                }
                 self.heard.clear();
                 if !phrase.notes.is_empty() {
                     self.memory.learn(&phrase.notes);
@@ -315,7 +324,10 @@ impl Worker {
         let started = Instant::now();
         self.follow_model_choice();
         self.follow_long_term();
-        let current = self.current_phrase();
+        let (current, groove) = self.current_phrase();
+        if !current.notes.is_empty() {
+            self.groove = groove;
+        }
         let session = self.session_snapshot();
         // The phrase being played is answered speculatively: it is committed (learned, kept as
         // context) only if it really ends. A saved phrase's place in the bar is not known: it
@@ -344,11 +356,11 @@ impl Worker {
         let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request));
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
         let scale = self.scale_for(request.scale, &prompt);
-        match request
+        let event_engine = request
             .engine
             .event_engine()
-            .filter(|_| self.brains.is_some())
-        {
+            .filter(|_| self.brains.is_some());
+        match event_engine {
             Some(kind) => {
                 self.answerer.set_scale(scale);
                 self.answer_with_events(kind, request, &prompt, in_context, &mut rng, &mut answer)
@@ -363,6 +375,15 @@ impl Worker {
             ),
         }
         answer.truncate(MAX_ANSWER_NOTES);
+        // The event engines play at the phrase's level; the Continuator copies its velocities.
+        play_with_groove(
+            &mut answer,
+            request.start_beat,
+            &self.groove,
+            f64::from(request.feel),
+            event_engine.is_some(),
+            request.length_beats,
+        );
         self.status
             .last_answer_micros
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -499,6 +520,7 @@ mod tests {
             start_beat: 4.0,
             source: Source::Phrase,
             scale: ScaleLock::Off,
+            feel: 1.0,
         }
     }
 
@@ -562,6 +584,39 @@ mod tests {
             assert!(!written.is_empty());
             assert_eq!(answer(&legato), written, "{engine:?}, legato");
             assert_eq!(answer(&chords), written, "{engine:?}, chords");
+        }
+    }
+
+    /// After a swung phrase the answer swings too (Feel at its default): its off-beat 8ths come
+    /// at two thirds of the beat; with Feel 0 they are straight.
+    #[test]
+    fn answers_to_a_swung_phrase_swing() {
+        // The tune's first phrase, up to beat 10, unfinished.
+        let mut tune = crate::test_kit::swung(&crate::test_kit::folk_tune(0));
+        tune.retain(|n| n.onset_beats < 10.0);
+        for engine in [EngineChoice::Hybrid, EngineChoice::Continuator] {
+            let offbeats = |feel: f32| {
+                let mut worker =
+                    Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+                perform(&mut worker, &tune);
+                let answer = worker.answer(&Request {
+                    feel,
+                    start_beat: 11.0,
+                    ..request(engine)
+                });
+                answer
+                    .iter()
+                    .map(|n| n.onset_beats.fract())
+                    .filter(|f| (0.4..0.8).contains(f))
+                    .collect::<Vec<f64>>()
+            };
+            let swung = offbeats(WaveJamParams::default().feel.value());
+            assert!(!swung.is_empty(), "{engine:?}: no off-beats to check");
+            assert!(
+                swung.iter().all(|f| (f - 2.0 / 3.0).abs() < 1.0 / 48.0),
+                "{engine:?}: {swung:?}"
+            );
+            assert!(offbeats(0.0).iter().all(|f| *f == 0.5 || *f == 0.75));
         }
     }
 

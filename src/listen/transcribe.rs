@@ -99,9 +99,85 @@ pub struct Transcription {
     /// The other notes of the chords, on the grid.
     pub harmony: Vec<Note>,
     pub grid: Grid,
-    /// Where the off-beat 8ths fell, as a fraction of the beat (0.5 straight, 2/3 swung 2:1);
-    /// `None` without off-beat 8ths.
-    pub offbeat_position: Option<f64>,
+    /// What the player added to the grid.
+    pub groove: Groove,
+}
+
+/// Most grid positions in a beat (16ths).
+const MAX_POSITIONS: usize = 4;
+/// An offset smaller than this (in beats, a 48th: a tick and a half) is the player's looseness,
+/// not their groove.
+pub const GROOVE_THRESHOLD_BEATS: f64 = 1.0 / 48.0;
+
+/// What a player adds to the grid, per written position in the beat (16ths, or triplet 8ths):
+/// how early or late their notes come there (swing is a late off-beat) and how hard they play
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Groove {
+    /// Positions in the beat (0 before anything is heard).
+    positions: usize,
+    /// Mean of played minus written onset, in beats, at each position.
+    offsets: [f64; MAX_POSITIONS],
+    /// Mean velocity at each position.
+    velocities: [f64; MAX_POSITIONS],
+    counts: [u32; MAX_POSITIONS],
+    /// Mean velocity of all the line's notes.
+    mean_velocity: f64,
+}
+
+impl Groove {
+    /// The groove of `line`: (written, played) notes on `grid`.
+    fn measure(line: &[(Note, Note)], grid: Grid) -> Self {
+        let positions = (1.0 / grid.written_step()).round() as usize;
+        let mut groove = Groove {
+            positions,
+            ..Groove::default()
+        };
+        for (written, played) in line {
+            let at = groove.position(written.onset_beats);
+            groove.offsets[at] += played.onset_beats - written.onset_beats;
+            groove.velocities[at] += f64::from(played.velocity);
+            groove.counts[at] += 1;
+            groove.mean_velocity += f64::from(played.velocity);
+        }
+        for at in 0..positions {
+            let count = f64::from(groove.counts[at].max(1));
+            groove.offsets[at] /= count;
+            groove.velocities[at] /= count;
+        }
+        groove.mean_velocity /= line.len().max(1) as f64;
+        groove
+    }
+
+    /// The grid position of `beat` (host beats) in its beat.
+    fn position(&self, beat: f64) -> usize {
+        let positions = self.positions.max(1);
+        ((beat.rem_euclid(1.0) * positions as f64).round() as usize) % positions
+    }
+
+    /// How late (or, negative, early) the player plays `beat`'s grid position, in beats: their
+    /// mean offset there if it is systematic (two notes or more, beyond
+    /// [`GROOVE_THRESHOLD_BEATS`]), else 0.
+    pub fn offset_at(&self, beat: f64) -> f64 {
+        let at = self.position(beat);
+        let offset = self.offsets[at];
+        if self.counts[at] >= 2 && offset.abs() > GROOVE_THRESHOLD_BEATS {
+            offset
+        } else {
+            0.0
+        }
+    }
+
+    /// How much harder (or, negative, softer) than their mean the player plays `beat`'s grid
+    /// position, in velocity steps (0 where they played nothing).
+    pub fn accent_at(&self, beat: f64) -> f64 {
+        let at = self.position(beat);
+        if self.counts[at] > 0 {
+            self.velocities[at] - self.mean_velocity
+        } else {
+            0.0
+        }
+    }
 }
 
 /// The phrase `notes` (onsets in host beats, any order) as notation.
@@ -125,8 +201,8 @@ pub fn transcribe(notes: &[Note]) -> Transcription {
     // Releases snap to the half step of the finest written grid, so a written 16th keeps its
     // articulation in a phrase of 8ths.
     let release_step = step.min(0.25) / 2.0;
-    // Each note on the grid, with how long it was played.
-    let mut snapped: Vec<(Note, f64)> = notes
+    // Each note on the grid, with how it was played.
+    let mut snapped: Vec<(Note, Note)> = notes
         .iter()
         .map(|n| {
             let onset = grid.snap(n.onset_beats, step);
@@ -138,7 +214,7 @@ pub fn transcribe(notes: &[Note]) -> Transcription {
                 duration_beats: end - onset,
                 ..*n
             };
-            (written, n.duration_beats)
+            (written, *n)
         })
         .collect();
     snapped.sort_by(|(a, _), (b, _)| {
@@ -147,54 +223,48 @@ pub fn transcribe(notes: &[Note]) -> Transcription {
             .then(b.pitch.cmp(&a.pitch))
     });
     let (line, harmony) = top_voice(snapped);
+    let groove = Groove::measure(&line, grid);
     Transcription {
-        melody: one_line(line),
+        melody: one_line(line.into_iter().map(|(written, _)| written).collect()),
         harmony,
         grid,
-        offbeat_position: offbeat_position(&onsets),
+        groove,
     }
 }
 
 /// The highest note of each onset (slips aside) and the others; a phrase of chords only (two or
-/// more notes on every onset) is its own line. `sorted` by onset, each note with how long it
-/// was played (in beats).
-fn top_voice(sorted: Vec<(Note, f64)>) -> (Vec<Note>, Vec<Note>) {
-    let chords: Vec<&[(Note, f64)]> = sorted
+/// more notes on every onset) is its own line. `sorted` by written onset: (written, played)
+/// notes; the line keeps both, the harmony the written ones.
+fn top_voice(sorted: Vec<(Note, Note)>) -> (Vec<(Note, Note)>, Vec<Note>) {
+    let chords: Vec<&[(Note, Note)]> = sorted
         .chunk_by(|(a, _), (b, _)| a.onset_beats == b.onset_beats)
         .collect();
     if !chords.is_empty() && chords.iter().all(|c| c.len() > 1) {
-        return (sorted.iter().map(|(n, _)| *n).collect(), Vec::new());
+        return (sorted.clone(), Vec::new());
     }
     let mut line = Vec::with_capacity(chords.len());
     let mut harmony = Vec::new();
     for chord in chords {
-        let longest = chord.iter().map(|(_, played)| *played).fold(0.0, f64::max);
-        let meant = |played: f64| played >= SLIP_BEATS || played >= longest;
+        let longest = chord
+            .iter()
+            .map(|(_, played)| played.duration_beats)
+            .fold(0.0, f64::max);
+        let meant =
+            |played: &Note| played.duration_beats >= SLIP_BEATS || played.duration_beats >= longest;
         let top = (0..chord.len())
-            .filter(|&i| meant(chord[i].1))
+            .filter(|&i| meant(&chord[i].1))
             .max_by_key(|&i| (chord[i].0.pitch, std::cmp::Reverse(i)))
             .expect("the longest note is meant");
-        line.push(chord[top].0);
+        line.push(chord[top]);
         harmony.extend(
             chord
                 .iter()
                 .enumerate()
-                .filter(|&(i, (_, played))| i != top && meant(*played))
-                .map(|(_, (n, _))| *n),
+                .filter(|&(i, (_, played))| i != top && meant(played))
+                .map(|(_, (written, _))| *written),
         );
     }
     (line, harmony)
-}
-
-/// Where off-beat 8ths fall in the beat, on average (onsets from 0.4 to 0.7 of the beat count:
-/// straight, swung, not 16ths), or `None` if there are none.
-fn offbeat_position(onsets: &[f64]) -> Option<f64> {
-    let offbeats: Vec<f64> = onsets
-        .iter()
-        .map(|o| o - o.floor())
-        .filter(|p| (0.4..0.7).contains(p))
-        .collect();
-    (!offbeats.is_empty()).then(|| offbeats.iter().sum::<f64>() / offbeats.len() as f64)
 }
 
 /// The line (one note per onset, in onset order) as one voice: each note ends by the next one's
@@ -258,6 +328,10 @@ mod tests {
                 );
             }
             assert!(heard.melody.iter().all(|n| n.duration_beats > 0.0));
+            // Loose timing is no groove.
+            for position in [0.0, 0.25, 0.5, 0.75] {
+                assert_eq!(heard.groove.offset_at(position), 0.0, "seed {seed}");
+            }
         }
     }
 
@@ -301,10 +375,11 @@ mod tests {
         let heard = transcribe(&played_live(&swung(&tune), TEMPO, 3));
         assert_eq!(heard.grid, Grid::Swung8);
         assert_eq!(pitches_and_onsets(&heard.melody), pitches_and_onsets(&tune));
-        let offbeat = heard.offbeat_position.unwrap();
-        assert!((offbeat - 2.0 / 3.0).abs() < 0.02, "{offbeat}");
-        let straight = transcribe(&tune).offbeat_position.unwrap();
-        assert!((straight - 0.5).abs() < 1e-9);
+        // The off-beat comes a sixth of a beat late; the beat itself on time.
+        let swing = heard.groove.offset_at(0.5);
+        assert!((swing - 1.0 / 6.0).abs() < 0.02, "{swing}");
+        assert_eq!(heard.groove.offset_at(0.0), 0.0);
+        assert_eq!(transcribe(&tune).groove.offset_at(0.5), 0.0);
     }
 
     /// Triplets are heard as triplets.

@@ -8,7 +8,7 @@ use crate::music::Note;
 /// Plays `notes` (an answer starting at host beat `start_beat`, onsets from its start, in onset
 /// order, `length_beats` long) with `groove` at `feel` (0: on the grid, 1: the player's whole
 /// groove); with `accents`, their velocities also take the player's accent at each position.
-/// A note that ended where the next began still does.
+/// A note that ended where the next began still does; the notes stay in onset order.
 pub fn play_with_groove(
     notes: &mut [Note],
     start_beat: f64,
@@ -42,6 +42,8 @@ pub fn play_with_groove(
                 .clamp(1.0, 127.0) as u8;
         }
     }
+    // NOTE: positions may shift by different amounts; the audio thread plays onsets in order.
+    notes.sort_by(|a, b| a.onset_beats.total_cmp(&b.onset_beats));
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use crate::models::wavenet::weights::{expected_tensors, to_safetensors};
 use crate::models::wavenet::{Precision, WaveNetConfig, WaveNetKernel};
 use crate::music::encoding::Vocabulary;
 use crate::music::Note;
+use crate::params::{EngineChoice, ScaleLock, SeedMode};
+use crate::protocol::{Request, Source};
 
 /// A note of velocity 80.
 pub fn note(pitch: u8, onset_beats: f64, duration_beats: f64) -> Note {
@@ -291,4 +293,24 @@ pub fn swung(notes: &[Note]) -> Vec<Note> {
             }
         })
         .collect()
+}
+
+/// An answer request for `engine`: 8 beats in 4/4 bars from beat 0, due at beat 4, seed 3,
+/// temperature 1, no scale lock, full feel.
+pub fn request(engine: EngineChoice) -> Request {
+    Request {
+        serial: 1,
+        phrase_index: 0,
+        engine,
+        temperature: 1.0,
+        seed: 3,
+        seed_mode: SeedMode::Fixed,
+        length_beats: 8.0,
+        bar_beats: 4.0,
+        bar_origin_beat: 0.0,
+        start_beat: 4.0,
+        source: Source::Phrase,
+        scale: ScaleLock::Off,
+        feel: 1.0,
+    }
 }

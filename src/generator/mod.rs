@@ -192,25 +192,14 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{EngineChoice, ScaleLock, SeedMode};
-    use crate::protocol::{Request, Source, OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
+    use crate::params::EngineChoice;
+    use crate::protocol::{Request, OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
     use std::time::Instant;
 
     fn request(serial: u64) -> Observation {
         Observation::Answer(Request {
             serial,
-            phrase_index: 0,
-            engine: EngineChoice::Continuator,
-            temperature: 1.0,
-            seed: 1,
-            seed_mode: SeedMode::Fixed,
-            length_beats: 4.0,
-            bar_beats: 4.0,
-            bar_origin_beat: 0.0,
-            start_beat: 4.0,
-            source: Source::Phrase,
-            scale: ScaleLock::Off,
-            feel: 1.0,
+            ..crate::test_kit::request(EngineChoice::Continuator)
         })
     }
 

@@ -500,29 +500,11 @@ fn ticks(beats: f64) -> u32 {
 mod tests {
     use super::*;
     use crate::models::choice::ModelFileError;
-    use crate::params::{EngineChoice, ScaleLock, SeedMode};
-    use crate::test_kit::random_kernel;
+    use crate::params::{EngineChoice, ScaleLock};
+    use crate::test_kit::{random_kernel, request};
 
     /// The phrase most tests play: 8 eighth notes.
     const PHRASE: [u8; 8] = [62, 64, 66, 67, 69, 71, 69, 67];
-
-    fn request(engine: EngineChoice) -> Request {
-        Request {
-            serial: 1,
-            phrase_index: 0,
-            engine,
-            temperature: 1.0,
-            seed: 3,
-            seed_mode: SeedMode::Fixed,
-            length_beats: 8.0,
-            bar_beats: 4.0,
-            bar_origin_beat: 0.0,
-            start_beat: 4.0,
-            source: Source::Phrase,
-            scale: ScaleLock::Off,
-            feel: 1.0,
-        }
-    }
 
     /// The player plays `pitches` as eighth notes from beat `from`.
     fn play(worker: &mut Worker, from: f64, pitches: impl IntoIterator<Item = u8>) {

@@ -129,7 +129,8 @@ impl Clock {
         self.sample_rate_hz = sample_rate_hz as f64;
     }
 
-    /// The internal clock (transport stopped) starts again from beat 0.
+    /// The internal clock starts again from beat 0 if it is running (transport stopped); a
+    /// playing host's position is kept.
     pub fn restart_internal(&mut self) {
         if !self.was_playing {
             self.next_beat = 0.0;

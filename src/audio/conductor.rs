@@ -192,7 +192,8 @@ impl Conductor {
         self.restart_pending = true;
     }
 
-    /// New rings to a new generator thread (the previous one was lost with its ends).
+    /// New rings to a new generator thread (the previous one was lost with its ends); call
+    /// [`Conductor::reactivate`] next.
     pub fn connect(
         &mut self,
         to_generator: rtrb::Producer<Observation>,
@@ -200,7 +201,6 @@ impl Conductor {
     ) {
         self.to_generator = to_generator;
         self.from_generator = from_generator;
-        self.release_pending = true;
     }
 
     /// The host activated the plugin again, at `sample_rate_hz`: the session (the phrases heard
@@ -214,9 +214,7 @@ impl Conductor {
     /// render renders the same phrase the same way.
     pub fn reactivate(&mut self, sample_rate_hz: f32) {
         self.clock.set_sample_rate(sample_rate_hz);
-        if !self.time.playing {
-            self.clock.restart_internal();
-        }
+        self.clock.restart_internal();
         self.request_release();
         self.phrase = Phrase::default();
         self.send(Observation::Discontinuity);

@@ -19,9 +19,9 @@ use synth::{Synth, VoiceKey};
 /// deactivation (the notes it owes the host's MIDI output and the phrase in progress survive).
 pub struct AudioSide {
     pub conductor: Conductor,
-    pub synth: Synth,
+    synth: Synth,
     /// Whether the host runs far ahead of the wall clock (then it is treated as a bounce).
-    pub pace: Pace,
+    pace: Pace,
 }
 
 impl AudioSide {

@@ -145,7 +145,15 @@ impl Worker {
             choice_in_use,
             status,
         };
-        worker.restore_model();
+        if worker.choice_in_use.path.is_some() || worker.brains.is_none() {
+            worker.restore_model();
+        } else {
+            // The brains hold the embedded model already.
+            worker
+                .status
+                .model_slot
+                .set_line(ModelLine::playing(DEFAULT_MODEL_MESSAGE));
+        }
         worker.follow_long_term();
         worker
     }

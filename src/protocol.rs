@@ -36,6 +36,14 @@ pub struct Request {
     /// Where the answer will start if it is played when due, in host beats: with the bars,
     /// where in its bar it starts.
     pub start_beat: f64,
+    /// The beat the answer is due after (it starts on the first grid point at or after it).
+    pub trigger_beat: f64,
+    /// The Quantize grid's step, in beats.
+    pub step_beats: f64,
+    /// The clock's tempo, in BPM (the host's; with the transport stopped, the internal clock's).
+    pub tempo_bpm: f64,
+    /// The transport is stopped: the answer follows the player's own tempo and beat, if heard.
+    pub free_tempo: bool,
     /// What to continue.
     pub source: Source,
     /// The scale the answer keeps to.
@@ -75,6 +83,32 @@ pub enum Observation {
 pub enum Scheduled {
     /// One note of answer `serial`, onset relative to the answer's start.
     Note { serial: u64, note: Note },
-    /// Answer `serial` is complete and lasts `length_beats`.
-    End { serial: u64, length_beats: f64 },
+    /// Answer `serial` is complete and lasts `length_beats`; with `player`, it is in the
+    /// player's time and starts on their grid.
+    End {
+        serial: u64,
+        length_beats: f64,
+        player: Option<PlayerTime>,
+    },
+}
+
+/// The player's own beat (free tempo) in the audio thread's beats: one player beat lasts
+/// `clock_beats` clock beats, and a bar of theirs starts at `origin_beat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlayerTime {
+    pub origin_beat: f64,
+    /// Clock beats per player beat (positive).
+    pub clock_beats: f64,
+}
+
+impl PlayerTime {
+    /// `clock_beat` in player beats from their bar line.
+    pub fn to_player(&self, clock_beat: f64) -> f64 {
+        (clock_beat - self.origin_beat) / self.clock_beats
+    }
+
+    /// The player's tempo, for a clock at `clock_bpm`.
+    pub fn bpm(&self, clock_bpm: f64) -> f64 {
+        clock_bpm / self.clock_beats
+    }
 }

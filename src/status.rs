@@ -56,6 +56,12 @@ pub struct Status {
     /// The key heard in the session's phrases, as [`crate::music::key::Key::index`] + 1 (0: none
     /// heard yet).
     pub heard_key: AtomicU8,
+    /// The player's tempo heard with the transport stopped (free tempo), in BPM; 0 while the
+    /// host's tempo rules or none was heard.
+    pub heard_tempo_bpm: AtomicF64,
+    /// The grid of the latest phrase heard, as [`crate::listen::transcribe::Grid`] `as u8` + 1
+    /// (0: none heard yet).
+    pub heard_grid: AtomicU8,
     /// Wall time of the generator's last answer, in microseconds.
     pub last_answer_micros: AtomicU64,
     /// Answers that arrived after their grid point and started on a later one.

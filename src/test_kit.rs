@@ -295,8 +295,8 @@ pub fn swung(notes: &[Note]) -> Vec<Note> {
         .collect()
 }
 
-/// An answer request for `engine`: 8 beats in 4/4 bars from beat 0, due at beat 4, seed 3,
-/// temperature 1, no scale lock, full feel.
+/// An answer request for `engine`: 8 beats in 4/4 bars from beat 0, due at beat 4 on a grid of
+/// beats, seed 3, temperature 1, no scale lock, full feel, the transport playing at 120 BPM.
 pub fn request(engine: EngineChoice) -> Request {
     Request {
         serial: 1,
@@ -309,6 +309,10 @@ pub fn request(engine: EngineChoice) -> Request {
         bar_beats: 4.0,
         bar_origin_beat: 0.0,
         start_beat: 4.0,
+        trigger_beat: 4.0,
+        step_beats: 1.0,
+        tempo_bpm: 120.0,
+        free_tempo: false,
         source: Source::Phrase,
         scale: ScaleLock::Off,
         feel: 1.0,

@@ -2,7 +2,7 @@
 //! beats, relative to the answer's start) and are turned into note-ons and note-offs in time order.
 
 use crate::music::Note;
-use crate::protocol::{MAX_ANSWER_NOTES, MAX_ANSWER_POLYPHONY};
+use crate::protocol::{PlayerTime, MAX_ANSWER_NOTES, MAX_ANSWER_POLYPHONY};
 
 /// Answer notes the slot can track sounding at once: twice the generator's limit, so a note
 /// ending a rounding error after the next one starts never costs a note (one that cannot be
@@ -40,6 +40,8 @@ pub struct AnswerSlot {
     requested: bool,
     complete: bool,
     length_beats: f64,
+    /// The player's time the answer is in (free tempo), if any: it starts on their grid.
+    player: Option<PlayerTime>,
     /// When the answer should start at the earliest (phrase end, trigger or previous answer end).
     trigger_beat: Option<f64>,
     /// Beat of the answer's first grid point, once it is playing.
@@ -58,6 +60,7 @@ impl Default for AnswerSlot {
             requested: false,
             complete: false,
             length_beats: 0.0,
+            player: None,
             trigger_beat: None,
             start_beat: None,
             next_note: 0,
@@ -77,6 +80,7 @@ impl AnswerSlot {
         self.requested = false;
         self.complete = false;
         self.length_beats = 0.0;
+        self.player = None;
         self.trigger_beat = None;
         self.start_beat = None;
         self.next_note = 0;
@@ -120,12 +124,18 @@ impl AnswerSlot {
         }
     }
 
-    /// Answer `serial` is complete.
-    pub fn receive_end(&mut self, serial: u64, length_beats: f64) {
+    /// Answer `serial` is complete; `player`: it is in the player's time.
+    pub fn receive_end(&mut self, serial: u64, length_beats: f64, player: Option<PlayerTime>) {
         if serial == self.serial {
             self.complete = true;
             self.length_beats = length_beats;
+            self.player = player;
         }
+    }
+
+    /// The player's time the awaited answer is in, once it is complete (free tempo).
+    pub fn player(&self) -> Option<PlayerTime> {
+        self.player
     }
 
     pub fn is_complete(&self) -> bool {
@@ -259,7 +269,7 @@ mod tests {
         for n in notes {
             slot.receive_note(7, *n);
         }
-        slot.receive_end(7, length);
+        slot.receive_end(7, length, None);
         slot
     }
 
@@ -306,10 +316,10 @@ mod tests {
         let mut slot = AnswerSlot::default();
         slot.expect(2);
         slot.receive_note(1, note(60, 0.0, 1.0));
-        slot.receive_end(1, 4.0);
+        slot.receive_end(1, 4.0, None);
         assert!(!slot.is_complete());
         slot.receive_note(2, note(62, 0.0, 1.0));
-        slot.receive_end(2, 4.0);
+        slot.receive_end(2, 4.0, None);
         slot.trigger(0.0);
         slot.start(0.0);
         assert!(matches!(
@@ -335,7 +345,7 @@ mod tests {
         assert!(slot.next_event_before(100.0).is_none());
         // Notes of the released answer still on their way are dropped.
         slot.receive_note(7, note(60, 0.0, 1.0));
-        slot.receive_end(7, 4.0);
+        slot.receive_end(7, 4.0, None);
         assert!(!slot.is_complete());
     }
 

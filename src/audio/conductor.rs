@@ -19,7 +19,7 @@ use crate::audio::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTim
 use crate::audio::events::{BlockEvents, OutEvent};
 use crate::audio::synth::VoiceSource;
 use crate::params::{EngineChoice, Mode, Output, Quantize, ScaleLock, SeedMode};
-use crate::protocol::{Observation, Request, Scheduled, Source};
+use crate::protocol::{Observation, PlayerTime, Request, Scheduled, Source};
 use crate::status::{Activity, Status};
 
 /// MIDI channel (0-based) the answer is sent on.
@@ -147,6 +147,9 @@ pub struct Conductor {
     generator_panics_seen: u64,
     /// Offset at which WaveJam's voice must release every voice in this block, if any.
     voices_release_at: Option<u32>,
+    /// The player's own time (free tempo) of the latest answer that followed it: the Wait is in
+    /// their beats. Forgotten when the transport plays or jumps.
+    player: Option<PlayerTime>,
 }
 
 impl Conductor {
@@ -176,6 +179,7 @@ impl Conductor {
             wait_deadline: None,
             generator_panics_seen: 0,
             voices_release_at: None,
+            player: None,
         }
     }
 
@@ -217,6 +221,7 @@ impl Conductor {
         self.clock.restart_internal();
         self.request_release();
         self.phrase = Phrase::default();
+        self.player = None;
         self.send(Observation::Discontinuity);
     }
 
@@ -326,6 +331,9 @@ impl Conductor {
             self.send(Observation::Discontinuity);
             self.phrase.has_notes = false;
         }
+        if continuity != Continuity::Continuous || self.time.playing {
+            self.player = None;
+        }
         if continuity == Continuity::Started {
             self.send(Observation::ResetMemory);
             self.phrase_index = 0;
@@ -389,7 +397,8 @@ impl Conductor {
                 Scheduled::End {
                     serial,
                     length_beats,
-                } => self.answer.receive_end(serial, length_beats),
+                    player,
+                } => self.answer.receive_end(serial, length_beats, player),
             }
         }
     }
@@ -400,6 +409,8 @@ impl Conductor {
         let step = settings.quantize.step_beats(self.time.bar_beats);
         self.serial += 1;
         self.answer.expect(self.serial);
+        // NOTE: the bar length is the host's in the player's time too: a quantize step is as
+        // many of their beats as of the host's.
         let request = Request {
             serial: self.serial,
             phrase_index: self.phrase_index,
@@ -411,6 +422,10 @@ impl Conductor {
             bar_beats: self.time.bar_beats,
             bar_origin_beat: self.time.bar_origin_beat,
             start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
+            trigger_beat,
+            step_beats: step,
+            tempo_bpm: self.time.tempo_bpm,
+            free_tempo: !self.time.playing,
             source,
             scale: settings.scale,
             feel: settings.feel,
@@ -481,7 +496,8 @@ impl Conductor {
                     self.phrase.last_release_beat = beat;
                     if settings.mode != Mode::Manual && !self.answer.is_playing() {
                         // Prepare the answer now, so it is ready when the wait is over.
-                        self.request(settings, Source::Phrase, beat + settings.wait_beats);
+                        let wait = self.wait_beats(settings);
+                        self.request(settings, Source::Phrase, beat + wait);
                     }
                 }
             }
@@ -506,12 +522,20 @@ impl Conductor {
                 self.skip_answer();
             } else if self.answer.ready_to_start() {
                 let step = settings.quantize.step_beats(self.time.bar_beats);
-                let due = next_grid_point(trigger, step, self.time.bar_origin_beat);
+                // In the player's time (free tempo) the grid is theirs.
+                let (step, origin) = match self.answer.player() {
+                    Some(player) => (step * player.clock_beats, player.origin_beat),
+                    None => (step, self.time.bar_origin_beat),
+                };
+                let due = next_grid_point(trigger, step, origin);
                 let now = self.time.beat_at(self.cursor as usize);
-                let start = next_grid_point(trigger.max(now), step, self.time.bar_origin_beat);
+                let start = next_grid_point(trigger.max(now), step, origin);
                 if start > due {
                     // It came after its grid point: it plays, from the next one.
                     self.status.late_answers.fetch_add(1, Ordering::Relaxed);
+                }
+                if self.answer.player().is_some() {
+                    self.player = self.answer.player();
                 }
                 self.answer.start(start);
             }
@@ -562,7 +586,7 @@ impl Conductor {
         if !self.phrase.has_notes || self.phrase.any_held() {
             return;
         }
-        let due = self.phrase.last_release_beat + settings.wait_beats;
+        let due = self.phrase.last_release_beat + self.wait_beats(settings);
         if self.time.offset_of(due) >= limit as usize {
             return;
         }
@@ -575,6 +599,11 @@ impl Conductor {
             self.answer.trigger(due);
             self.phrase_index += 1;
         }
+    }
+
+    /// The Wait, in clock beats: the player's beats if their time is followed.
+    fn wait_beats(&self, settings: &Settings) -> f64 {
+        settings.wait_beats * self.player.map_or(1.0, |p| p.clock_beats)
     }
 
     /// Offline bounce: wait until the generator has delivered the awaited answer, at most

@@ -63,21 +63,10 @@ impl Rig {
     /// Run the generator on everything observed so far.
     fn pump(&mut self) {
         while let Ok(o) = self.observations.pop() {
-            if let Some((request, notes)) = self.worker.handle(o) {
-                for note in notes {
-                    self.schedule
-                        .push(Scheduled::Note {
-                            serial: request.serial,
-                            note,
-                        })
-                        .unwrap();
+            if let Some((request, answer)) = self.worker.handle(o) {
+                for message in answer.messages(request.serial) {
+                    self.schedule.push(message).unwrap();
                 }
-                self.schedule
-                    .push(Scheduled::End {
-                        serial: request.serial,
-                        length_beats: request.length_beats,
-                    })
-                    .unwrap();
             }
         }
     }
@@ -652,4 +641,73 @@ fn a_key_released_while_bypassed_does_not_hang_the_phrase() {
         ],
     );
     assert!(!rig.answer_ons().is_empty(), "the phrase never ended");
+}
+
+/// `notes` (in beats) played at `bpm` from `start_seconds`, as (absolute sample, event).
+fn performed(notes: &[Note], bpm: f64, start_seconds: f64) -> Vec<(u64, InputEvent)> {
+    let sample = |beats: f64| ((start_seconds + beats * 60.0 / bpm) * f64::from(SR)) as u64;
+    let mut events: Vec<(u64, InputEvent)> = notes
+        .iter()
+        .flat_map(|n| {
+            [
+                (sample(n.onset_beats), on(n.pitch)),
+                (sample(n.end_beats()), off(n.pitch)),
+            ]
+        })
+        .collect();
+    events.sort_by_key(|(t, e)| (*t, e.velocity.is_some()));
+    events
+}
+
+/// With the transport stopped, a player at their own tempo (70 or 160 BPM against the host's
+/// 120) is answered at their tempo, on their beat: every answer onset within 1/48 of their beat
+/// of a 16th or triplet point of it, the first after their phrase and its Wait (in their beats).
+#[test]
+fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
+    for bpm in [70.0, 160.0] {
+        let mut rig = Rig::new();
+        rig.host.playing = false;
+        let start = 0.37;
+        let tune = crate::test_kit::played_live(&crate::test_kit::folk_tune(0), bpm, 5);
+        let phrase = performed(&tune, bpm, start);
+        let phrase_end = phrase.last().unwrap().0;
+        let beat_samples = 60.0 / bpm * f64::from(SR);
+        rig.run_to(phrase_end + (12.0 * beat_samples) as u64, 256, &phrase);
+        let heard = rig.status.heard_tempo_bpm.load(Ordering::Relaxed);
+        assert!(
+            (heard / bpm - 1.0).abs() < 0.03,
+            "heard {heard:.1} BPM, played {bpm}"
+        );
+        let ons = rig.answer_ons();
+        assert!(ons.len() >= 4, "{bpm} BPM: {} answer notes", ons.len());
+        assert!(ons[0].0 as f64 >= phrase_end as f64 + beat_samples * 0.99);
+        let origin = start * f64::from(SR);
+        for (t, _) in &ons {
+            let in_twelfths = (*t as f64 - origin) / beat_samples * 12.0;
+            let off_grid = (in_twelfths - in_twelfths.round()).abs() / 12.0;
+            assert!(
+                off_grid <= 1.0 / 48.0,
+                "{bpm} BPM: an onset {off_grid:.3} beats off"
+            );
+        }
+        assert_all_closed(&rig.out);
+    }
+}
+
+/// With the transport playing, the host's tempo rules, whatever the player's.
+#[test]
+fn a_playing_transport_keeps_the_hosts_tempo() {
+    let mut rig = Rig::new();
+    // On the host's grid (a player off the host's tempo makes no groove worth playing).
+    rig.settings.feel = 0.0;
+    let tune = crate::test_kit::folk_tune(0);
+    let phrase = performed(&tune, 70.0, 0.0);
+    let end = phrase.last().unwrap().0 + (8.0 * SPB) as u64;
+    rig.run_to(end, 256, &phrase);
+    assert_eq!(rig.status.heard_tempo_bpm.load(Ordering::Relaxed), 0.0);
+    let ons = rig.answer_ons();
+    assert!(!ons.is_empty());
+    // Quantize: a beat; events on ticks (24 a beat) of the host's beat.
+    assert_eq!(ons[0].0 % SPB as u64, 0);
+    assert!(ons.iter().all(|(t, _)| t % (SPB as u64 / 24) == 0));
 }

@@ -168,9 +168,13 @@ impl Panel {
             );
             ui.label(RichText::new(self.params.engine.to_string()).color(theme::TEXT_DIM))
                 .on_hover_text("Engine");
-            if let Some(key) = readout::heard_key(s) {
-                ui.label(RichText::new(format!("in {key}")).color(theme::TEXT_DIM))
-                    .on_hover_text("The key WaveJam hears in the session's phrases");
+            if let Some(heard) = readout::heard(s) {
+                ui.label(RichText::new(format!("hears {heard}")).color(theme::TEXT_DIM))
+                    .on_hover_text(
+                        "What WaveJam hears in your playing: the key of the session's phrases, \
+                         the grid of the last one, and, with the transport stopped, your tempo \
+                         (it answers in it)",
+                    );
             }
             for (note, meaning, colour) in readout::generator_notes(s) {
                 ui.label(RichText::new(note).small().color(colour))

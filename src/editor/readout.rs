@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use egui::Color32;
 
 use super::theme;
+use crate::listen::transcribe::Grid;
 use crate::music::key::Key;
 use crate::status::Status;
 
@@ -32,6 +33,25 @@ pub const COUNTERS: [Counter; 8] = [
 /// The key heard in the session's phrases, if any yet.
 pub fn heard_key(status: &Status) -> Option<Key> {
     Key::from_index(status.heard_key.load(Ordering::Relaxed).checked_sub(1)?)
+}
+
+/// The grid of the latest phrase heard, if any yet.
+pub fn heard_grid(status: &Status) -> Option<Grid> {
+    let index = status.heard_grid.load(Ordering::Relaxed).checked_sub(1)?;
+    Grid::ALL.get(usize::from(index)).copied()
+}
+
+/// What WaveJam heard in the player: "D major · swung 8ths · 72 BPM" (key, grid, and the
+/// player's own tempo when it follows it), or `None` before anything was heard.
+pub fn heard(status: &Status) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(heard_key(status).map(|k| k.to_string()));
+    parts.extend(heard_grid(status).map(|g| g.label().to_string()));
+    let bpm = status.heard_tempo_bpm.load(Ordering::Relaxed);
+    if bpm.is_finite() && bpm > 0.0 {
+        parts.push(format!("{bpm:.0} BPM"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// What the panel's header says about the generator: (note, what it means, colour), the most
@@ -124,6 +144,21 @@ mod tests {
         assert_eq!(heard_key(&status), None);
         status.heard_key.store(7 + 12 + 1, Ordering::Relaxed);
         assert_eq!(heard_key(&status).unwrap().to_string(), "G minor");
+    }
+
+    #[test]
+    fn what_was_heard_reads_key_grid_and_free_tempo() {
+        let status = Status::default();
+        assert_eq!(heard(&status), None);
+        status.heard_key.store(2 + 1, Ordering::Relaxed);
+        status
+            .heard_grid
+            .store(Grid::Swung8 as u8 + 1, Ordering::Relaxed);
+        assert_eq!(heard(&status).unwrap(), "D major · swung 8ths");
+        status.heard_tempo_bpm.store(71.6, Ordering::Relaxed);
+        assert_eq!(heard(&status).unwrap(), "D major · swung 8ths · 72 BPM");
+        status.heard_grid.store(9, Ordering::Relaxed);
+        assert_eq!(heard(&status).unwrap(), "D major · 72 BPM");
     }
 
     #[test]

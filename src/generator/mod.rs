@@ -148,18 +148,8 @@ fn run_batch(
         if matches!(observation, Observation::Answer(_)) && Some(i) != last_request {
             continue;
         }
-        if let Some((request, notes)) = worker.handle(*observation) {
-            let messages = notes
-                .iter()
-                .map(|&note| Scheduled::Note {
-                    serial: request.serial,
-                    note,
-                })
-                .chain(std::iter::once(Scheduled::End {
-                    serial: request.serial,
-                    length_beats: request.length_beats,
-                }));
-            for message in messages {
+        if let Some((request, answer)) = worker.handle(*observation) {
+            for message in answer.messages(request.serial) {
                 send(schedule, message, status, stop);
             }
         }

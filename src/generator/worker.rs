@@ -9,10 +9,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming_brains};
+use crate::audio::clock::next_grid_point;
 use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::stream_seed;
 use crate::generator::shape::play_with_groove;
+use crate::listen::tempo::find_beat;
 use crate::listen::transcribe::{transcribe, Groove};
 use crate::models::choice::{
     describe, restore, ModelChoice, ModelChoiceState, ModelLine, DEFAULT_MODEL_MESSAGE,
@@ -27,7 +29,7 @@ use crate::music::meter::Meter;
 use crate::music::{beats_to_ticks, Note};
 use crate::params::{ScaleLock, WaveJamParams};
 use crate::persist::{Session, SessionState, MAX_SAVED_NOTES};
-use crate::protocol::{Observation, Request, Source, MAX_ANSWER_NOTES};
+use crate::protocol::{Observation, PlayerTime, Request, Scheduled, Source, MAX_ANSWER_NOTES};
 use crate::status::Status;
 
 /// The panel's model line if the embedded model does not load (a test checks it does).
@@ -82,6 +84,35 @@ fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
     }
 }
 
+/// A player's first onset this little (in beats) before one of their beats is on it: the bar
+/// they start is that beat's.
+const EARLY_ON_BEAT: f64 = 0.125;
+
+/// An answer, ready to schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Onsets in clock beats from the answer's start, in onset order.
+    pub notes: Vec<Note>,
+    /// Its length, in clock beats.
+    pub length_beats: f64,
+    /// The player's time it is in (free tempo), if any.
+    pub player: Option<PlayerTime>,
+}
+
+impl Answer {
+    /// The messages that hand it to the audio thread as answer `serial`: its notes, then its end.
+    pub fn messages(&self, serial: u64) -> impl Iterator<Item = Scheduled> + '_ {
+        self.notes
+            .iter()
+            .map(move |&note| Scheduled::Note { serial, note })
+            .chain(std::iter::once(Scheduled::End {
+                serial,
+                length_beats: self.length_beats,
+                player: self.player,
+            }))
+    }
+}
+
 /// Follows the player and answers.
 pub struct Worker {
     /// What the Continuator has learned from the phrases committed since playback started.
@@ -102,6 +133,9 @@ pub struct Worker {
     latest_beat: f64,
     /// The groove of the latest phrase heard: the answers play with it (Feel).
     groove: Groove,
+    /// The player's own time, heard in the latest phrase with the transport stopped (free
+    /// tempo); `None` while the host's tempo rules.
+    player: Option<PlayerTime>,
     session: Arc<SessionState>,
     /// The project's model choice (a loaded project may change it) and the choice in use.
     model_choice: Arc<ModelChoiceState>,
@@ -140,6 +174,7 @@ impl Worker {
             heard: Vec::with_capacity(MAX_PHRASE_NOTES),
             latest_beat: 0.0,
             groove: Groove::default(),
+            player: None,
             session: params.session.clone(),
             model_choice: params.model.clone(),
             choice_in_use,
@@ -240,16 +275,21 @@ impl Worker {
 
     /// The phrase in progress as notation (see [`transcribe`]: one line, on its grid), onsets
     /// from its first note (no notes and origin 0 if there is none); held notes end at the latest
-    /// beat.
+    /// beat. In the player's time, if it is followed, else in the clock's.
     fn current_phrase(&self) -> (Placed, Groove) {
+        let (to_beats, scale) = match self.player {
+            Some(player) => (player.origin_beat, player.clock_beats),
+            None => (0.0, 1.0),
+        };
         let played: Vec<Note> = self
             .heard
             .iter()
             .map(|n| Note {
                 pitch: n.pitch,
                 velocity: n.velocity,
-                onset_beats: n.start,
-                duration_beats: (n.end.unwrap_or(self.latest_beat) - n.start).max(1.0 / 24.0),
+                onset_beats: (n.start - to_beats) / scale,
+                duration_beats: ((n.end.unwrap_or(self.latest_beat) - n.start) / scale)
+                    .max(1.0 / 24.0),
             })
             .collect();
         // The engines read notation: the line the player played, on its grid.
@@ -271,8 +311,8 @@ impl Worker {
         (placed, heard.groove)
     }
 
-    /// Handle one observation; returns the answer's notes (onsets from its start) for a request.
-    pub fn handle(&mut self, observation: Observation) -> Option<(Request, Vec<Note>)> {
+    /// Handle one observation; returns the answer for a request.
+    pub fn handle(&mut self, observation: Observation) -> Option<(Request, Answer)> {
         match observation {
             Observation::NoteOn {
                 pitch,
@@ -320,15 +360,72 @@ impl Worker {
             Observation::ResetMemory => {
                 self.memory.clear_memory();
                 self.phrases.clear();
+                self.player = None;
             }
-            Observation::Discontinuity => self.heard.clear(),
+            Observation::Discontinuity => {
+                self.heard.clear();
+                self.player = None;
+            }
             Observation::Answer(request) => return Some((request, self.answer(&request))),
         }
         None
     }
 
-    /// Generate the answer to `request`.
-    pub fn answer(&mut self, request: &Request) -> Vec<Note> {
+    /// Generate the answer to `request`: in the host's time, or with the transport stopped in
+    /// the player's, if their beat is heard (see [`Worker::follow_player`]).
+    pub fn answer(&mut self, request: &Request) -> Answer {
+        let player = self.follow_player(request);
+        let (mut notes, length_beats) = match player {
+            Some(player) => {
+                let local = in_player_time(request, player);
+                let mut notes = self.answer_in_time(&local);
+                for note in &mut notes {
+                    note.onset_beats *= player.clock_beats;
+                    note.duration_beats *= player.clock_beats;
+                }
+                (notes, local.length_beats * player.clock_beats)
+            }
+            None => (self.answer_in_time(request), request.length_beats),
+        };
+        notes.truncate(MAX_ANSWER_NOTES);
+        Answer {
+            notes,
+            length_beats,
+            player,
+        }
+    }
+
+    /// With the transport stopped, the player's time as heard in the phrase in progress (kept
+    /// from the last phrase if this one gives nothing to go on); with it playing, none. Shown in
+    /// the panel.
+    fn follow_player(&mut self, request: &Request) -> Option<PlayerTime> {
+        let seconds_per_beat = 60.0 / request.tempo_bpm;
+        if !request.free_tempo || !seconds_per_beat.is_finite() || seconds_per_beat <= 0.0 {
+            self.player = None;
+        } else if request.source == Source::Phrase {
+            let onsets: Vec<f64> = self
+                .heard
+                .iter()
+                .map(|n| n.start * seconds_per_beat)
+                .collect();
+            if let Some(beat) = find_beat(&onsets) {
+                let clock_beats = beat.seconds() / seconds_per_beat;
+                let phase = beat.phase_seconds / seconds_per_beat;
+                let first = self.heard.iter().map(|n| n.start).fold(f64::MAX, f64::min);
+                let beats_before = ((first - phase) / clock_beats + EARLY_ON_BEAT).floor();
+                self.player = Some(PlayerTime {
+                    origin_beat: phase + beats_before * clock_beats,
+                    clock_beats,
+                });
+            }
+        }
+        let bpm = self.player.map_or(0.0, |p| p.bpm(request.tempo_bpm));
+        self.status.heard_tempo_bpm.store(bpm, Ordering::Relaxed);
+        self.player
+    }
+
+    /// The answer to `request`, whose beats are those the phrases are heard in.
+    fn answer_in_time(&mut self, request: &Request) -> Vec<Note> {
         let started = Instant::now();
         self.follow_model_choice();
         self.follow_long_term();
@@ -383,6 +480,9 @@ impl Worker {
             ),
         }
         answer.truncate(MAX_ANSWER_NOTES);
+        self.status
+            .heard_grid
+            .store(self.groove.grid() as u8 + 1, Ordering::Relaxed);
         // The event engines play at the phrase's level; the Continuator copies its velocities.
         play_with_groove(
             &mut answer,
@@ -499,6 +599,18 @@ impl Worker {
     }
 }
 
+/// `request`, made in the clock's beats, in `player`'s beats: bars from their bar line, the
+/// answer due on their grid.
+fn in_player_time(request: &Request, player: PlayerTime) -> Request {
+    let trigger = player.to_player(request.trigger_beat);
+    Request {
+        bar_origin_beat: 0.0,
+        start_beat: next_grid_point(trigger, request.step_beats, 0.0),
+        trigger_beat: trigger,
+        ..*request
+    }
+}
+
 /// `beats` in event ticks, as a bar length or a place in a bar.
 fn ticks(beats: f64) -> u32 {
     beats_to_ticks(beats).min(u64::from(u32::MAX)) as u32
@@ -565,10 +677,12 @@ mod tests {
                 let mut worker =
                     Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
                 perform(&mut worker, played);
-                worker.answer(&Request {
-                    start_beat: 30.0,
-                    ..request(engine)
-                })
+                worker
+                    .answer(&Request {
+                        start_beat: 30.0,
+                        ..request(engine)
+                    })
+                    .notes
             };
             let written = answer(&tune);
             assert!(!written.is_empty());
@@ -595,6 +709,7 @@ mod tests {
                     ..request(engine)
                 });
                 answer
+                    .notes
                     .iter()
                     .map(|n| n.onset_beats.fract())
                     .filter(|f| (0.4..0.8).contains(f))
@@ -640,8 +755,12 @@ mod tests {
                         start_beat: 30.0,
                         ..request(engine)
                     });
-                    assert!(!answer.is_empty(), "{engine:?} at {temperature}, {lock:?}");
+                    assert!(
+                        !answer.notes.is_empty(),
+                        "{engine:?} at {temperature}, {lock:?}"
+                    );
                     let outside: Vec<u8> = answer
+                        .notes
                         .iter()
                         .map(|n| n.pitch)
                         .filter(|p| !set.contains(*p))
@@ -679,7 +798,7 @@ mod tests {
             EngineChoice::Markov,
         ] {
             let answer = worker.answer(&request(engine));
-            assert!(!answer.is_empty(), "{engine:?}");
+            assert!(!answer.notes.is_empty(), "{engine:?}");
             // The second answer reuses the first one's engine: it answers as a new one.
             assert_eq!(answer, worker.answer(&request(engine)), "{engine:?}");
             answers.push(answer);
@@ -711,7 +830,7 @@ mod tests {
         };
         let common = answer(4.0);
         let waltz = answer(3.0);
-        assert!(!waltz.is_empty());
+        assert!(!waltz.notes.is_empty());
         assert_ne!(waltz, common);
         assert_eq!(waltz, answer(3.0));
     }

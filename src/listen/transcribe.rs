@@ -20,14 +20,21 @@ use crate::music::Note;
 /// A note shorter than this (in beats, a 32nd) struck with a longer one is a slip or a grace
 /// note; such notes do not count for the grid either.
 pub const SLIP_BEATS: f64 = 0.125;
+/// A gap before the next note shorter than this share of the time between their onsets, after
+/// a release off the grid, is articulation (the note played detached), not a rest.
+const DETACHED: f64 = 0.45;
+/// A release this little after a grid point (beats, a 16th) is a note held a little past its
+/// end there.
+const HELD_OVER_BEATS: f64 = 0.0625;
 /// A grid must fit the onsets this much better (in mean squared distance) than a grid before it
 /// in [`Grid::ALL`] to be chosen over it: the simpler reading wins a near tie.
 const BETTER_FIT: f64 = 0.5;
 
 /// A rhythmic grid within the beat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Grid {
     /// Sixteenth notes: four points a beat.
+    #[default]
     Straight16,
     /// Eighth notes played long-short: the off-beat falls at two thirds of the beat; written as
     /// straight eighths.
@@ -37,6 +44,15 @@ pub enum Grid {
 }
 
 impl Grid {
+    /// Its name, as the panel shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Grid::Straight16 => "straight",
+            Grid::Swung8 => "swung 8ths",
+            Grid::Triplet8 => "triplets",
+        }
+    }
+
     /// Every grid, simplest first.
     pub const ALL: [Grid; 3] = [Grid::Straight16, Grid::Swung8, Grid::Triplet8];
 
@@ -74,20 +90,32 @@ impl Grid {
         (written / step).round() * step
     }
 
+    /// Distance from `beat` (host beats) to the nearest of the grid's points, in beats.
+    fn distance(self, beat: f64) -> f64 {
+        let in_beat = beat - beat.floor();
+        self.points()
+            .iter()
+            .map(|p| (in_beat - p).abs())
+            .fold(f64::INFINITY, f64::min)
+    }
+
     /// Mean squared distance from `onsets` (host beats) to the grid's points, in beats².
     fn misfit(self, onsets: &[f64]) -> f64 {
-        let points = self.points();
         let total: f64 = onsets
             .iter()
-            .map(|onset| {
-                let in_beat = onset - onset.floor();
-                points
-                    .iter()
-                    .map(|p| (in_beat - p).powi(2))
-                    .fold(f64::INFINITY, f64::min)
-            })
+            .map(|onset| self.distance(*onset).powi(2))
             .sum();
         total / onsets.len().max(1) as f64
+    }
+
+    /// How long after the grid's last point at or before it `beat` (host beats) is, in beats.
+    fn since_point(self, beat: f64) -> f64 {
+        let in_beat = beat - beat.floor();
+        self.points()
+            .iter()
+            .filter(|p| **p <= in_beat)
+            .map(|p| in_beat - p)
+            .fold(in_beat, f64::min)
     }
 }
 
@@ -108,12 +136,16 @@ const MAX_POSITIONS: usize = 4;
 /// An offset smaller than this (in beats, a 48th: a tick and a half) is the player's looseness,
 /// not their groove.
 pub const GROOVE_THRESHOLD_BEATS: f64 = 1.0 / 48.0;
+/// A mean offset is groove, not chance, beyond this many standard errors.
+const SYSTEMATIC: f64 = 2.5;
 
 /// What a player adds to the grid, per written position in the beat (16ths, or triplet 8ths):
 /// how early or late their notes come there (swing is a late off-beat) and how hard they play
 /// them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Groove {
+    /// The grid it was measured on.
+    grid: Grid,
     /// Positions in the beat (0 before anything is heard).
     positions: usize,
     /// Mean of played minus written onset, in beats, at each position.
@@ -121,6 +153,9 @@ pub struct Groove {
     /// Mean velocity at each position.
     velocities: [f64; MAX_POSITIONS],
     counts: [u32; MAX_POSITIONS],
+    /// How far single onsets stray from their position's mean offset (pooled standard
+    /// deviation, beats): the player's looseness.
+    spread: f64,
     /// Mean velocity of all the line's notes.
     mean_velocity: f64,
 }
@@ -130,6 +165,7 @@ impl Groove {
     fn measure(line: &[(Note, Note)], grid: Grid) -> Self {
         let positions = (1.0 / grid.written_step()).round() as usize;
         let mut groove = Groove {
+            grid,
             positions,
             ..Groove::default()
         };
@@ -145,8 +181,22 @@ impl Groove {
             groove.offsets[at] /= count;
             groove.velocities[at] /= count;
         }
+        let squares: f64 = line
+            .iter()
+            .map(|(written, played)| {
+                let offset = played.onset_beats - written.onset_beats;
+                (offset - groove.offsets[groove.position(written.onset_beats)]).powi(2)
+            })
+            .sum();
+        let used = groove.counts.iter().filter(|c| **c > 0).count();
+        groove.spread = (squares / line.len().saturating_sub(used).max(1) as f64).sqrt();
         groove.mean_velocity /= line.len().max(1) as f64;
         groove
+    }
+
+    /// The grid the groove was measured on (the phrase's).
+    pub fn grid(&self) -> Grid {
+        self.grid
     }
 
     /// The grid position of `beat` (host beats) in its beat.
@@ -157,11 +207,14 @@ impl Groove {
 
     /// How late (or, negative, early) the player plays `beat`'s grid position, in beats: their
     /// mean offset there if it is systematic (two notes or more, beyond
-    /// [`GROOVE_THRESHOLD_BEATS`]), else 0.
+    /// [`GROOVE_THRESHOLD_BEATS`], and beyond what their looseness makes of a mean by chance:
+    /// [`SYSTEMATIC`] standard errors), else 0.
     pub fn offset_at(&self, beat: f64) -> f64 {
         let at = self.position(beat);
         let offset = self.offsets[at];
-        if self.counts[at] >= 2 && offset.abs() > GROOVE_THRESHOLD_BEATS {
+        let count = self.counts[at];
+        let chance = SYSTEMATIC * self.spread / f64::from(count.max(1)).sqrt();
+        if count >= 2 && offset.abs() > GROOVE_THRESHOLD_BEATS.max(chance) {
             offset
         } else {
             0.0
@@ -225,7 +278,7 @@ pub fn transcribe(notes: &[Note]) -> Transcription {
     let (line, harmony) = top_voice(snapped);
     let groove = Groove::measure(&line, grid);
     Transcription {
-        melody: one_line(line.into_iter().map(|(written, _)| written).collect()),
+        melody: one_line(&line, grid),
         harmony,
         grid,
         groove,
@@ -267,15 +320,27 @@ fn top_voice(sorted: Vec<(Note, Note)>) -> (Vec<(Note, Note)>, Vec<Note>) {
     (line, harmony)
 }
 
-/// The line (one note per onset, in onset order) as one voice: each note ends by the next one's
-/// onset.
-fn one_line(mut line: Vec<Note>) -> Vec<Note> {
-    for i in 1..line.len() {
-        let next_onset = line[i].onset_beats;
-        let note = &mut line[i - 1];
-        note.duration_beats = note.duration_beats.min(next_onset - note.onset_beats);
+/// The line (one note per onset, in onset order: (written, played) on `grid`) as one voice,
+/// written: each note ends by the next one's onset. A note let go early — between grid points,
+/// not just after one (a note held a little over its end), and by less than [`DETACHED`] of the
+/// time to the next note — was played detached, not followed by a rest: it lasts to the next
+/// note.
+fn one_line(line: &[(Note, Note)], grid: Grid) -> Vec<Note> {
+    let mut written: Vec<Note> = line.iter().map(|(written, _)| *written).collect();
+    for i in 1..written.len() {
+        let next_onset = written[i].onset_beats;
+        let played_end = line[i - 1].1.end_beats();
+        let note = &mut written[i - 1];
+        let gap = next_onset - note.end_beats();
+        let between = next_onset - note.onset_beats;
+        let early = grid.since_point(played_end) > HELD_OVER_BEATS;
+        note.duration_beats = if gap > 0.0 && gap < DETACHED * between && early {
+            between
+        } else {
+            note.duration_beats.min(between)
+        };
     }
-    line
+    written
 }
 
 #[cfg(test)]
@@ -297,14 +362,32 @@ mod tests {
         assert_eq!(heard.melody, tune);
         assert_eq!(heard.grid, Grid::Straight16);
         assert!(heard.harmony.is_empty());
+        // Written staccato (released on the grid) keeps its rests.
         let staccato: Vec<Note> = tune
             .iter()
             .map(|n| Note {
-                duration_beats: n.duration_beats - 0.125,
+                duration_beats: n.duration_beats - 0.25 * f64::from(n.duration_beats >= 0.5),
                 ..*n
             })
             .collect();
         assert_eq!(transcribe(&staccato).melody, staccato);
+    }
+
+    /// Notes let go early, off the grid, were played detached: they are written to the next
+    /// note, not followed by 32nd rests; a long gap stays a rest.
+    #[test]
+    fn detached_notes_are_written_legato() {
+        let tune = melody(0.0, &[(60, 0.5), (62, 0.5), (64, 1.0), (0, 1.0), (65, 1.0)]);
+        let detached: Vec<Note> = tune
+            .iter()
+            .map(|n| Note {
+                duration_beats: n.duration_beats * 0.7,
+                ..*n
+            })
+            .collect();
+        let heard = transcribe(&detached).melody;
+        let durations: Vec<f64> = heard.iter().map(|n| n.duration_beats).collect();
+        assert_eq!(durations, [0.5, 0.5, 0.75, 0.75]);
     }
 
     /// Played live (jitter, legato overlaps, early releases, other velocities) the tune is

@@ -668,7 +668,7 @@ fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
         let mut rig = Rig::new();
         rig.host.playing = false;
         let start = 0.37;
-        let tune = crate::test_kit::played_live(&crate::test_kit::folk_tune(0), bpm, 5);
+        let tune = crate::lab::performance::played_live(&crate::test_kit::folk_tune(0), bpm, 5);
         let phrase = performed(&tune, bpm, start);
         let phrase_end = phrase.last().unwrap().0;
         let beat_samples = 60.0 / bpm * f64::from(SR);

@@ -49,8 +49,9 @@ pub fn play_with_groove(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::performance::{played_live, swung};
     use crate::listen::transcribe::transcribe;
-    use crate::test_kit::{melody, played_live, swung};
+    use crate::test_kit::melody;
 
     fn eighths() -> Vec<Note> {
         melody(0.0, &[(62, 0.5), (64, 0.5), (66, 0.5), (67, 0.5)].repeat(4))

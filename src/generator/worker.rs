@@ -670,8 +670,8 @@ mod tests {
     #[test]
     fn loose_legato_and_chords_are_answered_as_the_written_tune() {
         let tune = crate::test_kit::folk_tune(0);
-        let legato = crate::test_kit::played_legato(&tune, 120.0, 9);
-        let chords = crate::test_kit::with_chords(&tune, 4.0);
+        let legato = crate::lab::performance::played_legato(&tune, 120.0, 9);
+        let chords = crate::lab::performance::with_chords(&tune, 4.0);
         for engine in [EngineChoice::Hybrid, EngineChoice::Continuator] {
             let answer = |played: &[Note]| {
                 let mut worker =
@@ -696,7 +696,7 @@ mod tests {
     #[test]
     fn answers_to_a_swung_phrase_swing() {
         // The tune's first phrase, up to beat 10, unfinished.
-        let mut tune = crate::test_kit::swung(&crate::test_kit::folk_tune(0));
+        let mut tune = crate::lab::performance::swung(&crate::test_kit::folk_tune(0));
         tune.retain(|n| n.onset_beats < 10.0);
         for engine in [EngineChoice::Hybrid, EngineChoice::Continuator] {
             let offbeats = |feel: f32| {

@@ -1,9 +1,11 @@
 //! The offline laboratory, above the runtime: corpus reading, bits per note, musical checks,
-//! offline continuation, rendering and the in-process host that drives the real plugin.
+//! offline continuation, rendering, the in-process host that drives the real plugin, and notation
+//! played as people play it.
 
 pub mod continuations;
 pub mod eval;
 pub mod host;
 pub mod musical;
 pub mod offline;
+pub mod performance;
 pub mod render;

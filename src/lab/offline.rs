@@ -62,7 +62,8 @@ pub fn continue_tune(
 mod tests {
     use super::*;
     use crate::assets::default_brains;
-    use crate::test_kit::{folk_tune, played_legato, with_chords};
+    use crate::lab::performance::{played_legato, with_chords};
+    use crate::test_kit::folk_tune;
 
     /// A file played with loose timing and legato, or with chords under its tune, continues as
     /// the written tune does.

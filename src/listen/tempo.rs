@@ -175,8 +175,9 @@ fn log_likelihood(onsets: &[f64], beat: PlayerBeat) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::performance::played_live;
     use crate::music::Note;
-    use crate::test_kit::{folk_tune, played_live};
+    use crate::test_kit::folk_tune;
 
     /// Onset seconds of `notes` (in beats) played at `bpm`, the first at `start` seconds.
     fn seconds(notes: &[Note], bpm: f64, start: f64) -> Vec<f64> {

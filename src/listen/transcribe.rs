@@ -346,7 +346,8 @@ fn one_line(line: &[(Note, Note)], grid: Grid) -> Vec<Note> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_kit::{folk_tune, melody, played_live, swung, with_chords};
+    use crate::lab::performance::{played_live, swung, with_chords};
+    use crate::test_kit::{folk_tune, melody};
 
     const TEMPO: f64 = 120.0;
 

@@ -72,6 +72,11 @@ impl Default for WaveJam {
 }
 
 impl WaveJam {
+    /// The live figures the panel shows (what was heard, counters), for an in-process host.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
     /// The audio side at `sample_rate_hz` and the generator's parked side: new ones (with new
     /// rings between them) the first time, or when a generator thread was lost; otherwise the
     /// kept ones, re-sized.

@@ -421,7 +421,7 @@ impl Conductor {
             length_beats: settings.answer_bars as f64 * self.time.bar_beats,
             bar_beats: self.time.bar_beats,
             bar_origin_beat: self.time.bar_origin_beat,
-            start_beat: next_grid_point(trigger_beat, step, self.time.bar_origin_beat),
+            start_beat: self.host_grid_point(trigger_beat, step),
             trigger_beat,
             step_beats: step,
             tempo_bpm: self.time.tempo_bpm,
@@ -523,13 +523,15 @@ impl Conductor {
             } else if self.answer.ready_to_start() {
                 let step = settings.quantize.step_beats(self.time.bar_beats);
                 // In the player's time (free tempo) the grid is theirs.
-                let (step, origin) = match self.answer.player() {
-                    Some(player) => (step * player.clock_beats, player.origin_beat),
-                    None => (step, self.time.bar_origin_beat),
+                let grid_point = |beat: f64| match self.answer.player() {
+                    Some(player) => {
+                        next_grid_point(beat, step * player.clock_beats, player.origin_beat)
+                    }
+                    None => self.host_grid_point(beat, step),
                 };
-                let due = next_grid_point(trigger, step, origin);
+                let due = grid_point(trigger);
                 let now = self.time.beat_at(self.cursor as usize);
-                let start = next_grid_point(trigger.max(now), step, origin);
+                let start = grid_point(trigger.max(now));
                 if start > due {
                     // It came after its grid point: it plays, from the next one.
                     self.status.late_answers.fetch_add(1, Ordering::Relaxed);
@@ -599,6 +601,19 @@ impl Conductor {
             self.answer.trigger(due);
             self.phrase_index += 1;
         }
+    }
+
+    /// The first point at or after `beat` of the host's grid of `step` beats, counted from each
+    /// bar's line: in bars of a fractional number of beats (9/8, say) each bar's beats start at
+    /// its own line, and the next bar line is a point too.
+    fn host_grid_point(&self, beat: f64, step: f64) -> f64 {
+        let (origin, bar) = (self.time.bar_origin_beat, self.time.bar_beats);
+        let bars = ((beat - origin) / bar + 1e-9).floor();
+        if !bars.is_finite() {
+            return next_grid_point(beat, step, origin);
+        }
+        let line = origin + bars * bar;
+        next_grid_point(beat, step, line).min(line + bar)
     }
 
     /// The Wait, in clock beats: the player's beats if their time is followed.

@@ -18,9 +18,10 @@ struct Rig {
     status: Arc<Status>,
     settings: Settings,
     host: HostTime,
-    /// Where the host's 4/4 bars start after a first bar of 2/4 at beat 0 (`None`: no bar
-    /// starts reported).
+    /// Where the host's bars of `bar_beats` start after a first bar of 2/4 at beat 0 (`None`: no
+    /// bar starts reported).
     bars_from: Option<f64>,
+    bar_beats: f64,
     /// Absolute sample of the next block.
     position: u64,
     /// (absolute sample, event) of everything emitted.
@@ -54,6 +55,7 @@ impl Rig {
                 bar_number: None,
             },
             bars_from: None,
+            bar_beats: 4.0,
             position: 0,
             out: Vec::new(),
             hold: false,
@@ -75,12 +77,13 @@ impl Rig {
         if self.host.playing {
             let pos = self.position as f64 / SPB;
             self.host.pos_beats = Some(pos);
+            let bar_beats = self.bar_beats;
             let bar = self.bars_from.map(|from| {
                 if pos < from {
                     (0.0, 0)
                 } else {
-                    let bars = ((pos - from) / 4.0).floor();
-                    (from + bars * 4.0, 1 + bars as i32)
+                    let bars = ((pos - from) / bar_beats).floor();
+                    (from + bars * bar_beats, 1 + bars as i32)
                 }
             });
             self.host.bar_start_beats = bar.map(|b| b.0);
@@ -710,4 +713,28 @@ fn a_playing_transport_keeps_the_hosts_tempo() {
     // Quantize: a beat; events on ticks (24 a beat) of the host's beat.
     assert_eq!(ons[0].0 % SPB as u64, 0);
     assert!(ons.iter().all(|(t, _)| t % (SPB as u64 / 24) == 0));
+}
+
+/// In 9/8 the beats of each bar start at its own bar line (4.5 beats apart): the answer starts
+/// on a beat of the bar it falls in or on the next bar line, where it was asked for, even after
+/// the bar it was asked in has passed.
+#[test]
+fn in_nine_eight_answers_start_on_a_beat_of_their_own_bar() {
+    let nine_eight = || {
+        let mut rig = Rig::new();
+        rig.host.time_signature = Some((9, 8));
+        (rig.bars_from, rig.bar_beats) = (Some(0.0), 4.5);
+        rig
+    };
+    let mut rig = nine_eight();
+    // Last release at 7.9 (bar 2, from 4.5); due at 8.9: bar 3's line at 9.0 comes first.
+    rig.run_to((20.0 * SPB) as u64, 256, &phrase());
+    let ons = rig.answer_ons();
+    assert!(!ons.is_empty());
+    assert_eq!(ons[0].0, (9.0 * SPB) as u64);
+    // Wait 1.25 beats: due at 9.15 in bar 3, whose beats are 9.0 + k: 10.0.
+    let mut rig = nine_eight();
+    rig.settings.wait_beats = 1.25;
+    rig.run_to((20.0 * SPB) as u64, 256, &phrase());
+    assert_eq!(rig.answer_ons()[0].0, (10.0 * SPB) as u64);
 }

@@ -8,13 +8,16 @@ use clap::{Parser, Subcommand};
 use wavejam::assets;
 use wavejam::lab::continuations::{checks_table, continuation_checks};
 use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
+use wavejam::lab::listening::{
+    key_from_the_start, listening_checks, listening_table, prompts, Playing, PROMPT_BARS,
+};
 use wavejam::lab::offline::continue_tune;
 use wavejam::lab::render::{render, write_wav, RenderSetup};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
 use wavejam::music::encoding::Vocabulary;
-use wavejam::music::midi_file;
+use wavejam::music::{midi_file, Note, TICKS_PER_BEAT};
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]
@@ -75,6 +78,20 @@ enum Command {
         /// 1.5 and report key, grid, range and density checks.
         #[arg(long)]
         checks: bool,
+    },
+    /// Play the first 4 bars of each melody in a folder of held-out tunes into the plugin as
+    /// written, live, over chords, swung and at free tempos, and report what its answers do
+    /// (the README's listening table).
+    ListenChecks {
+        /// Folder of MIDI files (searched recursively; melodies only), e.g. corpus/validation.
+        #[arg(long)]
+        data: PathBuf,
+        /// Use this many of them, spread evenly through the folder's sorted list.
+        #[arg(long, default_value_t = 60)]
+        tunes: usize,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Continue a MIDI phrase offline with the generator the plugin uses, and write the phrase
     /// followed by its continuation (from the first bar line after the phrase) as MIDI, with the
@@ -340,6 +357,40 @@ fn run(cli: Cli) -> Result<(), String> {
                 bytes.len(),
                 out.display()
             );
+            Ok(())
+        }
+        Command::ListenChecks { data, tunes, json } => {
+            let vocabulary = Vocabulary::default();
+            let mut corpus = load_folder(&data, &vocabulary)
+                .map_err(|e| e.to_string())?
+                .tunes;
+            corpus.retain(|t| t.is_monophonic(&vocabulary));
+            let stride = (corpus.len() as f64 / tunes.max(1) as f64).max(1.0);
+            let chosen: Vec<(String, Vec<Note>, f64)> = (0..tunes.min(corpus.len()))
+                .map(|i| &corpus[(i as f64 * stride) as usize])
+                .map(|t| {
+                    let bar_beats = f64::from(t.meter.bar_ticks(0)) / f64::from(TICKS_PER_BEAT);
+                    (t.name.clone(), vocabulary.decode_ids(&t.tokens), bar_beats)
+                })
+                .collect();
+            let prompts = prompts(&chosen);
+            eprintln!(
+                "{} melodies, {} prompts of {PROMPT_BARS} bars",
+                chosen.len(),
+                prompts.len()
+            );
+            let rows = listening_checks(&prompts, &Playing::all());
+            print!("{}", listening_table(&rows));
+            println!(
+                "Auto key: the first {PROMPT_BARS} bars' key is the whole tune's in {:.3} of {} melodies",
+                key_from_the_start(&chosen),
+                chosen.len()
+            );
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
             Ok(())
         }
         Command::Eval {

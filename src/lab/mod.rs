@@ -5,6 +5,7 @@
 pub mod continuations;
 pub mod eval;
 pub mod host;
+pub mod listening;
 pub mod musical;
 pub mod offline;
 pub mod performance;

@@ -70,7 +70,7 @@ pub fn played_legato(notes: &[Note], tempo_bpm: f64, seed: u64) -> Vec<Note> {
 /// melody: its top an octave or more under the bar's lowest note.
 pub fn with_chords(notes: &[Note], bar_beats: f64) -> Vec<Note> {
     let mut all = notes.to_vec();
-    if notes.is_empty() || !(bar_beats > 0.0) {
+    if notes.is_empty() || bar_beats.is_nan() || bar_beats <= 0.0 {
         return all;
     }
     let key = find_key(notes);

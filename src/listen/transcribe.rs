@@ -7,13 +7,13 @@
 //! chords and the slips for ornaments, and continue all of it. So, per phrase:
 //! 1. the grid is the one of [`Grid::ALL`] the onsets fit best (swung 8ths are straight 8ths
 //!    played late: they are written straight, and the swing is measured); slips are left out;
-//! 2. onsets snap to the grid, releases to half its step;
+//! 2. onsets and releases snap to the grid;
 //! 3. notes on one onset are a chord: the melody is its highest note, the rest is harmony, but a
 //!    note shorter than [`SLIP_BEATS`] next to a longer one was a slip or a grace note, and goes
 //!    (a phrase of chords only stays as it is);
 //! 4. the line is one voice: a note ends where the next one starts.
 //!
-//! Clean notation comes through unchanged: its onsets are on the grid, its releases on half-steps.
+//! Clean notation comes through unchanged: its onsets and releases are on the grid.
 
 use crate::music::Note;
 
@@ -36,8 +36,8 @@ pub enum Grid {
     /// Sixteenth notes: four points a beat.
     #[default]
     Straight16,
-    /// Eighth notes played long-short: the off-beat falls at two thirds of the beat; written as
-    /// straight eighths.
+    /// Eighth notes played long-short: the off-beat falls at two thirds of the beat (16ths on
+    /// either side of it stay where they are); written as straight eighths.
     Swung8,
     /// Eighth-note triplets: three points a beat.
     Triplet8,
@@ -56,22 +56,42 @@ impl Grid {
     /// Every grid, simplest first.
     pub const ALL: [Grid; 3] = [Grid::Straight16, Grid::Swung8, Grid::Triplet8];
 
-    /// Grid points within the beat, in beats, as played.
-    fn points(self) -> &'static [f64] {
+    /// Grid points within the beat, in beats: (as played, as written).
+    fn points(self) -> &'static [(f64, f64)] {
         match self {
-            Grid::Straight16 => &[0.0, 0.25, 0.5, 0.75, 1.0],
-            Grid::Swung8 => &[0.0, 2.0 / 3.0, 1.0],
-            Grid::Triplet8 => &[0.0, 1.0 / 3.0, 2.0 / 3.0, 1.0],
+            Grid::Straight16 => &[
+                (0.0, 0.0),
+                (0.25, 0.25),
+                (0.5, 0.5),
+                (0.75, 0.75),
+                (1.0, 1.0),
+            ],
+            Grid::Swung8 => &[
+                (0.0, 0.0),
+                (0.25, 0.25),
+                (2.0 / 3.0, 0.5),
+                (0.75, 0.75),
+                (1.0, 1.0),
+            ],
+            Grid::Triplet8 => &[
+                (0.0, 0.0),
+                (1.0 / 3.0, 1.0 / 3.0),
+                (2.0 / 3.0, 2.0 / 3.0),
+                (1.0, 1.0),
+            ],
         }
     }
 
-    /// Where the played position `in_beat` (0–1 beat) is written: the swing is taken out.
+    /// Where the played position `in_beat` (0–1 beat) is written: at its nearest point's
+    /// written place, as far from it as played (so the swing is taken out).
     fn written(self, in_beat: f64) -> f64 {
-        match self {
-            Grid::Swung8 if in_beat < 2.0 / 3.0 => in_beat * 0.75,
-            Grid::Swung8 => 0.5 + (in_beat - 2.0 / 3.0) * 1.5,
-            _ => in_beat,
-        }
+        let (played, written) = self
+            .points()
+            .iter()
+            .copied()
+            .min_by(|a, b| (in_beat - a.0).abs().total_cmp(&(in_beat - b.0).abs()))
+            .unwrap_or((0.0, 0.0));
+        written + (in_beat - played)
     }
 
     /// The written grid's step, in beats.
@@ -85,9 +105,31 @@ impl Grid {
     /// `beat` (host beats) written on this grid: swing taken out, then onto the written grid's
     /// points every `step` beats.
     fn snap(self, beat: f64, step: f64) -> f64 {
+        (self.unswung(beat) / step).round() * step
+    }
+
+    /// `beat` (host beats) with the swing taken out.
+    fn unswung(self, beat: f64) -> f64 {
         let whole = beat.floor();
-        let written = whole + self.written(beat - whole);
-        (written / step).round() * step
+        whole + self.written(beat - whole)
+    }
+
+    /// Where a note written at `onset` and let go at `release` (host beats) ends as written: a
+    /// release just after a grid point (a note held a little over) ends there; one between
+    /// points was let go early, and ends at the next point of the note's own level (8ths for a
+    /// note on an 8th, else the grid's step).
+    fn written_end(self, onset: f64, release: f64) -> f64 {
+        let step = self.written_step();
+        if self.since_point(release) <= HELD_OVER_BEATS {
+            return self.snap(release, step);
+        }
+        let on_eighth = (onset * 2.0 - (onset * 2.0).round()).abs() < 1e-9;
+        let level = if on_eighth && self != Grid::Triplet8 {
+            0.5
+        } else {
+            step
+        };
+        (self.unswung(release) / level - 1e-9).ceil() * level
     }
 
     /// Distance from `beat` (host beats) to the nearest of the grid's points, in beats.
@@ -95,7 +137,7 @@ impl Grid {
         let in_beat = beat - beat.floor();
         self.points()
             .iter()
-            .map(|p| (in_beat - p).abs())
+            .map(|(p, _)| (in_beat - p).abs())
             .fold(f64::INFINITY, f64::min)
     }
 
@@ -113,8 +155,8 @@ impl Grid {
         let in_beat = beat - beat.floor();
         self.points()
             .iter()
-            .filter(|p| **p <= in_beat)
-            .map(|p| in_beat - p)
+            .filter(|(p, _)| *p <= in_beat)
+            .map(|(p, _)| in_beat - p)
             .fold(in_beat, f64::min)
     }
 }
@@ -136,6 +178,8 @@ const MAX_POSITIONS: usize = 4;
 /// An offset smaller than this (in beats, a 48th: a tick and a half) is the player's looseness,
 /// not their groove.
 pub const GROOVE_THRESHOLD_BEATS: f64 = 1.0 / 48.0;
+/// The off-beat 8th's position among a beat's 16ths.
+const SWUNG_POSITION: usize = 2;
 /// A mean offset is groove, not chance, beyond this many standard errors.
 const SYSTEMATIC: f64 = 2.5;
 
@@ -214,7 +258,13 @@ impl Groove {
         let offset = self.offsets[at];
         let count = self.counts[at];
         let chance = SYSTEMATIC * self.spread / f64::from(count.max(1)).sqrt();
-        if count >= 2 && offset.abs() > GROOVE_THRESHOLD_BEATS.max(chance) {
+        // A phrase heard as swung says so itself: one off-beat 8th is enough to swing.
+        let needed = if self.grid == Grid::Swung8 && at == SWUNG_POSITION {
+            1
+        } else {
+            2
+        };
+        if count >= needed && offset.abs() > GROOVE_THRESHOLD_BEATS.max(chance) {
             offset
         } else {
             0.0
@@ -251,17 +301,14 @@ pub fn transcribe(notes: &[Note]) -> Transcription {
         })
         .unwrap_or(Grid::Straight16);
     let step = grid.written_step();
-    // Releases snap to the half step of the finest written grid, so a written 16th keeps its
-    // articulation in a phrase of 8ths.
-    let release_step = step.min(0.25) / 2.0;
+    // Releases snap to the grid too: a note let go a little early or late is not a 32nd rest
+    // or a tied 32nd.
     // Each note on the grid, with how it was played.
     let mut snapped: Vec<(Note, Note)> = notes
         .iter()
         .map(|n| {
             let onset = grid.snap(n.onset_beats, step);
-            let end = grid
-                .snap(n.end_beats(), release_step)
-                .max(onset + release_step);
+            let end = grid.written_end(onset, n.end_beats()).max(onset + step);
             let written = Note {
                 onset_beats: onset,
                 duration_beats: end - onset,
@@ -329,12 +376,13 @@ fn one_line(line: &[(Note, Note)], grid: Grid) -> Vec<Note> {
     let mut written: Vec<Note> = line.iter().map(|(written, _)| *written).collect();
     for i in 1..written.len() {
         let next_onset = written[i].onset_beats;
-        let played_end = line[i - 1].1.end_beats();
+        let (played, next_played) = (line[i - 1].1, line[i].1);
         let note = &mut written[i - 1];
-        let gap = next_onset - note.end_beats();
         let between = next_onset - note.onset_beats;
-        let early = grid.since_point(played_end) > HELD_OVER_BEATS;
-        note.duration_beats = if gap > 0.0 && gap < DETACHED * between && early {
+        let gap = next_played.onset_beats - played.end_beats();
+        let played_between = next_played.onset_beats - played.onset_beats;
+        let early = grid.since_point(played.end_beats()) > HELD_OVER_BEATS;
+        note.duration_beats = if gap > 0.0 && gap < DETACHED * played_between && early {
             between
         } else {
             note.duration_beats.min(between)
@@ -374,8 +422,8 @@ mod tests {
         assert_eq!(transcribe(&staccato).melody, staccato);
     }
 
-    /// Notes let go early, off the grid, were played detached: they are written to the next
-    /// note, not followed by 32nd rests; a long gap stays a rest.
+    /// Notes let go early, between grid points, were played detached: they are written to the
+    /// next note, or to the next 8th before a rest, which stays a rest.
     #[test]
     fn detached_notes_are_written_legato() {
         let tune = melody(0.0, &[(60, 0.5), (62, 0.5), (64, 1.0), (0, 1.0), (65, 1.0)]);
@@ -386,9 +434,7 @@ mod tests {
                 ..*n
             })
             .collect();
-        let heard = transcribe(&detached).melody;
-        let durations: Vec<f64> = heard.iter().map(|n| n.duration_beats).collect();
-        assert_eq!(durations, [0.5, 0.5, 0.75, 0.75]);
+        assert_eq!(transcribe(&detached).melody, tune);
     }
 
     /// Played live (jitter, legato overlaps, early releases, other velocities) the tune is

@@ -1,0 +1,443 @@
+//! Listening checks: phrases of held-out tunes played the way people play them (see
+//! [`crate::lab::performance`]) into the real plugin (the in-process [`Host`]), and what its
+//! answers do — stay in the tune's key, on a 16th or triplet grid, one line, as dense as the
+//! prompt, swing with a swinging player, follow a player's own tempo with the transport stopped.
+//!
+//! Every performance is seeded from the tune's place in the list, so the figures are
+//! reproducible: `wavejam listen-checks --data corpus/validation` prints the README's table.
+
+use serde::Serialize;
+
+use crate::lab::host::{Host, RecordedNote};
+use crate::lab::performance::{played_live, swung, with_chords};
+use crate::music::key::{find_key, Key};
+use crate::music::Note;
+
+/// The host's tempo, in BPM (with the transport stopped: its internal clock's).
+pub const HOST_BPM: f64 = 120.0;
+/// Tempos the free-tempo player plays at, in BPM.
+pub const FREE_TEMPOS: [f64; 4] = [70.0, 95.0, 140.0, 170.0];
+/// Bars of each tune that make its prompt.
+pub const PROMPT_BARS: u32 = 4;
+/// An onset this close to a grid point (in beats) is on it.
+pub const ON_GRID_BEATS: f64 = 1.0 / 48.0;
+/// Sample rate and block size of the renders.
+const SAMPLE_RATE_HZ: f32 = 48_000.0;
+const BLOCK: usize = 512;
+/// Where a free player's phrase starts, in seconds (off the internal clock's beats).
+const FREE_START_SECONDS: f64 = 0.53;
+
+/// How a prompt is played.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Playing {
+    AsWritten,
+    /// Loose onsets, legato and early releases, other velocities.
+    Live,
+    /// The melody over a diatonic triad a bar.
+    Chords,
+    /// 8ths at 2:1.
+    Swung,
+    /// Live, at this tempo (BPM), with the transport stopped.
+    FreeTempo(f64),
+}
+
+impl Playing {
+    /// Every way, in the table's order.
+    pub fn all() -> Vec<Playing> {
+        let mut all = vec![
+            Playing::AsWritten,
+            Playing::Live,
+            Playing::Chords,
+            Playing::Swung,
+        ];
+        all.extend(FREE_TEMPOS.map(Playing::FreeTempo));
+        all
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Playing::AsWritten => "as written".into(),
+            Playing::Live => "live".into(),
+            Playing::Chords => "with chords".into(),
+            Playing::Swung => "swung".into(),
+            Playing::FreeTempo(bpm) => format!("free tempo, {bpm:.0} BPM"),
+        }
+    }
+
+    /// Whether playing `prompt` this way differs from playing it as written: swing needs two
+    /// off-beat 8ths or more to be heard.
+    fn changes(self, prompt: &Prompt) -> bool {
+        match self {
+            Playing::Swung => {
+                let offbeats = prompt
+                    .notes
+                    .iter()
+                    .filter(|n| (n.onset_beats.rem_euclid(1.0) - 0.5).abs() < 1e-9)
+                    .count();
+                offbeats >= 2
+            }
+            _ => true,
+        }
+    }
+
+    /// The player's tempo, in BPM.
+    fn bpm(self) -> f64 {
+        match self {
+            Playing::FreeTempo(bpm) => bpm,
+            _ => HOST_BPM,
+        }
+    }
+}
+
+/// A held-out tune's prompt: its first [`PROMPT_BARS`] bars, beats from the first bar line.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub name: String,
+    pub notes: Vec<Note>,
+    /// Bar length, in beats.
+    pub bar_beats: f64,
+    /// The whole tune's key.
+    pub key: Key,
+}
+
+/// What one answer did, against its prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Heard {
+    notes: usize,
+    in_key: usize,
+    on_grid: usize,
+    /// Off-beat 8ths (played at the straight or the swung place) and those at the swung place.
+    offbeats: usize,
+    swung_offbeats: usize,
+    /// Answer time with one note or more, and with two or more, in beats.
+    sounding_beats: f64,
+    chord_beats: f64,
+    pitch_sum: f64,
+    /// Answer notes per beat over the prompt's.
+    density_ratio: f64,
+    prompt_mean_pitch: f64,
+    /// The tempo the plugin heard, over the player's (0 if none).
+    tempo_ratio: f64,
+}
+
+/// The figures of one way of playing, over every prompt.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ListeningRow {
+    pub playing: String,
+    pub answers: usize,
+    pub answer_notes: usize,
+    /// Share of answer notes in the tune's key.
+    pub in_key: f64,
+    /// Share of answer onsets within [`ON_GRID_BEATS`] of a 16th or triplet point.
+    pub on_grid: f64,
+    /// Share of the answers' sounding time with two or more notes.
+    pub chord_time: f64,
+    /// Mean answer pitch minus mean prompt pitch, in semitones (mean over answers).
+    pub pitch_offset: f64,
+    /// Mean of answer density over prompt density.
+    pub density_ratio: f64,
+    /// Share of the answers' off-beat 8ths at the swung place (NaN when there are none).
+    pub swung_offbeats: f64,
+    /// Share of answers whose heard tempo is within 3 % of the player's (free tempo only).
+    pub tempo_within_3_percent: f64,
+}
+
+/// The prompts of `tunes` ((name, notes in beats, bar length in beats)): each tune's first
+/// [`PROMPT_BARS`] bars, if they hold 8 notes or more.
+pub fn prompts(tunes: &[(String, Vec<Note>, f64)]) -> Vec<Prompt> {
+    tunes
+        .iter()
+        .filter_map(|(name, notes, bar_beats)| {
+            let end = f64::from(PROMPT_BARS) * bar_beats;
+            let head: Vec<Note> = notes
+                .iter()
+                .filter(|n| n.onset_beats < end)
+                .map(|n| Note {
+                    duration_beats: n.duration_beats.min(end - n.onset_beats),
+                    ..*n
+                })
+                .collect();
+            (head.len() >= 8).then(|| Prompt {
+                name: name.clone(),
+                notes: head,
+                bar_beats: *bar_beats,
+                key: find_key(notes),
+            })
+        })
+        .collect()
+}
+
+/// `prompt` played `playing` (seeded by `seed`) into a fresh plugin at default settings (Thru
+/// off): its answer's notes, onsets in the player's beats from their first bar line, and the
+/// tempo the plugin heard (BPM, 0 if none).
+fn answer(prompt: &Prompt, playing: Playing, seed: u64) -> (Vec<Note>, f64) {
+    let mut host = Host::new(SAMPLE_RATE_HZ, BLOCK, true);
+    host.set_param("thru", 0.0);
+    host.transport.tempo_bpm = HOST_BPM;
+    host.transport.time_signature = time_signature(prompt.bar_beats);
+    host.transport.playing = !matches!(playing, Playing::FreeTempo(_));
+    let bpm = playing.bpm();
+    let played = match playing {
+        Playing::AsWritten => prompt.notes.clone(),
+        Playing::Live | Playing::FreeTempo(_) => played_live(&prompt.notes, bpm, seed),
+        Playing::Chords => with_chords(&prompt.notes, prompt.bar_beats),
+        Playing::Swung => swung(&prompt.notes),
+    };
+    // Player beats ↔ samples: free players start off the clock's beats.
+    let start = if host.transport.playing {
+        0.0
+    } else {
+        FREE_START_SECONDS
+    };
+    let sample_rate = f64::from(SAMPLE_RATE_HZ);
+    let to_sample = |beats: f64| ((start + beats.max(0.0) * 60.0 / bpm) * sample_rate).round();
+    for n in &played {
+        host.note_on(
+            to_sample(n.onset_beats) as u64,
+            n.pitch,
+            f32::from(n.velocity) / 127.0,
+        );
+        host.note_off(to_sample(n.end_beats()) as u64, n.pitch);
+    }
+    let phrase_end = played.iter().map(Note::end_beats).fold(0.0, f64::max);
+    // Wait + grid + the answer (2 bars) + its tail, in the player's beats.
+    let until = phrase_end + 2.0 + 4.0 * prompt.bar_beats;
+    host.run(to_sample(until) as u64, BLOCK);
+    let to_beats = |sample: u64| (sample as f64 / sample_rate - start) * bpm / 60.0;
+    let heard_bpm = host
+        .plugin
+        .status()
+        .heard_tempo_bpm
+        .load(std::sync::atomic::Ordering::Relaxed);
+    (notes_of(&host.notes, to_beats), heard_bpm)
+}
+
+/// The host time signature of bars of `bar_beats` quarter-note beats.
+fn time_signature(bar_beats: f64) -> (i32, i32) {
+    if bar_beats.fract() == 0.0 {
+        (bar_beats as i32, 4)
+    } else {
+        ((bar_beats * 2.0).round() as i32, 8)
+    }
+}
+
+/// Notes of recorded events, onsets and ends through `to_beats`, in onset order.
+fn notes_of(events: &[RecordedNote], to_beats: impl Fn(u64) -> f64) -> Vec<Note> {
+    let mut open: Vec<&RecordedNote> = Vec::new();
+    let mut notes = Vec::new();
+    for e in events {
+        match e.velocity {
+            Some(_) => open.push(e),
+            None => {
+                if let Some(i) = open.iter().position(|o| o.key == e.key) {
+                    let on = open.remove(i);
+                    let onset = to_beats(on.sample);
+                    notes.push(Note {
+                        pitch: on.key,
+                        velocity: (on.velocity.unwrap_or(0.0) * 127.0).round() as u8,
+                        onset_beats: onset,
+                        duration_beats: to_beats(e.sample) - onset,
+                    });
+                }
+            }
+        }
+    }
+    notes.sort_by(|a, b| a.onset_beats.total_cmp(&b.onset_beats));
+    notes
+}
+
+/// Distance from `beat` to the nearest 16th or 8th-triplet point, in beats.
+fn off_grid(beat: f64) -> f64 {
+    let in_beat = beat.rem_euclid(1.0);
+    [4.0, 3.0]
+        .iter()
+        .map(|per_beat| {
+            let scaled = in_beat * per_beat;
+            (scaled - scaled.round()).abs() / per_beat
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// What `answer` did against `prompt` (notes as written).
+fn hear(prompt: &Prompt, answer: &[Note], tempo_ratio: f64) -> Heard {
+    let mut heard = Heard {
+        notes: answer.len(),
+        tempo_ratio,
+        ..Heard::default()
+    };
+    for n in answer {
+        heard.in_key += usize::from(prompt.key.contains(n.pitch));
+        heard.on_grid += usize::from(off_grid(n.onset_beats) <= ON_GRID_BEATS);
+        heard.pitch_sum += f64::from(n.pitch);
+        let in_beat = n.onset_beats.rem_euclid(1.0);
+        if (0.5 - 1.0 / 12.0..=2.0 / 3.0 + 1.0 / 12.0).contains(&in_beat) {
+            heard.offbeats += 1;
+            heard.swung_offbeats += usize::from((in_beat - 2.0 / 3.0).abs() <= ON_GRID_BEATS);
+        }
+    }
+    // Sounding time, on a 1/96-beat raster.
+    if let (Some(first), Some(last)) = (
+        answer.first().map(|n| n.onset_beats),
+        answer.iter().map(Note::end_beats).reduce(f64::max),
+    ) {
+        let step = 1.0 / 96.0;
+        let mut t = first;
+        while t < last {
+            let count = answer
+                .iter()
+                .filter(|n| n.onset_beats <= t && t < n.end_beats())
+                .count();
+            heard.sounding_beats += step * f64::from(u8::from(count >= 1));
+            heard.chord_beats += step * f64::from(u8::from(count >= 2));
+            t += step;
+        }
+    }
+    let prompt_beats = f64::from(PROMPT_BARS) * prompt.bar_beats;
+    let answer_beats = 2.0 * prompt.bar_beats;
+    heard.density_ratio = (answer.len() as f64 / answer_beats)
+        / (prompt.notes.len() as f64 / prompt_beats).max(f64::MIN_POSITIVE);
+    heard.prompt_mean_pitch =
+        prompt.notes.iter().map(|n| f64::from(n.pitch)).sum::<f64>() / prompt.notes.len() as f64;
+    heard
+}
+
+/// The figures of `playing` over the `prompts` it changes.
+fn row(playing: Playing, prompts: &[Prompt]) -> ListeningRow {
+    let heard: Vec<Heard> = prompts
+        .iter()
+        .enumerate()
+        .filter(|(_, prompt)| playing.changes(prompt))
+        .map(|(i, prompt)| {
+            let (notes, heard_bpm) = answer(prompt, playing, i as u64 + 1);
+            hear(prompt, &notes, heard_bpm / playing.bpm())
+        })
+        .collect();
+    let sum = |f: fn(&Heard) -> f64| heard.iter().map(f).sum::<f64>();
+    let notes = sum(|h| h.notes as f64);
+    let answered: Vec<&Heard> = heard.iter().filter(|h| h.notes > 0).collect();
+    let mean_over_answers = |f: &dyn Fn(&Heard) -> f64| {
+        answered.iter().map(|h| f(h)).sum::<f64>() / answered.len().max(1) as f64
+    };
+    let within = heard
+        .iter()
+        .filter(|h| (h.tempo_ratio - 1.0).abs() <= 0.03)
+        .count();
+    ListeningRow {
+        playing: playing.label(),
+        answers: answered.len(),
+        answer_notes: notes as usize,
+        in_key: sum(|h| h.in_key as f64) / notes.max(1.0),
+        on_grid: sum(|h| h.on_grid as f64) / notes.max(1.0),
+        chord_time: sum(|h| h.chord_beats) / sum(|h| h.sounding_beats).max(f64::MIN_POSITIVE),
+        pitch_offset: mean_over_answers(&|h| h.pitch_sum / h.notes as f64 - h.prompt_mean_pitch),
+        density_ratio: mean_over_answers(&|h| h.density_ratio),
+        swung_offbeats: sum(|h| h.swung_offbeats as f64) / sum(|h| h.offbeats as f64),
+        tempo_within_3_percent: within as f64 / heard.len().max(1) as f64,
+    }
+}
+
+/// Every way of playing `prompts`, one row each (in [`Playing::all`]'s order).
+pub fn listening_checks(prompts: &[Prompt], ways: &[Playing]) -> Vec<ListeningRow> {
+    ways.iter().map(|&playing| row(playing, prompts)).collect()
+}
+
+/// Share of `tunes` ((notes, bar length in beats)) whose first [`PROMPT_BARS`] bars are in the
+/// key found in the whole tune (the Scale parameter's *Auto* hears a session's phrases so).
+pub fn key_from_the_start(tunes: &[(String, Vec<Note>, f64)]) -> f64 {
+    let found = tunes
+        .iter()
+        .filter(|(_, notes, bar_beats)| {
+            let end = f64::from(PROMPT_BARS) * bar_beats;
+            let head: Vec<Note> = notes
+                .iter()
+                .copied()
+                .filter(|n| n.onset_beats < end)
+                .collect();
+            !head.is_empty() && find_key(&head) == find_key(notes)
+        })
+        .count();
+    found as f64 / tunes.len().max(1) as f64
+}
+
+/// The rows as a Markdown table.
+pub fn listening_table(rows: &[ListeningRow]) -> String {
+    let mut out = String::from(
+        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | heard tempo ±3% |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let swung = if r.swung_offbeats.is_finite() {
+            format!("{:.3}", r.swung_offbeats)
+        } else {
+            "–".into()
+        };
+        let tempo = if r.playing.starts_with("free") {
+            format!("{:.2}", r.tempo_within_3_percent)
+        } else {
+            "–".into()
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:+.1} | {:.2} | {} | {} |\n",
+            r.playing,
+            r.answers,
+            r.in_key,
+            r.on_grid,
+            r.chord_time,
+            r.pitch_offset,
+            r.density_ratio,
+            swung,
+            tempo
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_kit::melody;
+
+    #[test]
+    fn grid_distance_counts_16ths_and_triplets() {
+        assert_eq!(off_grid(3.0), 0.0);
+        assert!(off_grid(2.25) < 1e-12);
+        assert!(off_grid(2.0 + 2.0 / 3.0) < 1e-12);
+        assert!((off_grid(0.125) - 0.125).abs() < 1e-12);
+        assert!(off_grid(0.625) > ON_GRID_BEATS);
+    }
+
+    /// Hand-computed figures of a small answer: a chord over half its time, one note out of
+    /// key, one swung off-beat of two.
+    #[test]
+    fn an_answer_is_heard_against_its_prompt() {
+        let prompt = Prompt {
+            name: "t".into(),
+            notes: melody(0.0, &[(60, 1.0); 16]),
+            bar_beats: 4.0,
+            key: Key {
+                tonic: 0,
+                minor: false,
+            },
+        };
+        let mut answer = melody(0.0, &[(62, 0.5), (64, 0.5), (61, 1.0)]);
+        answer[1].onset_beats = 2.0 / 3.0;
+        answer[1].duration_beats = 1.0 / 3.0;
+        answer.push(Note {
+            onset_beats: 1.5,
+            ..answer[0]
+        });
+        let heard = hear(&prompt, &answer, 1.0);
+        assert_eq!(heard.notes, 4);
+        assert_eq!(heard.in_key, 3);
+        assert_eq!(heard.on_grid, 4);
+        assert_eq!((heard.offbeats, heard.swung_offbeats), (2, 1));
+        assert!(
+            (heard.chord_beats - 0.5).abs() < 0.02,
+            "{}",
+            heard.chord_beats
+        );
+        // Silent from 0.5 to 2/3.
+        assert!((heard.sounding_beats - 11.0 / 6.0).abs() < 0.02);
+        // 4 notes in 8 beats over 16 in 16.
+        assert!((heard.density_ratio - 0.5).abs() < 1e-12);
+    }
+}

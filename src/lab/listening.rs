@@ -69,12 +69,12 @@ impl Playing {
     fn changes(self, prompt: &Prompt) -> bool {
         match self {
             Playing::Swung => {
-                let offbeats = prompt
-                    .notes
+                let moved = swung(&prompt.notes)
                     .iter()
-                    .filter(|n| (n.onset_beats.rem_euclid(1.0) - 0.5).abs() < 1e-9)
+                    .zip(&prompt.notes)
+                    .filter(|(played, written)| played.onset_beats != written.onset_beats)
                     .count();
-                offbeats >= 2
+                moved >= 2
             }
             _ => true,
         }
@@ -106,7 +106,8 @@ struct Heard {
     notes: usize,
     in_key: usize,
     on_grid: usize,
-    /// Off-beat 8ths (played at the straight or the swung place) and those at the swung place.
+    /// Off-beat 8ths (onsets from 5/12 to 0.7 of the beat: straight, swung or between) and
+    /// those at the swung place.
     offbeats: usize,
     swung_offbeats: usize,
     /// Answer time with one note or more, and with two or more, in beats.
@@ -270,7 +271,8 @@ fn hear(prompt: &Prompt, answer: &[Note], tempo_ratio: f64) -> Heard {
         heard.on_grid += usize::from(off_grid(n.onset_beats) <= ON_GRID_BEATS);
         heard.pitch_sum += f64::from(n.pitch);
         let in_beat = n.onset_beats.rem_euclid(1.0);
-        if (0.5 - 1.0 / 12.0..=2.0 / 3.0 + 1.0 / 12.0).contains(&in_beat) {
+        // Between the straight off-beat and the swung one, not as late as the last 16th.
+        if (5.0 / 12.0..0.7).contains(&in_beat) {
             heard.offbeats += 1;
             heard.swung_offbeats += usize::from((in_beat - 2.0 / 3.0).abs() <= ON_GRID_BEATS);
         }

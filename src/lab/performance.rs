@@ -165,11 +165,17 @@ fn voiced_below(triad: [u8; 3], top_limit: u8) -> [u8; 3] {
 }
 
 /// `notes` swung: every note on an off-beat 8th moves to two thirds of its beat (2:1), and the
-/// note before it ends there.
+/// note before it ends there — except in beats with 16ths, which a swing player plays straight.
 pub fn swung(notes: &[Note]) -> Vec<Note> {
+    let sixteenths_in = |whole: f64| {
+        notes.iter().any(|n| {
+            let at = n.onset_beats - whole;
+            (at - 0.25).abs() < 1e-9 || (at - 0.75).abs() < 1e-9
+        })
+    };
     let swing = |beat: f64| {
         let whole = beat.floor();
-        if ((beat - whole) - 0.5).abs() < 1e-9 {
+        if ((beat - whole) - 0.5).abs() < 1e-9 && !sixteenths_in(whole) {
             whole + 2.0 / 3.0
         } else {
             beat

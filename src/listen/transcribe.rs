@@ -36,8 +36,8 @@ pub enum Grid {
     /// Sixteenth notes: four points a beat.
     #[default]
     Straight16,
-    /// Eighth notes played long-short: the off-beat falls at two thirds of the beat (16ths on
-    /// either side of it stay where they are); written as straight eighths.
+    /// Eighth notes played long-short: the off-beat falls at two thirds of the beat (16ths, and
+    /// the off-beat of a run of them, stay where they are); written as straight eighths.
     Swung8,
     /// Eighth-note triplets: three points a beat.
     Triplet8,
@@ -69,6 +69,7 @@ impl Grid {
             Grid::Swung8 => &[
                 (0.0, 0.0),
                 (0.25, 0.25),
+                (0.5, 0.5),
                 (2.0 / 3.0, 0.5),
                 (0.75, 0.75),
                 (1.0, 1.0),
@@ -179,7 +180,9 @@ const MAX_POSITIONS: usize = 4;
 /// not their groove.
 pub const GROOVE_THRESHOLD_BEATS: f64 = 1.0 / 48.0;
 /// The off-beat 8th's position among a beat's 16ths.
-const SWUNG_POSITION: usize = 2;
+const OFF_BEAT: usize = 2;
+/// The last triplet's position among a beat's triplet 8ths.
+const LAST_TRIPLET: usize = 2;
 /// A mean offset is groove, not chance, beyond this many standard errors.
 const SYSTEMATIC: f64 = 2.5;
 
@@ -197,6 +200,10 @@ pub struct Groove {
     /// Mean velocity at each position.
     velocities: [f64; MAX_POSITIONS],
     counts: [u32; MAX_POSITIONS],
+    /// On a swung grid: the mean offset of the off-beat 8ths played swung (beats), and how many
+    /// there were (the off-beats of 16th runs, played straight, are not swing).
+    swing: f64,
+    swung: u32,
     /// How far single onsets stray from their position's mean offset (pooled standard
     /// deviation, beats): the player's looseness.
     spread: f64,
@@ -219,7 +226,13 @@ impl Groove {
             groove.velocities[at] += f64::from(played.velocity);
             groove.counts[at] += 1;
             groove.mean_velocity += f64::from(played.velocity);
+            let in_beat = played.onset_beats.rem_euclid(1.0);
+            if grid == Grid::Swung8 && at == OFF_BEAT && in_beat > 7.0 / 12.0 {
+                groove.swing += played.onset_beats - written.onset_beats;
+                groove.swung += 1;
+            }
         }
+        groove.swing /= f64::from(groove.swung.max(1));
         for at in 0..positions {
             let count = f64::from(groove.counts[at].max(1));
             groove.offsets[at] /= count;
@@ -253,21 +266,27 @@ impl Groove {
     /// mean offset there if it is systematic (two notes or more, beyond
     /// [`GROOVE_THRESHOLD_BEATS`], and beyond what their looseness makes of a mean by chance:
     /// [`SYSTEMATIC`] standard errors), else 0.
+    ///
+    /// A phrase heard swung says so itself: one swung off-beat 8th is enough to swing the
+    /// answer's. In a phrase heard in triplets, an off-beat 8th is played as the last triplet of
+    /// its beat, as the player played theirs.
     pub fn offset_at(&self, beat: f64) -> f64 {
         let at = self.position(beat);
-        let offset = self.offsets[at];
-        let count = self.counts[at];
-        let chance = SYSTEMATIC * self.spread / f64::from(count.max(1)).sqrt();
-        // A phrase heard as swung says so itself: one off-beat 8th is enough to swing.
-        let needed = if self.grid == Grid::Swung8 && at == SWUNG_POSITION {
-            1
-        } else {
-            2
+        let (offset, count, needed) = match self.grid {
+            Grid::Swung8 if at == OFF_BEAT => (self.swing, self.swung, 1),
+            _ => (self.offsets[at], self.counts[at], 2),
         };
-        if count >= needed && offset.abs() > GROOVE_THRESHOLD_BEATS.max(chance) {
+        let chance = SYSTEMATIC * self.spread / f64::from(count.max(1)).sqrt();
+        let groove = if count >= needed && offset.abs() > GROOVE_THRESHOLD_BEATS.max(chance) {
             offset
         } else {
             0.0
+        };
+        let off_beat_eighth = (beat.rem_euclid(1.0) - 0.5).abs() < 1e-6;
+        if self.grid == Grid::Triplet8 && off_beat_eighth && self.counts[LAST_TRIPLET] > 0 {
+            1.0 / 6.0 + groove
+        } else {
+            groove
         }
     }
 

@@ -141,6 +141,11 @@ pub struct ListeningRow {
     pub swung_offbeats: f64,
     /// Share of answers whose heard tempo is within 3 % of the player's (free tempo only).
     pub tempo_within_3_percent: f64,
+    /// Share of answers whose heard tempo is within 3 % of the player's, or of twice or half
+    /// of it (the same beat grid at another level: 8ths heard as beats, or beats as 8ths).
+    pub tempo_within_3_percent_or_octave: f64,
+    /// [`ListeningRow::on_grid`] over the answers whose tempo was heard within 3 %.
+    pub on_grid_when_heard: f64,
 }
 
 /// The prompts of `tunes` ((name, notes in beats, bar length in beats)): each tune's first
@@ -320,10 +325,14 @@ fn row(playing: Playing, prompts: &[Prompt]) -> ListeningRow {
     let mean_over_answers = |f: &dyn Fn(&Heard) -> f64| {
         answered.iter().map(|h| f(h)).sum::<f64>() / answered.len().max(1) as f64
     };
-    let within = heard
+    let near = |ratio: f64, target: f64| (ratio / target - 1.0).abs() <= 0.03;
+    let heard_right: Vec<&Heard> = heard.iter().filter(|h| near(h.tempo_ratio, 1.0)).collect();
+    let within_octave = heard
         .iter()
-        .filter(|h| (h.tempo_ratio - 1.0).abs() <= 0.03)
+        .filter(|h| [0.5, 1.0, 2.0].iter().any(|t| near(h.tempo_ratio, *t)))
         .count();
+    let right_notes: f64 = heard_right.iter().map(|h| h.notes as f64).sum();
+    let right_on_grid: f64 = heard_right.iter().map(|h| h.on_grid as f64).sum();
     ListeningRow {
         playing: playing.label(),
         answers: answered.len(),
@@ -334,7 +343,9 @@ fn row(playing: Playing, prompts: &[Prompt]) -> ListeningRow {
         pitch_offset: mean_over_answers(&|h| h.pitch_sum / h.notes as f64 - h.prompt_mean_pitch),
         density_ratio: mean_over_answers(&|h| h.density_ratio),
         swung_offbeats: sum(|h| h.swung_offbeats as f64) / sum(|h| h.offbeats as f64),
-        tempo_within_3_percent: within as f64 / heard.len().max(1) as f64,
+        tempo_within_3_percent: heard_right.len() as f64 / heard.len().max(1) as f64,
+        tempo_within_3_percent_or_octave: within_octave as f64 / heard.len().max(1) as f64,
+        on_grid_when_heard: right_on_grid / right_notes.max(1.0),
     }
 }
 
@@ -364,7 +375,7 @@ pub fn key_from_the_start(tunes: &[(String, Vec<Note>, f64)]) -> f64 {
 /// The rows as a Markdown table.
 pub fn listening_table(rows: &[ListeningRow]) -> String {
     let mut out = String::from(
-        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | heard tempo ±3% |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let swung = if r.swung_offbeats.is_finite() {
@@ -372,13 +383,19 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
         } else {
             "–".into()
         };
-        let tempo = if r.playing.starts_with("free") {
-            format!("{:.2}", r.tempo_within_3_percent)
+        let (tempo, heard_grid) = if r.playing.starts_with("free") {
+            (
+                format!(
+                    "{:.2} ({:.2})",
+                    r.tempo_within_3_percent, r.tempo_within_3_percent_or_octave
+                ),
+                format!("{:.3}", r.on_grid_when_heard),
+            )
         } else {
-            "–".into()
+            ("–".into(), "–".into())
         };
         out.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:+.1} | {:.2} | {} | {} |\n",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:+.1} | {:.2} | {} | {} | {} |\n",
             r.playing,
             r.answers,
             r.in_key,
@@ -387,7 +404,8 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
             r.pitch_offset,
             r.density_ratio,
             swung,
-            tempo
+            tempo,
+            heard_grid
         ));
     }
     out

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole WaveJam test suite: formatting, lints (all targets, so the benchmark is checked too),
 # unit and in-process host tests (debug build, so nice-plug's allocation checker guards every
-# process() call), the release bundles, the CLAP real-host tests (clack-host) and the VST3
-# real-host tests (pedalboard, in .venv).
+# process() call), the release bundles, the CLAP real-host tests (clack-host), the listening
+# checks on validation melodies, and the VST3 real-host tests (pedalboard, in .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,6 +20,8 @@ echo "== bundles"
 cargo xtask bundle wavejam --release
 echo "== CLAP host tests (clack-host on target/bundled/WaveJam.clap; one binary with a failing generator)"
 cargo test --release --test clap_host --test clap_generator_failure
+echo "== listening: validation melodies played live, over chords, swung, at free tempos (in-process host, release)"
+cargo test --release --test listening
 echo "== corpus extractor tests (tools/corpus, in .venv-corpus)"
 bash tools/corpus/run.sh --self-test
 echo "== VST3 host tests (pedalboard on target/bundled/WaveJam.vst3)"

@@ -9,7 +9,7 @@ use wavejam::assets;
 use wavejam::lab::continuations::{checks_table, continuation_checks};
 use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
 use wavejam::lab::listening::{
-    key_from_the_start, listening_checks, listening_table, prompts, Playing, PROMPT_BARS,
+    key_from_the_start, listening_checks, listening_table, melodies, prompts, Playing, PROMPT_BARS,
 };
 use wavejam::lab::offline::continue_tune;
 use wavejam::lab::render::{render, write_wav, RenderSetup};
@@ -17,7 +17,7 @@ use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
 use wavejam::music::encoding::Vocabulary;
-use wavejam::music::{midi_file, Note, TICKS_PER_BEAT};
+use wavejam::music::midi_file;
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]
@@ -360,19 +360,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::ListenChecks { data, tunes, json } => {
-            let vocabulary = Vocabulary::default();
-            let mut corpus = load_folder(&data, &vocabulary)
-                .map_err(|e| e.to_string())?
-                .tunes;
-            corpus.retain(|t| t.is_monophonic(&vocabulary));
-            let stride = (corpus.len() as f64 / tunes.max(1) as f64).max(1.0);
-            let chosen: Vec<(String, Vec<Note>, f64)> = (0..tunes.min(corpus.len()))
-                .map(|i| &corpus[(i as f64 * stride) as usize])
-                .map(|t| {
-                    let bar_beats = f64::from(t.meter.bar_ticks(0)) / f64::from(TICKS_PER_BEAT);
-                    (t.name.clone(), vocabulary.decode_ids(&t.tokens), bar_beats)
-                })
-                .collect();
+            let chosen = melodies(&data, tunes).map_err(|e| e.to_string())?;
             let prompts = prompts(&chosen);
             eprintln!(
                 "{} melodies, {} prompts of {PROMPT_BARS} bars",

@@ -13,7 +13,7 @@
 //!
 //! # Sampling
 //! Only valid events can be drawn: a note-on for a pitch not sounding (while fewer than
-//! [`MAX_ANSWER_POLYPHONY`] sound), a note-off for a sounding pitch, any time shift once a note has
+//! [`MAX_ANSWER_POLYPHONY`] sound, or, for one line, while none does), a note-off for a sounding pitch, any time shift once a note has
 //! started (an answer begins with a note, where it is due on the host's grid, never with a
 //! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut
 //! to its nucleus (the likeliest events holding [`NUCLEUS`] of the probability), then drawn at
@@ -138,6 +138,9 @@ pub struct EventAnswerer {
     sounding: [Option<u64>; 128],
     /// The pitch classes note-ons keep to (`None`: any).
     scale: Option<PitchSet>,
+    /// Most notes sounding at once: 1 for an answer to a melody (one line), up to
+    /// [`MAX_ANSWER_POLYPHONY`] to chords.
+    voices: usize,
 }
 
 impl EventAnswerer {
@@ -148,7 +151,14 @@ impl EventAnswerer {
             order: Vec::with_capacity(vocabulary.len()),
             sounding: [None; 128],
             scale: None,
+            voices: MAX_ANSWER_POLYPHONY,
         }
+    }
+
+    /// Answer the next phrases with one line (`true`: a note-on only when nothing sounds, as
+    /// to a melody), or with up to [`MAX_ANSWER_POLYPHONY`] notes at once (to chords).
+    pub fn set_one_line(&mut self, one_line: bool) {
+        self.voices = if one_line { 1 } else { MAX_ANSWER_POLYPHONY };
     }
 
     /// Keep the next answers' notes to `scale` (`None`: any pitch): the other note-ons are
@@ -250,7 +260,7 @@ impl EventAnswerer {
                 let valid = match class {
                     TokenClass::NoteOn => {
                         self.sounding[k].is_none()
-                            && sounding < MAX_ANSWER_POLYPHONY
+                            && sounding < self.voices
                             && self.scale.is_none_or(|s| s.contains(k as u8))
                     }
                     TokenClass::NoteOff => self.sounding[k].is_some(),
@@ -441,6 +451,37 @@ mod tests {
                     assert_eq!(answers[0], answers[2], "argmax ignores the seed");
                 }
             }
+        }
+    }
+
+    /// As one line, no answer ever has two notes at once, even from a random model at a high
+    /// temperature (which plays chords when let).
+    #[test]
+    fn one_line_answers_never_overlap() {
+        let v = Vocabulary::default();
+        let brains = brains();
+        let phrase = folk_tune(0);
+        let context = context_events(&[&phrase[..8]], &v, &Layout::default());
+        let mut answerer = EventAnswerer::new(v);
+        let mut answer = |one_line: bool, seed: u64| {
+            answerer.set_one_line(one_line);
+            let mut model = brains.engine(EngineKind::WaveNet);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut out = Vec::new();
+            answerer.answer(model.as_mut(), &context, 8.0, 2.0, 90, &mut rng, &mut out);
+            out
+        };
+        let overlaps = |notes: &[Note]| {
+            notes
+                .iter()
+                .enumerate()
+                .any(|(i, a)| notes[i + 1..].iter().any(|b| b.onset_beats < a.end_beats()))
+        };
+        assert!((1..6).any(|seed| overlaps(&answer(false, seed))));
+        for seed in 1..6 {
+            let line = answer(true, seed);
+            assert!(!line.is_empty());
+            assert!(!overlaps(&line), "seed {seed}: {line:?}");
         }
     }
 

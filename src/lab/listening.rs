@@ -8,10 +8,14 @@
 
 use serde::Serialize;
 
+use std::path::Path;
+
+use crate::lab::eval::{load_folder, EvalError};
 use crate::lab::host::{Host, RecordedNote};
 use crate::lab::performance::{played_live, swung, with_chords};
+use crate::music::encoding::Vocabulary;
 use crate::music::key::{find_key, Key};
-use crate::music::Note;
+use crate::music::{Note, TICKS_PER_BEAT};
 
 /// The host's tempo, in BPM (with the transport stopped: its internal clock's).
 pub const HOST_BPM: f64 = 120.0;
@@ -146,6 +150,25 @@ pub struct ListeningRow {
     pub tempo_within_3_percent_or_octave: f64,
     /// [`ListeningRow::on_grid`] over the answers whose tempo was heard within 3 %.
     pub on_grid_when_heard: f64,
+}
+
+/// `count` melodies (tunes without overlapping notes) of the MIDI files under `dir`, spread
+/// evenly through their sorted list: (name, notes in beats, the first bar's length in beats).
+///
+/// # Errors
+/// If `dir` cannot be listed.
+pub fn melodies(dir: &Path, count: usize) -> Result<Vec<(String, Vec<Note>, f64)>, EvalError> {
+    let vocabulary = Vocabulary::default();
+    let mut tunes = load_folder(dir, &vocabulary)?.tunes;
+    tunes.retain(|t| t.is_monophonic(&vocabulary));
+    let stride = (tunes.len() as f64 / count.max(1) as f64).max(1.0);
+    Ok((0..count.min(tunes.len()))
+        .map(|i| &tunes[(i as f64 * stride) as usize])
+        .map(|t| {
+            let bar_beats = f64::from(t.meter.bar_ticks(0)) / f64::from(TICKS_PER_BEAT);
+            (t.name.clone(), vocabulary.decode_ids(&t.tokens), bar_beats)
+        })
+        .collect())
 }
 
 /// The prompts of `tunes` ((name, notes in beats, bar length in beats)): each tune's first

@@ -1,0 +1,52 @@
+//! WaveJam listens like a musician: validation melodies (tests/data/validation) played as
+//! written, live, over chords, swung and at a free tempo into the real plugin, through the
+//! in-process host. Deterministic (seeded performances, fixed plugin seed), so each figure is a
+//! regression guard; `wavejam listen-checks` prints the same table for any folder.
+
+use std::path::Path;
+
+use wavejam::lab::listening::{listening_checks, melodies, prompts, ListeningRow, Playing};
+
+fn rows(ways: &[Playing]) -> Vec<ListeningRow> {
+    let tunes = melodies(Path::new("tests/data/validation"), 24).expect("the test melodies");
+    let prompts = prompts(&tunes);
+    assert_eq!(prompts.len(), 24);
+    listening_checks(&prompts, ways)
+}
+
+#[test]
+fn answers_to_live_chordal_and_swung_playing_are_as_good_as_to_notation() {
+    let all = rows(&[
+        Playing::AsWritten,
+        Playing::Live,
+        Playing::Chords,
+        Playing::Swung,
+    ]);
+    let [written, live, chords, swung] = &all[..] else {
+        unreachable!()
+    };
+    eprintln!("{}", wavejam::lab::listening::listening_table(&all));
+    assert_eq!(written.answers, 24);
+    // Live: on the grid, in key and as dense as answers to the written phrases.
+    assert!(live.on_grid >= 0.95, "live on grid {}", live.on_grid);
+    assert!((live.in_key - written.in_key).abs() <= 0.02);
+    assert!((live.density_ratio / written.density_ratio - 1.0).abs() <= 0.10);
+    // Over chords: one line, in key, not drawn down to the left hand.
+    assert!(chords.chord_time <= 0.03, "{}", chords.chord_time);
+    assert!((chords.in_key - written.in_key).abs() <= 0.02);
+    assert!((chords.pitch_offset - written.pitch_offset).abs() <= 1.0);
+    // Swung: the answers swing too.
+    assert!(swung.swung_offbeats >= 0.90, "{}", swung.swung_offbeats);
+}
+
+#[test]
+fn a_free_player_is_answered_at_their_tempo() {
+    let all = rows(&[Playing::FreeTempo(95.0), Playing::FreeTempo(140.0)]);
+    eprintln!("{}", wavejam::lab::listening::listening_table(&all));
+    for row in &all {
+        assert_eq!(row.answers, 24, "{}", row.playing);
+        assert!(row.tempo_within_3_percent >= 0.7, "{row:?}");
+        assert!(row.tempo_within_3_percent_or_octave >= 0.8, "{row:?}");
+        assert!(row.chord_time <= 0.03, "{row:?}");
+    }
+}

@@ -70,12 +70,20 @@ pub fn context_events(phrases: &[&[Note]], vocabulary: &Vocabulary, layout: &Lay
     out
 }
 
+/// Whether `notes` (in onset order) sound one at a time.
+pub fn is_one_line(notes: &[Note]) -> bool {
+    notes
+        .windows(2)
+        .all(|pair| pair[0].end_beats() <= pair[1].onset_beats + 1e-9)
+}
+
 /// Notes of the phrase the answer's velocity follows (the mean of its latest ones).
 const VELOCITY_NOTES: usize = 8;
 
 /// `model`'s answer to the last of `phrases` (the tune so far, oldest first, laid out by
 /// [`context_events`]; the model reads the layout's bar lines too) into `out`, at the velocity
-/// of the last phrase's latest notes: what the plugin plays and `wavejam continue` writes.
+/// of the last phrase's latest notes: what the plugin plays and `wavejam continue` writes. A
+/// last phrase of one line (a melody) is answered with one line, chords with chords.
 /// `model` is reset first, so a reused engine answers as a new one would. Returns where the
 /// answer starts, in ticks from the first phrase's bar line.
 #[allow(clippy::too_many_arguments)]
@@ -104,6 +112,7 @@ pub fn answer_phrases(
         .last()
         .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
         .unwrap_or(DEFAULT_VELOCITY);
+    answerer.set_one_line(phrases.last().is_none_or(|p| is_one_line(p)));
     answerer.answer(
         model,
         &context,

@@ -468,9 +468,6 @@ impl Worker {
         match event_engine {
             Some(kind) => {
                 self.answerer.set_scale(scale);
-                // A melody is answered with one line; chords (a phrase of chords only) with
-                // chords.
-                self.answerer.set_one_line(is_one_line(&prompt.notes));
                 self.answer_with_events(kind, request, &prompt, in_context, &mut rng, &mut answer)
             }
             None => self.answer_as_continuator(
@@ -600,13 +597,6 @@ impl Worker {
             ScaleLock::Auto => key.map(Key::pitch_set),
         }
     }
-}
-
-/// Whether `notes` (in onset order) sound one at a time.
-fn is_one_line(notes: &[Note]) -> bool {
-    notes
-        .windows(2)
-        .all(|pair| pair[0].end_beats() <= pair[1].onset_beats + 1e-9)
 }
 
 /// `request`, made in the clock's beats, in `player`'s beats: bars from their bar line, the

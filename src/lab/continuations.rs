@@ -1,5 +1,5 @@
-//! Musical checks on continuations of held-out prompts: each tune's first [`PROMPT_BARS`] bars
-//! are the prompt, every engine continues it for [`ANSWER_BARS`] bars at each of
+//! Musical checks on continuations of held-out prompts: each tune's first [`PROMPT_BARS`] bars,
+//! heard as the plugin hears a player ([`transcribe`]), are the prompt, every engine continues it for [`ANSWER_BARS`] bars at each of
 //! [`TEMPERATURES`], and the answers are judged by [`crate::lab::musical::check`] (key, grid, range,
 //! density). The tune's own next bars are judged the same way as the `original` row, the yardstick
 //! the engines' figures compare with.
@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::lab::eval::Tune;
 use crate::lab::musical::{check, ChecksSummary};
+use crate::listen::transcribe::transcribe;
 use crate::models::engines::{Brains, EngineKind};
 use crate::music::encoding::Vocabulary;
 use crate::music::{ticks_to_beats, Note};
@@ -64,7 +65,8 @@ fn cases(tunes: &[Tune], vocabulary: &Vocabulary) -> Vec<Case> {
             let end = ticks_to_beats(tune.meter.bar_line((PROMPT_BARS + ANSWER_BARS).into()));
             let notes = vocabulary.decode_ids(&tune.tokens);
             let long_enough = notes.iter().any(|n| n.onset_beats >= end);
-            let prompt = part(&notes, 0.0, split);
+            // The prompt is heard as the plugin hears a player: one line on its grid.
+            let prompt = transcribe(&part(&notes, 0.0, split)).melody;
             (long_enough && !prompt.is_empty()).then(|| Case {
                 prompt,
                 original: part(&notes, split, end),

@@ -11,7 +11,7 @@ use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
 use wavejam::lab::listening::{
     key_from_the_start, listening_checks, listening_table, melodies, prompts, Playing, PROMPT_BARS,
 };
-use wavejam::lab::offline::continue_tune;
+use wavejam::lab::offline::{continue_tune, infer_bar_phase};
 use wavejam::lab::render::{render, write_wav, RenderSetup};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
@@ -122,6 +122,11 @@ enum Command {
         /// Tempo of the written file, in BPM.
         #[arg(long, default_value_t = 120.0)]
         tempo: f64,
+        /// The file's bar lines are wrong (a pickup not padded to its bar): find where its first
+        /// beat falls in the bar from the notes (the phase the engine finds most likely) and
+        /// write the phrase there.
+        #[arg(long)]
+        infer_bars: bool,
     },
     /// Train the phrase WaveNet on a corpus folder (its train/ and validation/ folders); writes
     /// the best model to --out, a resumable checkpoint (.resume.safetensors) and a loss curve
@@ -444,6 +449,7 @@ fn run(cli: Cli) -> Result<(), String> {
             model,
             out,
             tempo,
+            infer_bars,
         } => {
             let kind = EngineKind::ALL
                 .into_iter()
@@ -465,6 +471,19 @@ fn run(cli: Cli) -> Result<(), String> {
             let brains = Brains {
                 wavenet: load_wavenet(model.as_deref())?,
                 long_term: Some(assets::default_long_term()),
+            };
+            let phrase = if infer_bars {
+                let phase = infer_bar_phase(&brains, kind, &phrase, &meter);
+                println!("bar phase: the phrase's beat 0 is {phase} beats into its bar");
+                phrase
+                    .iter()
+                    .map(|n| wavejam::music::Note {
+                        onset_beats: n.onset_beats + phase,
+                        ..*n
+                    })
+                    .collect()
+            } else {
+                phrase
             };
             let continued = continue_tune(
                 &brains,

@@ -374,10 +374,15 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let rows = listening_checks(&prompts, &Playing::all());
             print!("{}", listening_table(&rows));
+            // The key check is cheap: every melody of the folder.
+            let every = melodies(&data, usize::MAX).map_err(|e| e.to_string())?;
             println!(
-                "Auto key: the first {PROMPT_BARS} bars' key is the whole tune's in {:.3} of {} melodies",
+                "Auto key: the first {PROMPT_BARS} bars' key is the whole tune's in {:.3} of the \
+                 {} prompts chosen, {:.3} of all {} melodies",
                 key_from_the_start(&chosen),
-                chosen.len()
+                chosen.len(),
+                key_from_the_start(&every),
+                every.len()
             );
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;

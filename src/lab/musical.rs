@@ -6,7 +6,7 @@
 //! check is a plain statistic a musician would name, compared with the prompt:
 //!
 //! - **in key**: the fraction of the answer's notes whose pitch belongs to the prompt's key, found
-//!   by Krumhansl–Schmuckler key finding ([`find_key`]);
+//!   the key the notes are likeliest in under Temperley's profiles ([`find_key`]);
 //! - **on grid**: the fraction of the answer's onsets that fall on the prompt's coarsest rhythmic
 //!   grid ([`prompt_grid_ticks`]);
 //! - **range**: the answer's lowest and highest pitch, beside the prompt's range;
@@ -403,11 +403,13 @@ mod tests {
         assert_eq!(find_key(&with_bad), major(C));
     }
 
+    /// No notes tie every key: C major. All 12 pitch classes equally long tie the tonics: C, in
+    /// minor, whose profile is the flatter (a uniform histogram is likelier under it).
     #[test]
-    fn flat_histograms_tie_to_c_major() {
+    fn flat_histograms_tie_to_c() {
         assert_eq!(find_key(&[]), major(C));
         let chromatic = test_melody(&(60..72).collect::<Vec<u8>>(), 1.0);
-        assert_eq!(find_key(&chromatic), major(C));
+        assert_eq!(find_key(&chromatic), minor(C));
     }
 
     #[test]

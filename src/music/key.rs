@@ -1,4 +1,5 @@
-//! Keys and scales: a key found from notes (Krumhansl–Schmuckler), and the pitch classes a scale
+//! Keys and scales: a key found from notes (the likeliest under Temperley's profiles), and the
+//! pitch classes a scale
 //! lock lets through.
 
 use std::fmt;
@@ -7,8 +8,9 @@ use crate::music::Note;
 
 /// Temperley's major-key profile (Temperley, *Music and Probability*, 2007: the share of
 /// segments of the Kostka–Payne corpus in which each pitch class sounds), from the tonic up by
-/// semitones. On the validation melodies the key of their first 4 bars agrees with the whole
-/// tune's for 79 % of them with these profiles, 68 % with Krumhansl–Kessler's.
+/// semitones. On the 179 validation melodies the key found in their first 4 bars is the whole
+/// tune's for 85.5 % of them with these profiles read as pitch-class probabilities (see
+/// [`find_key`]); 79.3 % correlating with them, 67.6 % correlating with Krumhansl–Kessler's.
 const MAJOR_PROFILE: [f64; 12] = [
     0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400,
 ];
@@ -69,18 +71,17 @@ impl fmt::Display for Key {
     }
 }
 
-/// The key of `notes` by Krumhansl–Schmuckler key finding.
+/// The key of `notes`: the key under which they are likeliest.
 ///
 /// Each note adds its duration in beats to its pitch class (a note with a non-finite or
-/// non-positive duration adds nothing); the 12-bin histogram is correlated (Pearson) with
-/// Temperley's major and minor profiles rotated to each of the 12 tonics, and the key with
-/// the highest correlation wins. An exact tie goes to major before minor, then to the lower tonic
-/// pitch class, so a flat histogram (no notes, or all 12 pitch classes equally long, where every
-/// correlation is defined as 0) gives C major.
+/// non-positive duration adds nothing). Each key (Temperley's major and minor profiles rotated
+/// to each of the 12 tonics, normalised to pitch-class probabilities) scores the histogram's
+/// log-likelihood, Σ duration × ln p(pitch class), and the likeliest key wins. An exact tie goes
+/// to major before minor, then to the lower tonic pitch class, so no notes give C major.
 ///
-/// The correlation for each tonic is computed over scale degrees (tonic first), so transposing
-/// `notes` by any interval gives bit-identical correlations at the transposed tonics and moves the
-/// key by exactly that interval.
+/// The score for each tonic is computed over scale degrees (tonic first), so transposing `notes`
+/// by any interval gives bit-identical scores at the transposed tonics and moves the key by
+/// exactly that interval.
 pub fn find_key(notes: &[Note]) -> Key {
     let mut histogram = [0.0f64; 12];
     for note in notes {
@@ -94,17 +95,17 @@ pub fn find_key(notes: &[Note]) -> Key {
         tonic: 0,
         minor: false,
     };
-    let mut best_correlation = f64::NEG_INFINITY;
+    let mut best_score = f64::NEG_INFINITY;
     for (minor, profile) in [(false, &MAJOR_PROFILE), (true, &MINOR_PROFILE)] {
         for tonic in 0..12u8 {
             // `by_degree[d]` = weight of the pitch class `d` semitones above the tonic.
             let by_degree: [f64; 12] =
                 std::array::from_fn(|d| histogram[(usize::from(tonic) + d) % 12]);
-            let correlation = pearson(&by_degree, profile);
+            let score = log_likelihood(&by_degree, profile);
             // NOTE: strictly greater, so the first candidate in (major, minor) × (0..12) order
             // wins an exact tie.
-            if correlation > best_correlation {
-                best_correlation = correlation;
+            if score > best_score {
+                best_score = score;
                 best = Key { tonic, minor };
             }
         }
@@ -112,23 +113,15 @@ pub fn find_key(notes: &[Note]) -> Key {
     best
 }
 
-/// Pearson correlation of `x` and `y`; 0 where either has no variance.
-fn pearson(x: &[f64; 12], y: &[f64; 12]) -> f64 {
-    let mean_x = x.iter().sum::<f64>() / 12.0;
-    let mean_y = y.iter().sum::<f64>() / 12.0;
-    let (mut covariance, mut variance_x, mut variance_y) = (0.0, 0.0, 0.0);
-    for (&xi, &yi) in x.iter().zip(y) {
-        let (dx, dy) = (xi - mean_x, yi - mean_y);
-        covariance += dx * dy;
-        variance_x += dx * dx;
-        variance_y += dy * dy;
-    }
-    let denominator = (variance_x * variance_y).sqrt();
-    if denominator > 0.0 && denominator.is_finite() {
-        covariance / denominator
-    } else {
-        0.0
-    }
+/// Log-likelihood of the durations `by_degree` under `profile` read as the probabilities of the
+/// 12 degrees (each its share of the profile's sum).
+fn log_likelihood(by_degree: &[f64; 12], profile: &[f64; 12]) -> f64 {
+    let total: f64 = profile.iter().sum();
+    by_degree
+        .iter()
+        .zip(profile)
+        .map(|(weight, p)| weight * (p / total).ln())
+        .sum()
 }
 
 /// A set of pitch classes (bit `c` for pitch class `c`, 0 = C): a scale on its root.

@@ -1,6 +1,5 @@
 //! Keys and scales: a key found from notes (the likeliest under Temperley's profiles), and the
-//! pitch classes a scale
-//! lock lets through.
+//! pitch classes a scale lock lets through.
 
 use std::fmt;
 

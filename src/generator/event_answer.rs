@@ -17,7 +17,9 @@
 //! started (an answer begins with a note, where it is due on the host's grid, never with a
 //! rest), and `END` once the answer has a note (`END` ends the answer). The distribution is cut
 //! to its nucleus (the likeliest events holding [`NUCLEUS`] of the probability), then drawn at
-//! the temperature (see [`sample_index`]). Every note still sounding when the answer reaches its
+//! the temperature (see [`sample_index`]). Over the player's chords, the tones of the last one
+//! weigh [`CHORD_TONE_WEIGHT`] times more on the answer's strong beats (a bar's first, the third
+//! of a bar of four) before the cut. Every note still sounding when the answer reaches its
 //! length is released there, so an answer never leaves a note hanging.
 
 use rand::Rng;
@@ -77,6 +79,9 @@ pub fn is_one_line(notes: &[Note]) -> bool {
         .all(|pair| pair[0].end_beats() <= pair[1].onset_beats + 1e-9)
 }
 
+/// How much likelier a tone of the player's chord becomes on a strong beat of the answer.
+pub const CHORD_TONE_WEIGHT: f64 = 3.0;
+
 /// Notes of the phrase the answer's velocity follows (the mean of its latest ones).
 const VELOCITY_NOTES: usize = 8;
 
@@ -113,6 +118,7 @@ pub fn answer_phrases(
         .and_then(|p| recent_velocity(p, VELOCITY_NOTES))
         .unwrap_or(DEFAULT_VELOCITY);
     answerer.set_one_line(phrases.last().is_none_or(|p| is_one_line(p)));
+    answerer.bars = Some((layout.meter.clone(), start_ticks));
     answerer.answer(
         model,
         &context,
@@ -150,6 +156,11 @@ pub struct EventAnswerer {
     /// Most notes sounding at once: 1 for an answer to a melody (one line), up to
     /// [`MAX_ANSWER_POLYPHONY`] to chords.
     voices: usize,
+    /// The chord the player last struck under their melody (`None`: none), whose tones the
+    /// answer prefers on strong beats.
+    chord: Option<PitchSet>,
+    /// Where the answer starts (ticks from the layout's bar line 0) in the bars of the meter.
+    bars: Option<(Meter, u64)>,
 }
 
 impl EventAnswerer {
@@ -161,7 +172,15 @@ impl EventAnswerer {
             sounding: [None; 128],
             scale: None,
             voices: MAX_ANSWER_POLYPHONY,
+            chord: None,
+            bars: None,
         }
+    }
+
+    /// Prefer the tones of `chord` (the chord under the player's melody; `None`: no chord) on
+    /// the strong beats of the next answers ([`CHORD_TONE_WEIGHT`]).
+    pub fn set_chord(&mut self, chord: Option<PitchSet>) {
+        self.chord = chord;
     }
 
     /// Answer the next phrases with one line (`true`: a note-on only when nothing sounds, as
@@ -205,6 +224,7 @@ impl EventAnswerer {
         for _ in 0..MAX_ANSWER_EVENTS {
             model.distribution(&mut self.probabilities);
             self.mask(!out.is_empty());
+            self.prefer_chord_tones(now);
             if self.probabilities.iter().all(|p| *p <= 0.0) {
                 // Nothing valid is left (a scale lock that takes every note-on away).
                 break;
@@ -255,6 +275,27 @@ impl EventAnswerer {
             n.duration_beats = n.duration_beats.min(length_beats - n.onset_beats);
         }
         out.retain(|n| n.duration_beats > 0.0);
+    }
+
+    /// On a strong beat (a bar's first; the third of a bar of four), weighs the note-ons of the
+    /// chord's tones by [`CHORD_TONE_WEIGHT`]; `now` is in ticks from the answer's start.
+    fn prefer_chord_tones(&mut self, now: u64) {
+        let (Some(chord), Some((meter, start))) = (self.chord, &self.bars) else {
+            return;
+        };
+        let at = start + now;
+        let position = meter.position(at);
+        let bar = meter.bar_ticks(at);
+        let strong = position == 0 || (bar == 4 * TICKS_PER_BEAT && position == bar / 2);
+        if !strong {
+            return;
+        }
+        let range = self.vocabulary.class_range(TokenClass::NoteOn);
+        for (pitch, p) in self.probabilities[range].iter_mut().enumerate() {
+            if chord.contains(pitch as u8) {
+                *p *= CHORD_TONE_WEIGHT;
+            }
+        }
     }
 
     /// Zeroes every event that would be invalid now (see the module docs).

@@ -11,8 +11,9 @@ use serde::Serialize;
 use std::path::Path;
 
 use crate::lab::eval::{load_folder, EvalError};
-use crate::lab::host::{Host, RecordedNote};
+use crate::lab::host::Host;
 use crate::lab::performance::{played_live, swung, with_chords};
+use crate::lab::render::notes_from_events;
 use crate::music::encoding::Vocabulary;
 use crate::music::key::{find_key, Key};
 use crate::music::{Note, TICKS_PER_BEAT};
@@ -232,13 +233,21 @@ fn answer(prompt: &Prompt, playing: Playing, seed: u64) -> (Vec<Note>, f64) {
     // Wait + grid + the answer (2 bars) + its tail, in the player's beats.
     let until = phrase_end + 2.0 + 4.0 * prompt.bar_beats;
     host.run(to_sample(until) as u64, BLOCK);
-    let to_beats = |sample: u64| (sample as f64 / sample_rate - start) * bpm / 60.0;
     let heard_bpm = host
         .plugin
         .status()
         .heard_tempo_bpm
         .load(std::sync::atomic::Ordering::Relaxed);
-    (notes_of(&host.notes, to_beats), heard_bpm)
+    // The recorded notes come from their first note-on; put them back in the player's beats.
+    let first_on = host.notes.iter().find(|e| e.velocity.is_some());
+    let from_first = first_on.map_or(0.0, |e| {
+        (e.sample as f64 / sample_rate - start) * bpm / 60.0
+    });
+    let mut notes = notes_from_events(&host.notes, 0, sample_rate * 60.0 / bpm);
+    for n in &mut notes {
+        n.onset_beats += from_first;
+    }
+    (notes, heard_bpm)
 }
 
 /// The host time signature of bars of `bar_beats` quarter-note beats.
@@ -248,31 +257,6 @@ fn time_signature(bar_beats: f64) -> (i32, i32) {
     } else {
         ((bar_beats * 2.0).round() as i32, 8)
     }
-}
-
-/// Notes of recorded events, onsets and ends through `to_beats`, in onset order.
-fn notes_of(events: &[RecordedNote], to_beats: impl Fn(u64) -> f64) -> Vec<Note> {
-    let mut open: Vec<&RecordedNote> = Vec::new();
-    let mut notes = Vec::new();
-    for e in events {
-        match e.velocity {
-            Some(_) => open.push(e),
-            None => {
-                if let Some(i) = open.iter().position(|o| o.key == e.key) {
-                    let on = open.remove(i);
-                    let onset = to_beats(on.sample);
-                    notes.push(Note {
-                        pitch: on.key,
-                        velocity: (on.velocity.unwrap_or(0.0) * 127.0).round() as u8,
-                        onset_beats: onset,
-                        duration_beats: to_beats(e.sample) - onset,
-                    });
-                }
-            }
-        }
-    }
-    notes.sort_by(|a, b| a.onset_beats.total_cmp(&b.onset_beats));
-    notes
 }
 
 /// Distance from `beat` to the nearest 16th or 8th-triplet point, in beats.

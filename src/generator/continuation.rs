@@ -3,10 +3,11 @@
 //! The answer starts at beat 0 with the first sampled step (its IOI, the gap after the prompt, is
 //! ignored: the caller decides when the answer plays) and stops before the first onset that would
 //! reach the requested length. Every sampled step is observed, so the model continues its own
-//! answer, not only the prompt.
+//! answer, not only the prompt. A melody (a prompt of one line) is answered with one line.
 
 use rand::Rng;
 
+use crate::generator::event_answer::is_one_line;
 use crate::generator::sampling::sample;
 use crate::models::step_model::{Distribution, StepModel};
 use crate::models::steps::notes_to_steps;
@@ -79,6 +80,20 @@ pub fn continue_phrase(
                 length_beats,
             ),
         });
+    }
+    if !prompt.is_empty() && is_one_line(prompt) {
+        to_one_line(out);
+    }
+}
+
+/// `notes` (in onset order) made one line, as a melody is answered: a note struck with the one
+/// before it is dropped, and each note ends by the next one's onset.
+fn to_one_line(notes: &mut Vec<Note>) {
+    notes.dedup_by(|later, earlier| later.onset_beats <= earlier.onset_beats);
+    for i in 1..notes.len() {
+        let next_onset = notes[i].onset_beats;
+        let note = &mut notes[i - 1];
+        note.duration_beats = note.duration_beats.min(next_onset - note.onset_beats);
     }
 }
 
@@ -219,6 +234,23 @@ mod tests {
             .map(|n| (n.onset_beats, n.duration_beats))
             .collect();
         assert_eq!(timing, [(0.0, 2.5), (1.0, 1.5), (2.0, 0.5)]);
+    }
+
+    /// A melody is answered with one line: the model's notes overlapping the next one (eight
+    /// beats long, a beat apart) end at its onset; after a chord they may ring on.
+    #[test]
+    fn a_melody_is_answered_with_one_line() {
+        let mut model = repeat_model(24, 192);
+        let notes = answer(&mut model, &melody(&[60, 62]), 2.5, 0.0, 0);
+        let timing: Vec<(f64, f64)> = notes
+            .iter()
+            .map(|n| (n.onset_beats, n.duration_beats))
+            .collect();
+        assert_eq!(timing, [(0.0, 1.0), (1.0, 1.0), (2.0, 0.5)]);
+        let mut chord = melody(&[60, 64]);
+        chord[1].onset_beats = 0.0;
+        let notes = answer(&mut model, &chord, 2.5, 0.0, 0);
+        assert_eq!(notes[0].duration_beats, 2.5);
     }
 
     #[test]

@@ -10,17 +10,42 @@
 use rand::Rng;
 
 use crate::models::step_model::{Distribution, Step};
+use crate::music::{Note, TICKS_PER_BEAT};
 use crate::params::SeedMode;
 use crate::protocol::Request;
 
-/// The seed of an answer's random stream: a function of the seed parameter and, in
-/// [`SeedMode::NewEachPhrase`], the phrase's index since playback started.
-pub fn stream_seed(request: &Request) -> u64 {
+/// The seed of an answer's random stream: a function of the seed parameter, of the `phrase` it
+/// answers and, in [`SeedMode::NewEachPhrase`], of the phrase's index since playback started.
+/// The same seed answers the same phrase the same way, and two phrases with unrelated draws:
+/// without the phrase, every answer of a session would draw the same numbers, and answers to
+/// different phrases would make the same choices (the same leap up at their start, say).
+pub fn stream_seed(request: &Request, phrase: &[Note]) -> u64 {
     let index = match request.seed_mode {
         SeedMode::Fixed => 0,
         SeedMode::NewEachPhrase => request.phrase_index,
     };
-    mix_seed(request.seed, index)
+    mix_seed(request.seed, index ^ fingerprint(phrase))
+}
+
+/// A hash of what the engines read of `phrase`: each note's pitch, and its onset and length in
+/// ticks (not its velocity, which a player never repeats exactly). FNV-1a over the numbers.
+fn fingerprint(phrase: &[Note]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01B3;
+    let ticks = |beats: f64| (beats * f64::from(TICKS_PER_BEAT)).round() as i64 as u64;
+    phrase
+        .iter()
+        .flat_map(|n| {
+            [
+                u64::from(n.pitch),
+                ticks(n.onset_beats),
+                ticks(n.duration_beats),
+            ]
+        })
+        .fold(0xCBF2_9CE4_8422_2325, |hash, word| {
+            word.to_le_bytes()
+                .iter()
+                .fold(hash, |h, byte| (h ^ u64::from(*byte)).wrapping_mul(PRIME))
+        })
 }
 
 /// The random stream seed of answer `index` from seed `seed` (SplitMix64 mixing, so neighbouring
@@ -120,8 +145,41 @@ fn argmax(len: usize, probability: impl Fn(usize) -> f64) -> Option<(usize, f64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::EngineChoice;
+    use crate::test_kit::{melody, request};
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+
+    /// Same seed and phrase: the same stream, whatever the velocities; another phrase, another
+    /// seed or (new each phrase) another index: another stream.
+    #[test]
+    fn an_answer_stream_follows_the_seed_and_the_phrase() {
+        let fixed = request(EngineChoice::Hybrid);
+        let phrase = melody(0.0, &[(60, 0.5), (62, 0.5), (64, 1.0)]);
+        let mut louder = phrase.clone();
+        louder[1].velocity = 120;
+        let mut other = phrase.clone();
+        other[2].pitch = 65;
+        let mut later = phrase.clone();
+        later[2].onset_beats += 0.25;
+        let seed = stream_seed(&fixed, &phrase);
+        assert_eq!(stream_seed(&fixed, &louder), seed);
+        assert_ne!(stream_seed(&fixed, &other), seed);
+        assert_ne!(stream_seed(&fixed, &later), seed);
+        let reseeded = Request {
+            seed: fixed.seed + 1,
+            ..fixed
+        };
+        assert_ne!(stream_seed(&reseeded, &phrase), seed);
+        let (first, second) = [0, 1]
+            .map(|phrase_index| Request {
+                seed_mode: SeedMode::NewEachPhrase,
+                phrase_index,
+                ..fixed
+            })
+            .into();
+        assert_ne!(stream_seed(&first, &phrase), stream_seed(&second, &phrase));
+    }
 
     /// A seeded RNG that counts how many values were drawn from it.
     struct CountingRng {

@@ -463,7 +463,7 @@ impl Worker {
         // The last committed phrase is already the end of the tune so far.
         let in_context =
             request.source == Source::Phrase && !speculative && !self.phrases.is_empty();
-        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request));
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(request, &prompt.notes));
         let mut answer = Vec::with_capacity(MAX_ANSWER_NOTES);
         let scale = self.scale_for(request.scale, &prompt);
         let event_engine = request

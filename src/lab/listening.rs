@@ -124,6 +124,9 @@ struct Heard {
     prompt_mean_pitch: f64,
     /// The tempo the plugin heard, over the player's (0 if none).
     tempo_ratio: f64,
+    /// The player's own onsets, and those within [`ON_GRID_BEATS`] of their grid.
+    played: usize,
+    played_on_grid: usize,
 }
 
 /// The figures of one way of playing, over every prompt.
@@ -151,6 +154,9 @@ pub struct ListeningRow {
     pub tempo_within_3_percent_or_octave: f64,
     /// [`ListeningRow::on_grid`] over the answers whose tempo was heard within 3 %.
     pub on_grid_when_heard: f64,
+    /// Share of the player's own onsets within [`ON_GRID_BEATS`] of their 16th or triplet grid:
+    /// how closely the answers could follow a grid the player only shows this closely.
+    pub player_on_grid: f64,
 }
 
 /// `count` melodies (tunes without overlapping notes) of the MIDI files under `dir`, spread
@@ -198,11 +204,17 @@ pub fn prompts(tunes: &[(String, Vec<Note>, f64)]) -> Vec<Prompt> {
 }
 
 /// `prompt` played `playing` (seeded by `seed`) into a fresh plugin at default settings (Thru
-/// off): its answer's notes, onsets in the player's beats from their first bar line, and the
-/// tempo the plugin heard (BPM, 0 if none).
-fn answer(prompt: &Prompt, playing: Playing, seed: u64) -> (Vec<Note>, f64) {
+/// off) but its seed parameter at `plugin_seed`: the notes played, its answer's notes (onsets in the player's beats from their first
+/// bar line, as the played ones), and the tempo the plugin heard (BPM, 0 if none).
+fn answer(
+    prompt: &Prompt,
+    playing: Playing,
+    seed: u64,
+    plugin_seed: u32,
+) -> (Vec<Note>, Vec<Note>, f64) {
     let mut host = Host::new(SAMPLE_RATE_HZ, BLOCK, true);
     host.set_param("thru", 0.0);
+    host.set_param("seed", plugin_seed as f32);
     host.transport.tempo_bpm = HOST_BPM;
     host.transport.time_signature = time_signature(prompt.bar_beats);
     host.transport.playing = !matches!(playing, Playing::FreeTempo(_));
@@ -247,7 +259,7 @@ fn answer(prompt: &Prompt, playing: Playing, seed: u64) -> (Vec<Note>, f64) {
     for n in &mut notes {
         n.onset_beats += from_first;
     }
-    (notes, heard_bpm)
+    (played, notes, heard_bpm)
 }
 
 /// The host time signature of bars of `bar_beats` quarter-note beats.
@@ -271,16 +283,19 @@ fn off_grid(beat: f64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// What `answer` did against `prompt` (notes as written).
-fn hear(prompt: &Prompt, answer: &[Note], tempo_ratio: f64) -> Heard {
+/// What `answer` to the `played` notes did against `prompt` (notes as written).
+fn hear(prompt: &Prompt, played: &[Note], answer: &[Note], tempo_ratio: f64) -> Heard {
+    let on_grid = |n: &&Note| off_grid(n.onset_beats) <= ON_GRID_BEATS;
     let mut heard = Heard {
         notes: answer.len(),
         tempo_ratio,
+        played: played.len(),
+        played_on_grid: played.iter().filter(on_grid).count(),
         ..Heard::default()
     };
     for n in answer {
         heard.in_key += usize::from(prompt.key.contains(n.pitch));
-        heard.on_grid += usize::from(off_grid(n.onset_beats) <= ON_GRID_BEATS);
+        heard.on_grid += usize::from(on_grid(&n));
         heard.pitch_sum += f64::from(n.pitch);
         let in_beat = n.onset_beats.rem_euclid(1.0);
         // Between the straight off-beat and the swung one, not as late as the last 16th.
@@ -315,15 +330,17 @@ fn hear(prompt: &Prompt, answer: &[Note], tempo_ratio: f64) -> Heard {
     heard
 }
 
-/// The figures of `playing` over the `prompts` it changes.
-fn row(playing: Playing, prompts: &[Prompt]) -> ListeningRow {
+/// The figures of `playing` over the `prompts` it changes, each answered with plugin seeds 1 to
+/// `seeds`.
+fn row(playing: Playing, prompts: &[Prompt], seeds: u32) -> ListeningRow {
     let heard: Vec<Heard> = prompts
         .iter()
         .enumerate()
         .filter(|(_, prompt)| playing.changes(prompt))
-        .map(|(i, prompt)| {
-            let (notes, heard_bpm) = answer(prompt, playing, i as u64 + 1);
-            hear(prompt, &notes, heard_bpm / playing.bpm())
+        .flat_map(|(i, prompt)| (1..=seeds).map(move |plugin_seed| (i, prompt, plugin_seed)))
+        .map(|(i, prompt, plugin_seed)| {
+            let (played, notes, heard_bpm) = answer(prompt, playing, i as u64 + 1, plugin_seed);
+            hear(prompt, &played, &notes, heard_bpm / playing.bpm())
         })
         .collect();
     let sum = |f: fn(&Heard) -> f64| heard.iter().map(f).sum::<f64>();
@@ -353,12 +370,16 @@ fn row(playing: Playing, prompts: &[Prompt]) -> ListeningRow {
         tempo_within_3_percent: heard_right.len() as f64 / heard.len().max(1) as f64,
         tempo_within_3_percent_or_octave: within_octave as f64 / heard.len().max(1) as f64,
         on_grid_when_heard: right_on_grid / right_notes.max(1.0),
+        player_on_grid: sum(|h| h.played_on_grid as f64) / sum(|h| h.played as f64).max(1.0),
     }
 }
 
-/// Every way of playing `prompts`, one row each (in [`Playing::all`]'s order).
-pub fn listening_checks(prompts: &[Prompt], ways: &[Playing]) -> Vec<ListeningRow> {
-    ways.iter().map(|&playing| row(playing, prompts)).collect()
+/// Every way of playing `prompts`, one row each (in [`Playing::all`]'s order), each prompt
+/// answered `seeds` times (plugin seeds 1 to `seeds`): the figures are over that many draws.
+pub fn listening_checks(prompts: &[Prompt], ways: &[Playing], seeds: u32) -> Vec<ListeningRow> {
+    ways.iter()
+        .map(|&playing| row(playing, prompts, seeds.max(1)))
+        .collect()
 }
 
 /// Share of `tunes` ((notes, bar length in beats)) whose first [`PROMPT_BARS`] bars are in the
@@ -382,7 +403,7 @@ pub fn key_from_the_start(tunes: &[(String, Vec<Note>, f64)]) -> f64 {
 /// The rows as a Markdown table.
 pub fn listening_table(rows: &[ListeningRow]) -> String {
     let mut out = String::from(
-        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard (player's own) |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let swung = if r.swung_offbeats.is_finite() {
@@ -396,7 +417,7 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
                     "{:.2} ({:.2})",
                     r.tempo_within_3_percent, r.tempo_within_3_percent_or_octave
                 ),
-                format!("{:.3}", r.on_grid_when_heard),
+                format!("{:.3} ({:.3})", r.on_grid_when_heard, r.player_on_grid),
             )
         } else {
             ("–".into(), "–".into())
@@ -452,10 +473,13 @@ mod tests {
             onset_beats: 1.5,
             ..answer[0]
         });
-        let heard = hear(&prompt, &answer, 1.0);
+        let mut played = prompt.notes.clone();
+        played[0].onset_beats = 0.1;
+        let heard = hear(&prompt, &played, &answer, 1.0);
         assert_eq!(heard.notes, 4);
         assert_eq!(heard.in_key, 3);
         assert_eq!(heard.on_grid, 4);
+        assert_eq!((heard.played, heard.played_on_grid), (16, 15));
         assert_eq!((heard.offbeats, heard.swung_offbeats), (2, 1));
         assert!(
             (heard.chord_beats - 0.5).abs() < 0.02,

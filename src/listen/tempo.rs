@@ -5,12 +5,17 @@
 //! beat (16ths and triplets), a little early or late. Many readings fit any phrase (the same
 //! notes are 8ths at 140 BPM or 16ths at 70), so each reading is scored as a musician would
 //! weigh it: how closely the onsets fit its grid (players spread by tens of milliseconds, not
-//! more), how usual each onset's place in the beat is, and how usual each time between onsets
-//! is, in the tunes WaveJam learned from ([`POSITION_SHARE`], [`INTERVAL_SHARE`]: most notes
-//! fall on the beat or the off-beat 8th, most intervals are an 8th or a 16th). The best reading
-//! among tempos of [`SLOWEST_BPM`]–[`FASTEST_BPM`] is then fitted to the onsets by least squares.
+//! more), and how usual each step from one onset's place in the beat to the next is in the
+//! tunes WaveJam learned from ([`RhythmModel`]). The best reading is fitted to the onsets by
+//! least squares and folded into [`SLOWEST_BPM`]–[`FASTEST_BPM`].
 //!
 //! Time is in seconds here; the caller converts from its clock.
+
+use std::sync::OnceLock;
+
+use crate::assets::default_tunes;
+use crate::music::encoding::Vocabulary;
+use crate::music::Note;
 
 /// Slowest tempo a player is heard at, in BPM.
 pub const SLOWEST_BPM: f64 = 60.0;
@@ -28,21 +33,108 @@ const SPREAD_SECONDS: f64 = 0.025;
 const TEMPO_STEP: f64 = 1.005;
 /// Grid points per beat: 16ths and triplets.
 const POINTS_PER_BEAT: i64 = 12;
-/// Share of anything the tables below leave out (a position or an interval never seen).
+/// Longest time between onsets the rhythm model tells apart, in twelfths of a beat (two
+/// beats); longer ones share its last cell.
+const LONGEST_INTERVAL: usize = 24;
+/// Share of anything the tunes never showed (a position or an interval never seen).
 const RARE: f64 = 0.001;
+/// Weight, in onsets, of the intervals of all positions in each position's own intervals: the
+/// rarely seen positions lean on the common shares.
+const BACKOFF_ONSETS: f64 = 10.0;
 
-/// Share of onsets at each twelfth of the beat in the embedded tunes (a unit test recounts
-/// them): on the beat, the off-beat 8th, the 16ths, the triplets.
-const POSITION_SHARE: [f64; 12] = [
-    0.479, RARE, RARE, 0.049, 0.011, RARE, 0.337, RARE, 0.013, 0.096, RARE, RARE,
-];
+/// How the tunes WaveJam learned from move through the beat: where onsets fall in it, and how
+/// far the next onset comes from each place. Most notes fall on the beat or the off-beat 8th;
+/// after a note on the beat the next often comes a beat later, after an off-beat one it seldom
+/// does, so this also tells the beat from the off-beat in a run of 8ths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RhythmModel {
+    /// Log share of onsets at each twelfth of the beat.
+    position: [f64; POINTS_PER_BEAT as usize],
+    /// Log share of each time to the next onset (twelfths of a beat, 1 to
+    /// [`LONGEST_INTERVAL`] and longer in the last cell), given the onset's twelfth.
+    next: [[f64; LONGEST_INTERVAL + 1]; POINTS_PER_BEAT as usize],
+}
 
-/// Share of times between onsets, in twelfths of a beat (index), in the embedded tunes (a unit
-/// test recounts them); longer ones share [`RARE`].
-const INTERVAL_SHARE: [f64; 25] = [
-    RARE, RARE, 0.009, 0.235, 0.031, RARE, 0.528, RARE, RARE, 0.048, RARE, RARE, 0.114, RARE, RARE,
-    RARE, RARE, RARE, 0.009, RARE, RARE, RARE, RARE, RARE, 0.009,
-];
+impl RhythmModel {
+    /// The model counted from `tunes` (notes in beats); notes off the twelve points a beat
+    /// are left out, with the intervals to and from them.
+    pub fn count<'a>(tunes: impl IntoIterator<Item = &'a [Note]>) -> RhythmModel {
+        const POINTS: usize = POINTS_PER_BEAT as usize;
+        let mut positions = [0.0; POINTS];
+        let mut intervals = [[0.0; LONGEST_INTERVAL + 1]; POINTS];
+        for tune in tunes {
+            let twelfths: Vec<Option<i64>> = tune
+                .iter()
+                .map(|n| {
+                    let twelfths = n.onset_beats * POINTS_PER_BEAT as f64;
+                    ((twelfths - twelfths.round()).abs() < 1e-6).then_some(twelfths.round() as i64)
+                })
+                .collect();
+            for t in twelfths.iter().flatten() {
+                positions[t.rem_euclid(POINTS_PER_BEAT) as usize] += 1.0;
+            }
+            for pair in twelfths.windows(2) {
+                if let [Some(from), Some(to)] = *pair {
+                    if to > from {
+                        let cell = ((to - from) as usize).min(LONGEST_INTERVAL);
+                        intervals[from.rem_euclid(POINTS_PER_BEAT) as usize][cell] += 1.0;
+                    }
+                }
+            }
+        }
+        let log_share = |count: f64, total: f64| (count / total.max(1.0)).max(RARE).ln();
+        let onsets: f64 = positions.iter().sum();
+        let mut all = [0.0; LONGEST_INTERVAL + 1];
+        for row in &intervals {
+            for (sum, count) in all.iter_mut().zip(row) {
+                *sum += count;
+            }
+        }
+        let gaps: f64 = all.iter().sum();
+        let mut model = RhythmModel {
+            position: positions.map(|count| log_share(count, onsets)),
+            next: [[0.0; LONGEST_INTERVAL + 1]; POINTS],
+        };
+        for (logs, row) in model.next.iter_mut().zip(&intervals) {
+            let seen: f64 = row.iter().sum();
+            for (cell, log) in logs.iter_mut().enumerate() {
+                let common = all[cell] / gaps.max(1.0);
+                *log = log_share(row[cell] + BACKOFF_ONSETS * common, seen + BACKOFF_ONSETS);
+            }
+        }
+        model
+    }
+
+    /// The model of the embedded tunes, counted the first time it is asked for.
+    pub fn embedded() -> &'static RhythmModel {
+        static MODEL: OnceLock<RhythmModel> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            let vocabulary = Vocabulary::default();
+            // NOTE: the embedded file cannot fail to read (tested in `assets`); no tunes would
+            // leave every reading equally usual, and the grid fit alone would decide.
+            let tunes: Vec<Vec<Note>> = default_tunes()
+                .unwrap_or_default()
+                .iter()
+                .map(|tune| vocabulary.decode_ids(tune))
+                .collect();
+            RhythmModel::count(tunes.iter().map(Vec::as_slice))
+        })
+    }
+
+    /// How usual it is to go from a note at grid point `from` (twelfths of a beat, `None` for
+    /// the first note) to one at `to` (log).
+    fn step(&self, from: Option<i64>, to: i64) -> f64 {
+        match from {
+            None => self.position[to.rem_euclid(POINTS_PER_BEAT) as usize],
+            // NOTE: two onsets on one grid point are a reading that hears a chord in a run.
+            Some(from) if to <= from => 2.0 * RARE.ln(),
+            Some(from) => {
+                let cell = ((to - from) as usize).min(LONGEST_INTERVAL);
+                self.next[from.rem_euclid(POINTS_PER_BEAT) as usize][cell]
+            }
+        }
+    }
+}
 
 /// A player's beat: `bpm` beats a minute, one of them at `phase_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,30 +153,63 @@ impl PlayerBeat {
 
 /// The player's beat in `onsets` (seconds, any order; chords and spreads count once), or `None`
 /// when fewer than [`MIN_ONSETS`] distinct onsets give nothing to go on.
+///
+/// Readings from half the slowest to twice the fastest tempo compete, and the best is then
+/// folded into [`SLOWEST_BPM`]–[`FASTEST_BPM`] by octaves: a fast reel read as 8ths at 190 BPM
+/// is heard at 95, in 16ths, not squeezed onto a wrong grid at 180.
 pub fn find_beat(onsets: &[f64]) -> Option<PlayerBeat> {
     let onsets = distinct_onsets(onsets);
     if onsets.len() < MIN_ONSETS {
         return None;
     }
+    let model = RhythmModel::embedded();
     let mut best: Option<(f64, PlayerBeat)> = None;
-    let mut bpm = SLOWEST_BPM;
-    while bpm <= FASTEST_BPM {
+    let mut bpm = SLOWEST_BPM / 2.0;
+    while bpm <= FASTEST_BPM * 2.0 {
         for &anchor in &onsets {
             let guess = PlayerBeat {
                 bpm,
                 phase_seconds: anchor,
             };
-            let Some(fitted) = refit(&onsets, guess) else {
-                continue;
-            };
-            let score = log_likelihood(&onsets, fitted);
-            if best.is_none_or(|(s, _)| score > s) {
-                best = Some((score, fitted));
+            if let Some(reading) = fitted(model, &onsets, guess) {
+                if best.is_none_or(|(score, _)| reading.0 > score) {
+                    best = Some(reading);
+                }
             }
         }
         bpm *= TEMPO_STEP;
     }
-    best.map(|(_, beat)| beat)
+    let (_, mut beat) = best?;
+    while beat.bpm < SLOWEST_BPM {
+        beat = fitted(
+            model,
+            &onsets,
+            PlayerBeat {
+                bpm: beat.bpm * 2.0,
+                ..beat
+            },
+        )?
+        .1;
+    }
+    while beat.bpm > FASTEST_BPM {
+        // Every other beat: those through the phase line or those through the next.
+        let slower = [0.0, 1.0].map(|shift| {
+            fitted(
+                model,
+                &onsets,
+                PlayerBeat {
+                    bpm: beat.bpm / 2.0,
+                    phase_seconds: beat.phase_seconds + shift * beat.seconds(),
+                },
+            )
+        });
+        beat = slower
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.0.total_cmp(&b.0))?
+            .1;
+    }
+    Some(beat)
 }
 
 /// Sorted onsets with those within [`CHORD_SECONDS`] of the previous one merged (the earliest
@@ -102,35 +227,47 @@ fn distinct_onsets(onsets: &[f64]) -> Vec<f64> {
     distinct.split_off(skip)
 }
 
-/// The grid point (in twelfths of a beat from `beat`'s phase) the onset at `t` was most likely
-/// meant for, and how likely that is (log): the usual places weigh against the closer ones, so
-/// an 8th played a little late is still an 8th, not the rare point next to it.
-fn place(t: f64, beat: PlayerBeat) -> (i64, f64) {
+/// The grid points (twelfths of a beat from `beat`'s phase) the sorted `onsets` were most
+/// likely meant for, each after the one before, and how likely the reading is (log): how
+/// usual each step is weighs against how close each onset is, so an 8th played a little late
+/// is still an 8th, not the rare point next to it.
+fn read(model: &RhythmModel, onsets: &[f64], beat: PlayerBeat) -> (Vec<i64>, f64) {
     let step = beat.seconds() / POINTS_PER_BEAT as f64;
-    let nearest = ((t - beat.phase_seconds) / step).round() as i64;
-    (nearest - 2..=nearest + 2)
-        .map(|index| {
-            let miss = t - beat.phase_seconds - index as f64 * step;
-            let share = POSITION_SHARE[index.rem_euclid(POINTS_PER_BEAT) as usize];
-            let score = share.ln() - miss * miss / (2.0 * SPREAD_SECONDS * SPREAD_SECONDS);
-            (index, score)
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap_or((nearest, f64::MIN))
+    let mut points = Vec::with_capacity(onsets.len());
+    let mut total = 0.0;
+    let mut previous = None;
+    for &t in onsets {
+        let nearest = ((t - beat.phase_seconds) / step).round() as i64;
+        let (point, score) = (nearest - 2..=nearest + 2)
+            .map(|point| {
+                let miss = t - beat.phase_seconds - point as f64 * step;
+                let fit = miss * miss / (2.0 * SPREAD_SECONDS * SPREAD_SECONDS);
+                (point, model.step(previous, point) - fit)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((nearest, f64::MIN));
+        points.push(point);
+        total += score;
+        previous = Some(point);
+    }
+    (points, total)
 }
 
-/// The least-squares beat through `onsets` on the grid points `guess` puts them on; `None` if
-/// they all land on one point or the fit leaves the tempo range.
-fn refit(onsets: &[f64], guess: PlayerBeat) -> Option<PlayerBeat> {
+/// The reading that `guess` starts: the onsets placed on its grid, the beat fitted to those
+/// points by least squares, and the onsets placed again on the fitted grid, with its
+/// likelihood (log). `None` if the onsets all land on one point or the fit leaves the
+/// searched range (half the slowest to twice the fastest tempo).
+fn fitted(model: &RhythmModel, onsets: &[f64], guess: PlayerBeat) -> Option<(f64, PlayerBeat)> {
+    let (points, _) = read(model, onsets, guess);
     let n = onsets.len() as f64;
-    let points: Vec<f64> = onsets
+    let beats: Vec<f64> = points
         .iter()
-        .map(|&t| place(t, guess).0 as f64 / POINTS_PER_BEAT as f64)
+        .map(|&p| p as f64 / POINTS_PER_BEAT as f64)
         .collect();
-    let mean_x = points.iter().sum::<f64>() / n;
+    let mean_x = beats.iter().sum::<f64>() / n;
     let mean_t = onsets.iter().sum::<f64>() / n;
     let (mut sxx, mut sxt) = (0.0, 0.0);
-    for (x, t) in points.iter().zip(onsets) {
+    for (x, t) in beats.iter().zip(onsets) {
         sxx += (x - mean_x) * (x - mean_x);
         sxt += (x - mean_x) * (t - mean_t);
     }
@@ -141,35 +278,14 @@ fn refit(onsets: &[f64], guess: PlayerBeat) -> Option<PlayerBeat> {
     let bpm = 60.0 / seconds;
     // NOTE: the fit may move a hair past the range's ends; a tempo well outside it is another
     // reading, which its own candidate scores.
-    if !(SLOWEST_BPM * 0.98..=FASTEST_BPM * 1.02).contains(&bpm) {
+    if !(SLOWEST_BPM / 2.0 * 0.98..=FASTEST_BPM * 2.0 * 1.02).contains(&bpm) {
         return None;
     }
-    Some(PlayerBeat {
+    let beat = PlayerBeat {
         bpm,
         phase_seconds: mean_t - seconds * mean_x,
-    })
-}
-
-/// How likely `onsets` are under the reading `beat`: each onset's place (see [`place`]) and
-/// the share of each time between onsets.
-fn log_likelihood(onsets: &[f64], beat: PlayerBeat) -> f64 {
-    let mut score = 0.0;
-    let mut previous: Option<i64> = None;
-    for &t in onsets {
-        let (index, placed) = place(t, beat);
-        score += placed;
-        if let Some(previous) = previous {
-            let interval = usize::try_from(index - previous).unwrap_or(0);
-            // NOTE: two onsets on one grid point are a reading that hears a chord in a run.
-            let share = match interval {
-                0 => RARE * RARE,
-                i => INTERVAL_SHARE.get(i).copied().unwrap_or(RARE),
-            };
-            score += share.ln();
-        }
-        previous = Some(index);
-    }
-    score
+    };
+    Some((read(model, onsets, beat).1, beat))
 }
 
 #[cfg(test)]
@@ -210,6 +326,35 @@ mod tests {
         }
     }
 
+    /// A tune in 16ths at 95 BPM is 8ths at 190, past the fastest tempo: heard at 95, on the
+    /// beat, not squeezed onto a grid near 180.
+    #[test]
+    fn a_reading_past_the_fastest_tempo_is_folded_into_range() {
+        let in_16ths: Vec<Note> = folk_tune(0)
+            .iter()
+            .map(|n| Note {
+                onset_beats: n.onset_beats / 2.0,
+                duration_beats: n.duration_beats / 2.0,
+                ..*n
+            })
+            .collect();
+        let tune = played_live(&in_16ths, 95.0, 3);
+        assert_beat(find_beat(&seconds(&tune, 95.0, 0.7)).unwrap(), 95.0, 0.7);
+    }
+
+    /// The embedded tunes put most onsets on the beat, and a note a beat long starts on the
+    /// beat far more often than off it: what tells the beat from the off-beat in a run of 8ths.
+    #[test]
+    fn the_rhythm_model_knows_where_beats_fall() {
+        let model = RhythmModel::embedded();
+        let (on, off) = (0_i64, 6_i64);
+        assert!(model.position[0] > model.position[6]);
+        assert!(model.position[6] > model.position[1] + 3.0);
+        assert!(model.step(Some(on), on + 12) > model.step(Some(off), off + 12) + 0.5);
+        assert!(model.step(Some(on), on + 6) > model.step(Some(on), on + 5) + 3.0);
+        assert!(model.step(Some(on), on) < 2.0 * RARE.ln() + 1e-9);
+    }
+
     #[test]
     fn chords_count_once_and_the_order_does_not_matter() {
         let tune = folk_tune(0);
@@ -226,42 +371,5 @@ mod tests {
         assert_eq!(find_beat(&[0.0, 0.01, 0.02, 0.03, 0.5]), None);
         assert_eq!(find_beat(&[]), None);
         assert_eq!(find_beat(&[f64::NAN, 0.0, 1.0, 2.0]), None);
-    }
-
-    /// The tables are the embedded tunes' counts: recount them.
-    #[test]
-    fn the_rhythm_tables_are_the_corpus_counts() {
-        let vocabulary = crate::music::encoding::Vocabulary::default();
-        let tunes = crate::assets::default_tunes().unwrap();
-        let mut positions = [0.0; 12];
-        let mut intervals = [0.0; 25];
-        let (mut onsets, mut gaps) = (0.0, 0.0);
-        for tune in &tunes {
-            let notes = vocabulary.decode_ids(tune);
-            let twelfths: Vec<i64> = notes
-                .iter()
-                .map(|n| (n.onset_beats * 24.0).round() as i64)
-                .filter(|ticks| ticks % 2 == 0)
-                .map(|ticks| ticks / 2)
-                .collect();
-            for t in &twelfths {
-                positions[t.rem_euclid(12) as usize] += 1.0;
-            }
-            onsets += notes.len() as f64;
-            for pair in twelfths.windows(2) {
-                if let Some(slot) = intervals.get_mut((pair[1] - pair[0]) as usize) {
-                    *slot += 1.0;
-                }
-            }
-            gaps += notes.len().saturating_sub(1) as f64;
-        }
-        for (i, share) in POSITION_SHARE.iter().enumerate() {
-            let counted = positions[i] / onsets;
-            assert!((counted.max(RARE) - share).abs() < 0.005, "position {i}");
-        }
-        for (i, share) in INTERVAL_SHARE.iter().enumerate() {
-            let counted = intervals[i] / gaps;
-            assert!((counted.max(RARE) - share).abs() < 0.005, "interval {i}");
-        }
     }
 }

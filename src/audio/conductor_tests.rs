@@ -697,6 +697,26 @@ fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
     }
 }
 
+/// A free player keeps their tempo from phrase to phrase: a line of quarters at 150 BPM, heard
+/// alone in 8ths at 75 (a unit test of the beat finder), is heard at 150 after a phrase at 150.
+#[test]
+fn a_free_players_next_phrase_is_heard_at_the_tempo_they_set() {
+    let bpm = 150.0;
+    let mut rig = Rig::new();
+    rig.host.playing = false;
+    let beat_samples = 60.0 / bpm * f64::from(SR);
+    let first = performed(&crate::test_kit::folk_tune(0), bpm, 0.37);
+    let first_end = first.last().unwrap().0;
+    rig.run_to(first_end + (16.0 * beat_samples) as u64, 256, &first);
+    let start = (first_end + (16.0 * beat_samples) as u64) as f64 / f64::from(SR);
+    let second = performed(&crate::listen::tempo::tests::hymn_line(), bpm, start);
+    let second_end = second.last().unwrap().0;
+    rig.run_to(second_end + (16.0 * beat_samples) as u64, 256, &second);
+    let heard = rig.status.heard_tempo_bpm.load(Ordering::Relaxed);
+    assert!((heard / bpm - 1.0).abs() < 0.03, "heard {heard:.1} BPM");
+    assert_all_closed(&rig.out);
+}
+
 /// With the transport playing, the host's tempo rules, whatever the player's.
 #[test]
 fn a_playing_transport_keeps_the_hosts_tempo() {

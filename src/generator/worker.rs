@@ -139,6 +139,10 @@ pub struct Worker {
     /// The player's own time, heard in the latest phrase with the transport stopped (free
     /// tempo); `None` while the host's tempo rules.
     player: Option<PlayerTime>,
+    /// Free tempo: the player's tempo heard in the phrase in progress and in the last committed
+    /// one (BPM), which the next phrase's reading leans to.
+    phrase_bpm: Option<f64>,
+    kept_bpm: Option<f64>,
     session: Arc<SessionState>,
     /// The project's model choice (a loaded project may change it) and the choice in use.
     model_choice: Arc<ModelChoiceState>,
@@ -178,6 +182,8 @@ impl Worker {
             latest_beat: 0.0,
             groove: Groove::default(),
             player: None,
+            phrase_bpm: None,
+            kept_bpm: None,
             chord: None,
             session: params.session.clone(),
             model_choice: params.model.clone(),
@@ -352,6 +358,9 @@ impl Worker {
                     (self.groove, self.chord) = (groove, chord);
                 }
                 self.heard.clear();
+                if let Some(bpm) = self.phrase_bpm.take() {
+                    self.kept_bpm = Some(bpm);
+                }
                 if !phrase.notes.is_empty() {
                     self.memory.learn(&phrase.notes);
                     if self.phrases.len() == MAX_CONTEXT_PHRASES {
@@ -365,11 +374,11 @@ impl Worker {
             Observation::ResetMemory => {
                 self.memory.clear_memory();
                 self.phrases.clear();
-                self.player = None;
+                self.forget_player();
             }
             Observation::Discontinuity => {
                 self.heard.clear();
-                self.player = None;
+                self.forget_player();
             }
             Observation::Answer(request) => return Some((request, self.answer(&request))),
         }
@@ -400,20 +409,28 @@ impl Worker {
         }
     }
 
+    /// The host's time rules again (or the timeline jumped): no player's time, no tempo to keep.
+    fn forget_player(&mut self) {
+        self.player = None;
+        self.phrase_bpm = None;
+        self.kept_bpm = None;
+    }
+
     /// With the transport stopped, the player's time as heard in the phrase in progress (kept
     /// from the last phrase if this one gives nothing to go on); with it playing, none. Shown in
     /// the panel.
     fn follow_player(&mut self, request: &Request) -> Option<PlayerTime> {
         let seconds_per_beat = 60.0 / request.tempo_bpm;
         if !request.free_tempo || !seconds_per_beat.is_finite() || seconds_per_beat <= 0.0 {
-            self.player = None;
+            self.forget_player();
         } else if request.source == Source::Phrase {
             let onsets: Vec<f64> = self
                 .heard
                 .iter()
                 .map(|n| n.start * seconds_per_beat)
                 .collect();
-            if let Some(beat) = find_beat(&onsets) {
+            if let Some(beat) = find_beat(&onsets, self.kept_bpm) {
+                self.phrase_bpm = Some(beat.bpm);
                 let clock_beats = beat.seconds() / seconds_per_beat;
                 let phase = beat.phase_seconds / seconds_per_beat;
                 let first = self.heard.iter().map(|n| n.start).fold(f64::MAX, f64::min);

@@ -38,6 +38,9 @@ const POINTS_PER_BEAT: i64 = 12;
 const LONGEST_INTERVAL: usize = 24;
 /// Share of anything the tunes never showed (a position or an interval never seen).
 const RARE: f64 = 0.001;
+/// How far the player's tempo is expected to move from one phrase to the next: the standard
+/// deviation of its logarithm (about 8 %).
+const TEMPO_DRIFT: f64 = 0.08;
 /// Weight, in onsets, of the intervals of all positions in each position's own intervals: the
 /// rarely seen positions lean on the common shares.
 const BACKOFF_ONSETS: f64 = 10.0;
@@ -156,8 +159,11 @@ impl PlayerBeat {
 ///
 /// Readings from half the slowest to twice the fastest tempo compete, and the best is then
 /// folded into [`SLOWEST_BPM`]–[`FASTEST_BPM`] by octaves: a fast reel read as 8ths at 190 BPM
-/// is heard at 95, in 16ths, not squeezed onto a wrong grid at 180.
-pub fn find_beat(onsets: &[f64]) -> Option<PlayerBeat> {
+/// is heard at 95, in 16ths, not squeezed onto a wrong grid at 180. A player keeps their tempo
+/// from phrase to phrase: with the tempo heard in the previous phrase (`previous_bpm`), readings
+/// away from it are less likely (by [`TEMPO_DRIFT`]), so a phrase that alone could be heard at
+/// either of two levels is heard at the one the player set.
+pub fn find_beat(onsets: &[f64], previous_bpm: Option<f64>) -> Option<PlayerBeat> {
     let onsets = distinct_onsets(onsets);
     if onsets.len() < MIN_ONSETS {
         return None;
@@ -171,9 +177,10 @@ pub fn find_beat(onsets: &[f64]) -> Option<PlayerBeat> {
                 bpm,
                 phase_seconds: anchor,
             };
-            if let Some(reading) = fitted(model, &onsets, guess) {
-                if best.is_none_or(|(score, _)| reading.0 > score) {
-                    best = Some(reading);
+            if let Some((score, beat)) = fitted(model, &onsets, guess) {
+                let score = score + kept_tempo(beat.bpm, previous_bpm);
+                if best.is_none_or(|(best, _)| score > best) {
+                    best = Some((score, beat));
                 }
             }
         }
@@ -210,6 +217,28 @@ pub fn find_beat(onsets: &[f64]) -> Option<PlayerBeat> {
             .1;
     }
     Some(beat)
+}
+
+/// `bpm` moved by octaves into [`SLOWEST_BPM`]–[`FASTEST_BPM`] (the tempo a reading is heard at).
+fn folded(mut bpm: f64) -> f64 {
+    while bpm < SLOWEST_BPM {
+        bpm *= 2.0;
+    }
+    while bpm > FASTEST_BPM {
+        bpm /= 2.0;
+    }
+    bpm
+}
+
+/// How likely (log) it is that a player whose last phrase was at `previous_bpm` plays at `bpm`
+/// (as heard, folded): 0 without a previous tempo.
+fn kept_tempo(bpm: f64, previous_bpm: Option<f64>) -> f64 {
+    previous_bpm
+        .filter(|previous| previous.is_finite() && *previous > 0.0)
+        .map_or(0.0, |previous| {
+            let drift = (folded(bpm) / previous).ln() / TEMPO_DRIFT;
+            -0.5 * drift * drift
+        })
 }
 
 /// Sorted onsets with those within [`CHORD_SECONDS`] of the previous one merged (the earliest
@@ -289,7 +318,7 @@ fn fitted(model: &RhythmModel, onsets: &[f64], guess: PlayerBeat) -> Option<(f64
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lab::performance::played_live;
     use crate::music::Note;
@@ -322,7 +351,7 @@ mod tests {
         for bpm in [62.0, 70.0, 95.0, 120.0, 140.0, 160.0, 170.0] {
             let tune = played_live(&folk_tune(0), bpm, 5);
             let onsets = seconds(&tune, bpm, 1.3);
-            assert_beat(find_beat(&onsets).unwrap(), bpm, 1.3);
+            assert_beat(find_beat(&onsets, None).unwrap(), bpm, 1.3);
         }
     }
 
@@ -339,7 +368,34 @@ mod tests {
             })
             .collect();
         let tune = played_live(&in_16ths, 95.0, 3);
-        assert_beat(find_beat(&seconds(&tune, 95.0, 0.7)).unwrap(), 95.0, 0.7);
+        assert_beat(
+            find_beat(&seconds(&tune, 95.0, 0.7), None).unwrap(),
+            95.0,
+            0.7,
+        );
+    }
+
+    /// A hymn-like line in quarters and halves.
+    pub(crate) fn hymn_line() -> Vec<Note> {
+        let lengths = [
+            1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0,
+        ];
+        let pitches = [67, 69, 71, 72, 71, 69, 67, 71, 72, 74, 72, 71, 67];
+        crate::test_kit::melody(0.0, &pitches.into_iter().zip(lengths).collect::<Vec<_>>())
+    }
+
+    /// [`hymn_line`] at 150 BPM could be 8ths at 75, and alone is heard
+    /// so (the tunes are mostly in 8ths); after a phrase heard at 150, it is heard at 150.
+    #[test]
+    fn a_player_is_heard_at_the_tempo_they_set() {
+        let line = hymn_line();
+        let onsets = seconds(&played_live(&line, 150.0, 2), 150.0, 0.4);
+        let alone = find_beat(&onsets, None).unwrap();
+        assert!((alone.bpm / 75.0 - 1.0).abs() < 0.03, "{alone:?}");
+        assert_beat(find_beat(&onsets, Some(148.0)).unwrap(), 150.0, 0.4);
+        // A player who changes tempo by a third is still followed.
+        let tune = seconds(&played_live(&folk_tune(0), 150.0, 4), 150.0, 0.4);
+        assert_beat(find_beat(&tune, Some(110.0)).unwrap(), 150.0, 0.4);
     }
 
     /// The embedded tunes put most onsets on the beat, and a note a beat long starts on the
@@ -362,14 +418,14 @@ mod tests {
         let chord_notes: Vec<f64> = onsets.iter().step_by(4).map(|t| t + 0.012).collect();
         onsets.extend(chord_notes);
         onsets.reverse();
-        assert_beat(find_beat(&onsets).unwrap(), 95.0, 0.0);
+        assert_beat(find_beat(&onsets, None).unwrap(), 95.0, 0.0);
     }
 
     #[test]
     fn too_few_onsets_give_no_beat() {
-        assert_eq!(find_beat(&[0.0, 0.5, 1.0]), None);
-        assert_eq!(find_beat(&[0.0, 0.01, 0.02, 0.03, 0.5]), None);
-        assert_eq!(find_beat(&[]), None);
-        assert_eq!(find_beat(&[f64::NAN, 0.0, 1.0, 2.0]), None);
+        assert_eq!(find_beat(&[0.0, 0.5, 1.0], None), None);
+        assert_eq!(find_beat(&[0.0, 0.01, 0.02, 0.03, 0.5], None), None);
+        assert_eq!(find_beat(&[], None), None);
+        assert_eq!(find_beat(&[f64::NAN, 0.0, 1.0, 2.0], None), None);
     }
 }

@@ -89,10 +89,10 @@ enum Command {
         /// Use this many of them, spread evenly through the folder's sorted list.
         #[arg(long, default_value_t = 60)]
         tunes: usize,
-        /// Answer each prompt this many times, with the plugin's seed at 1, 2, …: the figures
-        /// are over that many draws.
+        /// Play each prompt this many times (takes): each take another seeded performance,
+        /// answered with the plugin's seed at 1, 2, …; the figures are over every take.
         #[arg(long, default_value_t = 4)]
-        seeds: u32,
+        takes: u32,
         /// Also write the rows as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -371,7 +371,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::ListenChecks {
             data,
             tunes,
-            seeds,
+            takes,
             json,
         } => {
             let chosen = melodies(&data, tunes).map_err(|e| e.to_string())?;
@@ -381,7 +381,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 chosen.len(),
                 prompts.len()
             );
-            let rows = listening_checks(&prompts, &Playing::all(), seeds);
+            let rows = listening_checks(&prompts, &Playing::all(), takes);
             print!("{}", listening_table(&rows));
             // The key check is cheap: every melody of the folder.
             let every = melodies(&data, usize::MAX).map_err(|e| e.to_string())?;

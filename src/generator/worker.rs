@@ -139,9 +139,10 @@ pub struct Worker {
     /// The player's own time, heard in the latest phrase with the transport stopped (free
     /// tempo); `None` while the host's tempo rules.
     player: Option<PlayerTime>,
-    /// Free tempo: the player's tempo heard in the phrase in progress and in the last committed
-    /// one (BPM), which the next phrase's reading leans to.
+    /// Free tempo: the player's tempo heard in the phrase in progress (BPM).
     phrase_bpm: Option<f64>,
+    /// Free tempo: the tempo heard in the last committed phrase (BPM), which the next phrase's
+    /// reading leans to.
     kept_bpm: Option<f64>,
     session: Arc<SessionState>,
     /// The project's model choice (a loaded project may change it) and the choice in use.

@@ -204,8 +204,9 @@ pub fn prompts(tunes: &[(String, Vec<Note>, f64)]) -> Vec<Prompt> {
 }
 
 /// `prompt` played `playing` (seeded by `seed`) into a fresh plugin at default settings (Thru
-/// off) but its seed parameter at `plugin_seed`: the notes played, its answer's notes (onsets in the player's beats from their first
-/// bar line, as the played ones), and the tempo the plugin heard (BPM, 0 if none).
+/// off) but its seed parameter at `plugin_seed`: the notes played, its answer's notes (onsets
+/// in the player's beats from their first bar line, as the played ones), and the tempo the
+/// plugin heard (BPM, 0 if none).
 fn answer(
     prompt: &Prompt,
     playing: Playing,
@@ -330,16 +331,17 @@ fn hear(prompt: &Prompt, played: &[Note], answer: &[Note], tempo_ratio: f64) -> 
     heard
 }
 
-/// The figures of `playing` over the `prompts` it changes, each answered with plugin seeds 1 to
-/// `seeds`.
-fn row(playing: Playing, prompts: &[Prompt], seeds: u32) -> ListeningRow {
+/// The figures of `playing` over the `prompts` it changes, each played `takes` times (take `k`
+/// of prompt `i`: performance seed `i + 1 + 1000 (k − 1)`, plugin seed `k`, from 1).
+fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
     let heard: Vec<Heard> = prompts
         .iter()
         .enumerate()
         .filter(|(_, prompt)| playing.changes(prompt))
-        .flat_map(|(i, prompt)| (1..=seeds).map(move |plugin_seed| (i, prompt, plugin_seed)))
-        .map(|(i, prompt, plugin_seed)| {
-            let (played, notes, heard_bpm) = answer(prompt, playing, i as u64 + 1, plugin_seed);
+        .flat_map(|(i, prompt)| (1..=takes).map(move |take| (i, prompt, take)))
+        .map(|(i, prompt, take)| {
+            let performance = i as u64 + 1 + 1000 * u64::from(take - 1);
+            let (played, notes, heard_bpm) = answer(prompt, playing, performance, take);
             hear(prompt, &played, &notes, heard_bpm / playing.bpm())
         })
         .collect();
@@ -375,10 +377,11 @@ fn row(playing: Playing, prompts: &[Prompt], seeds: u32) -> ListeningRow {
 }
 
 /// Every way of playing `prompts`, one row each (in [`Playing::all`]'s order), each prompt
-/// answered `seeds` times (plugin seeds 1 to `seeds`): the figures are over that many draws.
-pub fn listening_checks(prompts: &[Prompt], ways: &[Playing], seeds: u32) -> Vec<ListeningRow> {
+/// played `takes` times, each take by another seeded performance into the plugin at another
+/// seed: the figures are over that many takes.
+pub fn listening_checks(prompts: &[Prompt], ways: &[Playing], takes: u32) -> Vec<ListeningRow> {
     ways.iter()
-        .map(|&playing| row(playing, prompts, seeds.max(1)))
+        .map(|&playing| row(playing, prompts, takes.max(1)))
         .collect()
 }
 

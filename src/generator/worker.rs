@@ -389,6 +389,8 @@ impl Worker {
     /// Generate the answer to `request`: in the host's time, or with the transport stopped in
     /// the player's, if their beat is heard (see [`Worker::follow_player`]).
     pub fn answer(&mut self, request: &Request) -> Answer {
+        // The panel's answer time counts hearing the player's beat too.
+        let started = Instant::now();
         let player = self.follow_player(request);
         let (mut notes, length_beats) = match player {
             Some(player) => {
@@ -403,6 +405,9 @@ impl Worker {
             None => (self.answer_in_time(request), request.length_beats),
         };
         notes.truncate(MAX_ANSWER_NOTES);
+        self.status
+            .last_answer_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         Answer {
             notes,
             length_beats,
@@ -449,7 +454,6 @@ impl Worker {
 
     /// The answer to `request`, whose beats are those the phrases are heard in.
     fn answer_in_time(&mut self, request: &Request) -> Vec<Note> {
-        let started = Instant::now();
         self.follow_model_choice();
         self.follow_long_term();
         let (current, groove, chord) = self.current_phrase();
@@ -516,9 +520,6 @@ impl Worker {
             event_engine.is_some(),
             request.length_beats,
         );
-        self.status
-            .last_answer_micros
-            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let saved = answer.clone();
         self.update_session(|s| s.last_answer = saved);
         self.last_answer_start_beat = request.start_beat;

@@ -10,7 +10,7 @@
 use rand::Rng;
 
 use crate::models::step_model::{Distribution, Step};
-use crate::music::{Note, TICKS_PER_BEAT};
+use crate::music::{beats_to_ticks, Note};
 use crate::params::SeedMode;
 use crate::protocol::Request;
 
@@ -31,14 +31,13 @@ pub fn stream_seed(request: &Request, phrase: &[Note]) -> u64 {
 /// ticks (not its velocity, which a player never repeats exactly). FNV-1a over the numbers.
 fn fingerprint(phrase: &[Note]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01B3;
-    let ticks = |beats: f64| (beats * f64::from(TICKS_PER_BEAT)).round() as i64 as u64;
     phrase
         .iter()
         .flat_map(|n| {
             [
                 u64::from(n.pitch),
-                ticks(n.onset_beats),
-                ticks(n.duration_beats),
+                beats_to_ticks(n.onset_beats),
+                beats_to_ticks(n.duration_beats),
             ]
         })
         .fold(0xCBF2_9CE4_8422_2325, |hash, word| {

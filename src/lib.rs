@@ -18,6 +18,7 @@ pub mod music;
 pub mod params;
 pub mod persist;
 pub mod protocol;
+pub mod simd;
 pub mod status;
 #[cfg(test)]
 mod test_kit;

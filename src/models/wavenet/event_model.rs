@@ -6,11 +6,11 @@
 //! at bar position 0 as its start marker, and each event is fed with the bar position of the time
 //! after it.
 
-use crate::models::wavenet::kernel::exp;
 use crate::models::wavenet::WaveNetKernel;
 use crate::models::EventModel;
 use crate::music::encoding::{Token, Vocabulary};
 use crate::music::meter::Meter;
+use crate::simd::exp;
 
 /// The WaveNet engine (see the module docs).
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //! bits per note.
 
 pub mod choice;
+pub mod container;
 pub mod continuator;
 pub mod engines;
 pub mod markov;

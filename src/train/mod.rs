@@ -4,6 +4,7 @@
 //! kernels of [`crate::models::wavenet`] read; tests prove both compute the same thing.
 
 pub mod trainer;
+pub mod voice;
 pub mod wavenet;
 
 pub use trainer::{train, TrainOptions, TrainReport};

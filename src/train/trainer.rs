@@ -331,16 +331,16 @@ fn load_sequences(
     Ok(tunes)
 }
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("cannot write {}: {e}", path.display())
 }
 
-fn candle_err(e: candle_core::Error) -> String {
+pub(crate) fn candle_err(e: candle_core::Error) -> String {
     e.to_string()
 }
 
 /// Sets every variable of `varmap` from a model file's bytes.
-fn load_weights(varmap: &VarMap, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn load_weights(varmap: &VarMap, bytes: &[u8]) -> Result<(), String> {
     let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(candle_err)?;
     let vars = varmap.data().lock().map_err(|e| e.to_string())?;
     for (name, var) in vars.iter() {
@@ -360,7 +360,7 @@ const FINAL_LR_FRACTION: f64 = 0.05;
 /// The learning rate of optimizer step `step` (0-based) of `total`: a linear warm-up over
 /// [`WARMUP_STEPS`] to `peak`, then a cosine decay to `peak · FINAL_LR_FRACTION` at `total`.
 /// Depends only on the step, so a resumed run continues the same schedule.
-fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
+pub(crate) fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
     if step < WARMUP_STEPS {
         return peak * (step + 1) as f64 / WARMUP_STEPS as f64;
     }
@@ -371,7 +371,7 @@ fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
 }
 
 /// The data RNG of epoch `epoch` (0-based): resuming at an epoch boundary draws the same windows.
-fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
@@ -474,19 +474,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
     while state.epochs_done < opts.epochs && !stopped_by_time {
         let epoch = state.epochs_done;
         let mut rng = epoch_rng(state.seed, epoch);
-        let bar = if opts.progress {
-            ProgressBar::new(steps_per_epoch as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
-            )
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, opts.epochs));
+        let bar = epoch_bar(opts.progress, steps_per_epoch, epoch, opts.epochs)?;
         let (mut epoch_nats, mut epoch_tokens) = (0.0, 0usize);
         for _ in 0..steps_per_epoch {
             let mut builder = BatchBuilder::new(seq_len, u32::from(vocab.end_id()));
@@ -572,11 +560,39 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         .map_err(candle_err)?;
         std::fs::write(&resume_path, bytes).map_err(io_err(&resume_path))?;
         let svg_path = opts.svg_path();
-        std::fs::write(&svg_path, loss_svg(&state.curve, &state.history))
+        let validation: Vec<(usize, f64)> = state
+            .history
+            .iter()
+            .map(|r| (r.step, r.validation_bits))
+            .collect();
+        std::fs::write(&svg_path, loss_svg(&state.curve, &validation, "bits/event"))
             .map_err(io_err(&svg_path))?;
     }
     state.seconds = prior_seconds + run_start.elapsed().as_secs_f64();
     Ok(report(&state, run_tokens, stopped_by_time))
+}
+
+/// The progress bar of epoch `epoch` (0-based) of `epochs`, `steps` long; hidden unless `show`.
+pub(crate) fn epoch_bar(
+    show: bool,
+    steps: usize,
+    epoch: usize,
+    epochs: usize,
+) -> Result<ProgressBar, String> {
+    let bar = if show {
+        ProgressBar::new(steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    Ok(bar)
 }
 
 /// The model file's `training` metadata: a JSON summary.
@@ -607,9 +623,9 @@ fn summary_json(report: &TrainReport, opts: &TrainOptions) -> Result<String, Str
     .map_err(|e| e.to_string())
 }
 
-/// A plain SVG: training bits/event per step (averaged into at most 600 points) as a polyline,
-/// validation bits/event at each epoch end as dots.
-pub fn loss_svg(curve: &[(usize, f32)], history: &[EpochRecord]) -> String {
+/// A plain SVG: the training loss per step (averaged into at most 600 points) as a polyline,
+/// the validation loss at each epoch end (`(step, loss)`) as dots, `unit` naming the loss.
+pub fn loss_svg(curve: &[(usize, f32)], validation: &[(usize, f64)], unit: &str) -> String {
     let (w, h, m) = (800.0f64, 400.0f64, 50.0f64);
     let bucket = curve.len().div_ceil(600).max(1);
     let points: Vec<(f64, f64)> = curve
@@ -620,10 +636,7 @@ pub fn loss_svg(curve: &[(usize, f32)], history: &[EpochRecord]) -> String {
             (step, bits)
         })
         .collect();
-    let vals: Vec<(f64, f64)> = history
-        .iter()
-        .map(|r| (r.step as f64, r.validation_bits))
-        .collect();
+    let vals: Vec<(f64, f64)> = validation.iter().map(|&(s, v)| (s as f64, v)).collect();
     let all = points.iter().chain(&vals);
     let max_x = all.clone().map(|p| p.0).fold(1.0, f64::max);
     let max_y = all.clone().map(|p| p.1).fold(0.0, f64::max).max(1e-3);
@@ -640,7 +653,7 @@ pub fn loss_svg(curve: &[(usize, f32)], history: &[EpochRecord]) -> String {
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <line x1=\"{m}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"black\"/>\n\
          <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{b}\" stroke=\"black\"/>\n\
-         <text x=\"{m}\" y=\"20\" font-family=\"sans-serif\" font-size=\"14\">bits/event: training (blue), validation (red dots)</text>\n\
+         <text x=\"{m}\" y=\"20\" font-family=\"sans-serif\" font-size=\"14\">{unit}: training (blue), validation (red dots)</text>\n\
          <text x=\"5\" y=\"{top}\" font-family=\"sans-serif\" font-size=\"11\">{max_y:.2}</text>\n\
          <text x=\"5\" y=\"{b}\" font-family=\"sans-serif\" font-size=\"11\">{min_y:.2}</text>\n\
          <text x=\"{r}\" y=\"{lbl}\" font-family=\"sans-serif\" font-size=\"11\" text-anchor=\"end\">step {max_x:.0}</text>\n\

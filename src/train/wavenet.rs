@@ -19,7 +19,7 @@ use crate::music::encoding::Vocabulary;
 /// A convolution stored as `weight` `[out, in, taps]` and `bias` `[out]` (the names and shapes
 /// of a conv1d, which the model files use), applied as matrix products over `[B, T, in]`.
 #[derive(Debug, Clone)]
-struct Taps {
+pub(crate) struct Taps {
     /// One `[in, out]` matrix per tap; tap `k` of `taps` reads the input `(taps − 1 − k) · dilation`
     /// steps back.
     matrices: Vec<Tensor>,
@@ -52,12 +52,12 @@ impl Taps {
     }
 
     /// A 1×1 convolution.
-    fn pointwise(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Self> {
+    pub(crate) fn pointwise(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Self> {
         Self::new(inputs, outputs, 1, 1, vb)
     }
 
     /// `[B, T, in]` → `[B, T, out]`, causal: zeros before the start.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let taps = self.matrices.len();
         let mut sum: Option<Tensor> = None;
@@ -91,7 +91,7 @@ impl Taps {
 /// One gated dilated causal layer: `layers.{l}.dilated`, `.skip` and (all but the last layer)
 /// `.residual`.
 #[derive(Debug, Clone)]
-struct GatedLayer {
+pub(crate) struct GatedLayer {
     gate_channels: usize,
     /// Kernel 2, dilation `dilation`, C → 2G (tanh half, then sigmoid half).
     dilated: Taps,
@@ -103,26 +103,40 @@ struct GatedLayer {
 
 impl GatedLayer {
     fn new(config: &WaveNetConfig, layer: usize, vb: VarBuilder) -> Result<Self> {
-        let (c, g, s) = (
-            config.residual_channels,
-            config.gate_channels,
-            config.skip_channels,
-        );
-        let residual = if config.has_residual(layer) {
+        Self::with_sizes(
+            (
+                config.residual_channels,
+                config.gate_channels,
+                config.skip_channels,
+            ),
+            config.dilation(layer),
+            config.has_residual(layer),
+            vb,
+        )
+    }
+
+    /// A layer of `(C, G, S)` channels with its dilation, and a residual 1×1 if `residual`.
+    pub(crate) fn with_sizes(
+        (c, g, s): (usize, usize, usize),
+        dilation: usize,
+        residual: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let residual = if residual {
             Some(Taps::pointwise(g, c, vb.pp("residual"))?)
         } else {
             None
         };
         Ok(Self {
             gate_channels: g,
-            dilated: Taps::new(c, 2 * g, 2, config.dilation(layer), vb.pp("dilated"))?,
+            dilated: Taps::new(c, 2 * g, 2, dilation, vb.pp("dilated"))?,
             skip: Taps::pointwise(g, s, vb.pp("skip"))?,
             residual,
         })
     }
 
     /// `[B, T, C]` → (the next layer's input `[B, T, C]`, this layer's skip `[B, T, S]`).
-    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let h = self.dilated.forward(x)?;
         let g = self.gate_channels;
         let filter = h.narrow(2, 0, g)?.tanh()?;
@@ -248,6 +262,15 @@ pub fn to_safetensors(
     training: Option<&str>,
     precision: Precision,
 ) -> Result<Vec<u8>> {
+    let tensors = varmap_tensors(varmap)?;
+    crate::models::wavenet::weights::to_safetensors(
+        config, vocabulary, training, precision, &tensors,
+    )
+    .map_err(Error::Msg)
+}
+
+/// Every variable of `varmap` as (name, shape, row-major f32 values), what a model file stores.
+pub(crate) fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
     let vars = varmap
         .data()
         .lock()
@@ -261,10 +284,7 @@ pub fn to_safetensors(
             .to_vec1::<f32>()?;
         tensors.push((name.clone(), var.dims().to_vec(), values));
     }
-    crate::models::wavenet::weights::to_safetensors(
-        config, vocabulary, training, precision, &tensors,
-    )
-    .map_err(Error::Msg)
+    Ok(tensors)
 }
 
 /// A fresh model of `config` on `device` with its `VarMap` (candle's default initialisation).

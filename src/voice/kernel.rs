@@ -1,0 +1,475 @@
+//! The voice WaveNet, a block of samples at a time (see [`crate::voice`] for the equations).
+//!
+//! # Speed
+//! A sample of the default voice is 15.5 k multiply-adds, so a block is a chain of small matrix
+//! products: `[rows × inputs] · [inputs × BLOCK]`. They run with time in the SIMD lanes: each
+//! weight is broadcast and multiplied into [`TIME_CHUNKS`] chunks of consecutive samples, a tile
+//! of output rows × chunks accumulating in registers, so a narrow layer (16 channels) fills the
+//! lanes as well as a wide one would. The same loops are compiled for the [`SimdPath`]s of the
+//! phrase kernel (SSE2/NEON, AVX2 + FMA, AVX-512) and the fastest one this CPU has is picked at
+//! load, by the same rule. Weights are kept in f32 (a voice is ~10 k of them: they live in L1).
+//!
+//! Each dilated layer keeps its input signal in a buffer per channel, the block being rendered
+//! preceded by the `dilation` samples before it, so the past tap of every sample of the block is
+//! one contiguous read. When a buffer fills up, its last `dilation` samples move to its front
+//! (less than one copied float per channel and sample).
+//!
+//! Every buffer is sized at load: [`VoiceKernel::render_block`] never allocates.
+
+use crate::models::container::ModelError;
+use crate::simd::{gated_activation, madd, SimdPath};
+use crate::voice::{VoiceConfig, VoiceFile, CONTROLS};
+
+/// Samples rendered together (at most) by [`VoiceKernel::render_block`].
+pub const BLOCK: usize = 64;
+/// Chunks of consecutive samples one tile of a product holds per output row.
+const TIME_CHUNKS: usize = 4;
+
+/// A 1×1 conv or a kernel-2 conv (its taps side by side): `outputs × inputs`, row-major.
+#[derive(Debug, Clone)]
+struct Matrix {
+    outputs: usize,
+    inputs: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Matrix {
+    /// The 1×1 conv `name` of `file` (`[outputs][inputs][1]`, and its bias).
+    fn pointwise(file: &VoiceFile, name: &str, outputs: usize, inputs: usize) -> Self {
+        Self {
+            outputs,
+            inputs,
+            weights: file.tensor(&format!("{name}.weight")).to_vec(),
+            bias: file.tensor(&format!("{name}.bias")).to_vec(),
+        }
+    }
+
+    /// The kernel-2 conv `name` of `file` (`[outputs][inputs][2]`) as `outputs × 2·inputs`:
+    /// inputs `..inputs` are tap 0 (the past), `inputs..` tap 1 (the present).
+    fn dilated(file: &VoiceFile, name: &str, outputs: usize, inputs: usize) -> Self {
+        let w = file.tensor(&format!("{name}.weight"));
+        let weights = (0..outputs)
+            .flat_map(|o| {
+                (0..2 * inputs).map(move |j| {
+                    let (tap, i) = if j < inputs { (0, j) } else { (1, j - inputs) };
+                    w[(o * inputs + i) * 2 + tap]
+                })
+            })
+            .collect();
+        Self {
+            outputs,
+            inputs: 2 * inputs,
+            weights,
+            bias: file.tensor(&format!("{name}.bias")).to_vec(),
+        }
+    }
+}
+
+/// Where a product's input rows are: row `i` of source `k`, sample `t` of the block, is
+/// `data[i · stride + starts[k] + t]`, and a matrix's inputs are the sources' rows in order.
+#[derive(Clone, Copy)]
+struct Rows<'a, const N: usize> {
+    data: &'a [f32],
+    stride: usize,
+    starts: [usize; N],
+}
+
+/// One gated dilated layer: its weights and its input signal.
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Distance in samples to the past tap.
+    dilation: usize,
+    /// `2C → 2G` over `[past ; present]`.
+    dilated: Matrix,
+    /// `G → S` (its bias is summed into [`VoiceKernel::skip_bias`]).
+    skip: Matrix,
+    /// `G → C`; `None` in the last layer.
+    residual: Option<Matrix>,
+    /// `[C][capacity]`: the layer's input signal, the block being rendered starting at `at`.
+    signal: Vec<f32>,
+    capacity: usize,
+    at: usize,
+}
+
+impl Layer {
+    /// Makes room for a block: moves the last `dilation` samples to the front when the block
+    /// would not fit after them.
+    fn make_room(&mut self) {
+        if self.at + BLOCK <= self.capacity {
+            return;
+        }
+        let d = self.dilation;
+        for row in self.signal.chunks_exact_mut(self.capacity) {
+            row.copy_within(self.at - d..self.at, 0);
+        }
+        self.at = d;
+    }
+}
+
+/// The voice WaveNet's renderer: [`render_block`](Self::render_block) turns a block of control
+/// columns into audio, remembering its layers' past from block to block.
+#[derive(Debug, Clone)]
+pub struct VoiceKernel {
+    config: VoiceConfig,
+    simd: SimdPath,
+    /// `CONTROLS → C`.
+    input: Matrix,
+    layers: Vec<Layer>,
+    /// `[S]`: the sum of every layer's skip bias.
+    skip_bias: Vec<f32>,
+    /// `S → H`.
+    head_hidden: Matrix,
+    /// `H → 1`.
+    head_output: Matrix,
+    /// Scratch `[2G][BLOCK]`, `[G][BLOCK]`, `[S][BLOCK]`, `[H][BLOCK]`.
+    gate: Vec<f32>,
+    activation: Vec<f32>,
+    skip: Vec<f32>,
+    hidden: Vec<f32>,
+    /// Scratch `[BLOCK]`: the head's output before the amplitude.
+    shape: Vec<f32>,
+}
+
+impl VoiceKernel {
+    /// Parses, validates and prepares a voice file (see [`VoiceFile::parse`]).
+    pub fn load(bytes: &[u8]) -> Result<Self, ModelError> {
+        Ok(Self::new(&VoiceFile::parse(bytes)?))
+    }
+
+    /// Prepares a validated voice for the fastest [`SimdPath`] of this CPU.
+    pub fn new(file: &VoiceFile) -> Self {
+        Self::prepare(file, SimdPath::detect())
+    }
+
+    /// Prepares a voice for a chosen [`SimdPath`] (to compare paths); `None` where this CPU does
+    /// not support it.
+    pub fn with_simd_path(file: &VoiceFile, simd: SimdPath) -> Option<Self> {
+        simd.is_supported().then(|| Self::prepare(file, simd))
+    }
+
+    /// NOTE: only for a supported `simd`: [`render_block`](Self::render_block) relies on it.
+    fn prepare(file: &VoiceFile, simd: SimdPath) -> Self {
+        let config = file.config;
+        let (c, g, s, h) = (
+            config.residual_channels,
+            config.gate_channels,
+            config.skip_channels,
+            config.head_channels,
+        );
+        let mut skip_bias = vec![0.0; s];
+        let layers = (0..config.layers())
+            .map(|l| {
+                let name = |part: &str| format!("layers.{l}.{part}");
+                let skip = Matrix::pointwise(file, &name("skip"), s, g);
+                for (sum, b) in skip_bias.iter_mut().zip(&skip.bias) {
+                    *sum += b;
+                }
+                let d = config.dilation(l);
+                let capacity = 2 * d + 2 * BLOCK;
+                Layer {
+                    dilation: d,
+                    dilated: Matrix::dilated(file, &name("dilated"), 2 * g, c),
+                    skip,
+                    residual: config
+                        .has_residual(l)
+                        .then(|| Matrix::pointwise(file, &name("residual"), c, g)),
+                    signal: vec![0.0; c * capacity],
+                    capacity,
+                    at: d,
+                }
+            })
+            .collect();
+        Self {
+            config,
+            simd,
+            input: Matrix::pointwise(file, "input", c, CONTROLS),
+            layers,
+            skip_bias,
+            head_hidden: Matrix::pointwise(file, "head.hidden", h, s),
+            head_output: Matrix::pointwise(file, "head.output", 1, h),
+            gate: vec![0.0; 2 * g * BLOCK],
+            activation: vec![0.0; g * BLOCK],
+            skip: vec![0.0; s * BLOCK],
+            hidden: vec![0.0; h * BLOCK],
+            shape: vec![0.0; BLOCK],
+        }
+    }
+
+    /// The voice's hyperparameters.
+    pub fn config(&self) -> &VoiceConfig {
+        &self.config
+    }
+
+    /// The instruction set [`render_block`](Self::render_block) runs with (chosen at load).
+    pub fn simd_path(&self) -> SimdPath {
+        self.simd
+    }
+
+    /// Forgets the past (as at the start of a render); allocation-free.
+    pub fn reset(&mut self) {
+        for layer in &mut self.layers {
+            layer.signal.fill(0.0);
+            layer.at = layer.dilation;
+        }
+    }
+
+    /// Renders `out.len()` samples (at most [`BLOCK`]): sample `t` from the controls in column
+    /// `t` of `controls` and the amplitude `amplitude[t]` (see [`crate::voice::controls`]).
+    /// Columns from `out.len()` on are ignored. Never allocates.
+    pub fn render_block(
+        &mut self,
+        controls: &[[f32; BLOCK]; CONTROLS],
+        amplitude: &[f32; BLOCK],
+        out: &mut [f32],
+    ) {
+        assert!(out.len() <= BLOCK, "a block is at most {BLOCK} samples");
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        match self.simd {
+            // SAFETY: `simd` is Avx512 only where `SimdPath::is_supported` detected avx512f,
+            // avx2, fma and f16c at load (`prepare` is only called with a supported path).
+            SimdPath::Avx512 => unsafe { self.render_avx512(controls, amplitude, out) },
+            // SAFETY: as above, for avx2, fma and f16c.
+            SimdPath::Avx2Fma => unsafe { self.render_avx2(controls, amplitude, out) },
+            SimdPath::Portable => self.render_with::<4, false, 2>(controls, amplitude, out),
+        }
+        // NOTE: elsewhere only the portable path is ever supported.
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        self.render_with::<4, false, 2>(controls, amplitude, out);
+    }
+
+    /// [`render_with`](Self::render_with) compiled for AVX-512.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    fn render_avx512(
+        &mut self,
+        controls: &[[f32; BLOCK]; CONTROLS],
+        amplitude: &[f32; BLOCK],
+        out: &mut [f32],
+    ) {
+        self.render_with::<16, true, 4>(controls, amplitude, out);
+    }
+
+    /// [`render_with`](Self::render_with) compiled for AVX2 + FMA.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn render_avx2(
+        &mut self,
+        controls: &[[f32; BLOCK]; CONTROLS],
+        amplitude: &[f32; BLOCK],
+        out: &mut [f32],
+    ) {
+        self.render_with::<8, true, 2>(controls, amplitude, out);
+    }
+
+    /// [`render_block`](Self::render_block) with chunks of `L` samples, fused multiply-adds if
+    /// `FMA`, tiles of `OT` output rows; inlined into each `render_*` so it compiles with that
+    /// path's instruction set. Computes all [`BLOCK`] columns (those past `out.len()` see
+    /// whatever the signals hold there and are never kept) and advances by `out.len()`.
+    #[inline(always)]
+    fn render_with<const L: usize, const FMA: bool, const OT: usize>(
+        &mut self,
+        controls: &[[f32; BLOCK]; CONTROLS],
+        amplitude: &[f32; BLOCK],
+        out: &mut [f32],
+    ) {
+        let Self {
+            config,
+            input,
+            layers,
+            skip_bias,
+            head_hidden,
+            head_output,
+            gate,
+            activation,
+            skip,
+            hidden,
+            shape,
+            ..
+        } = self;
+        let g = config.gate_channels;
+        for layer in layers.iter_mut() {
+            layer.make_room();
+        }
+        // The input 1×1 writes the first layer's signal.
+        let first = &mut layers[0];
+        let controls_rows = Rows {
+            data: controls.as_flattened(),
+            stride: BLOCK,
+            starts: [0],
+        };
+        init_rows(&mut first.signal, first.capacity, first.at, &input.bias);
+        product::<L, FMA, OT, 1>(
+            &mut first.signal,
+            first.capacity,
+            first.at,
+            input,
+            controls_rows,
+        );
+        for (row, bias) in skip.chunks_exact_mut(BLOCK).zip(skip_bias.iter()) {
+            row.fill(*bias);
+        }
+        for l in 0..layers.len() {
+            let (done, rest) = layers.split_at_mut(l + 1);
+            let layer = &done[l];
+            let signal = Rows {
+                data: &layer.signal,
+                stride: layer.capacity,
+                starts: [layer.at - layer.dilation, layer.at],
+            };
+            init_rows(gate, BLOCK, 0, &layer.dilated.bias);
+            product::<L, FMA, OT, 2>(gate, BLOCK, 0, &layer.dilated, signal);
+            let (filter, sigmoid) = gate.split_at(g * BLOCK);
+            for ((z, f), s) in activation
+                .chunks_exact_mut(BLOCK)
+                .zip(filter.chunks_exact(BLOCK))
+                .zip(sigmoid.chunks_exact(BLOCK))
+            {
+                gated_activation(z, f, s);
+            }
+            let activation_rows = Rows {
+                data: activation,
+                stride: BLOCK,
+                starts: [0],
+            };
+            product::<L, FMA, OT, 1>(skip, BLOCK, 0, &layer.skip, activation_rows);
+            if let (Some(residual), Some(next)) = (&layer.residual, rest.first_mut()) {
+                // next = this layer's input + bias + R · z
+                for ((to, from), bias) in next
+                    .signal
+                    .chunks_exact_mut(next.capacity)
+                    .zip(layer.signal.chunks_exact(layer.capacity))
+                    .zip(&residual.bias)
+                {
+                    for (y, x) in to[next.at..next.at + BLOCK]
+                        .iter_mut()
+                        .zip(&from[layer.at..layer.at + BLOCK])
+                    {
+                        *y = x + bias;
+                    }
+                }
+                product::<L, FMA, OT, 1>(
+                    &mut next.signal,
+                    next.capacity,
+                    next.at,
+                    residual,
+                    activation_rows,
+                );
+            }
+        }
+        relu(skip);
+        init_rows(hidden, BLOCK, 0, &head_hidden.bias);
+        let skip_rows = Rows {
+            data: skip,
+            stride: BLOCK,
+            starts: [0],
+        };
+        product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows);
+        relu(hidden);
+        init_rows(shape, BLOCK, 0, &head_output.bias);
+        let hidden_rows = Rows {
+            data: hidden,
+            stride: BLOCK,
+            starts: [0],
+        };
+        product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows);
+        for ((y, v), a) in out.iter_mut().zip(shape.iter()).zip(amplitude) {
+            *y = v * a;
+        }
+        for layer in layers.iter_mut() {
+            layer.at += out.len();
+        }
+    }
+}
+
+/// Sets row `o` of `out` (rows of `stride`, the block from `at`) to `bias[o]` for the block.
+#[inline(always)]
+fn init_rows(out: &mut [f32], stride: usize, at: usize, bias: &[f32]) {
+    for (row, &b) in out.chunks_exact_mut(stride).zip(bias) {
+        row[at..at + BLOCK].fill(b);
+    }
+}
+
+/// `out += M · x` over the block: row `o` of `out` is `out[o · stride + at ..][..BLOCK]`, the
+/// inputs are `x`'s rows (see [`Rows`]). Tiles of `OT` rows × [`TIME_CHUNKS`] chunks of `L`
+/// samples; the rows left over go one by one.
+#[inline(always)]
+fn product<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
+    out: &mut [f32],
+    stride: usize,
+    at: usize,
+    m: &Matrix,
+    x: Rows<'_, N>,
+) {
+    debug_assert_eq!(m.inputs % N, 0);
+    debug_assert_eq!(BLOCK % (L * TIME_CHUNKS), 0);
+    let full = m.outputs - m.outputs % OT;
+    for t0 in (0..BLOCK).step_by(L * TIME_CHUNKS) {
+        for first in (0..full).step_by(OT) {
+            tile::<L, FMA, OT, N>(out, stride, at + t0, m, first, x, t0);
+        }
+        for row in full..m.outputs {
+            tile::<L, FMA, 1, N>(out, stride, at + t0, m, row, x, t0);
+        }
+    }
+}
+
+/// `L` floats of `data` from `start` (any alignment).
+#[inline(always)]
+fn chunk<const L: usize>(data: &[f32], start: usize) -> [f32; L] {
+    let mut v = [0.0; L];
+    v.copy_from_slice(&data[start..start + L]);
+    v
+}
+
+/// One tile of [`product`]: rows `first..first + OT` of `out` at `out_at` (the tile's first
+/// sample), inputs at sample `t0` of the block, accumulated in registers.
+#[inline(always)]
+fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
+    out: &mut [f32],
+    stride: usize,
+    out_at: usize,
+    m: &Matrix,
+    first: usize,
+    x: Rows<'_, N>,
+    t0: usize,
+) {
+    let mut acc = [[[0.0f32; L]; TIME_CHUNKS]; OT];
+    for (o, rows) in acc.iter_mut().enumerate() {
+        for (c, v) in rows.iter_mut().enumerate() {
+            *v = chunk(out, (first + o) * stride + out_at + c * L);
+        }
+    }
+    let per_source = m.inputs / N;
+    for (k, &start) in x.starts.iter().enumerate() {
+        for i in 0..per_source {
+            let base = i * x.stride + start + t0;
+            let mut xs = [[0.0f32; L]; TIME_CHUNKS];
+            for (c, v) in xs.iter_mut().enumerate() {
+                *v = chunk(x.data, base + c * L);
+            }
+            let column = k * per_source + i;
+            for (o, rows) in acc.iter_mut().enumerate() {
+                let w = m.weights[(first + o) * m.inputs + column];
+                for (v, xv) in rows.iter_mut().zip(&xs) {
+                    for lane in 0..L {
+                        v[lane] = madd::<FMA>(w, xv[lane], v[lane]);
+                    }
+                }
+            }
+        }
+    }
+    for (o, rows) in acc.iter().enumerate() {
+        for (c, v) in rows.iter().enumerate() {
+            let start = (first + o) * stride + out_at + c * L;
+            out[start..start + L].copy_from_slice(v);
+        }
+    }
+}
+
+#[inline(always)]
+fn relu(y: &mut [f32]) {
+    for v in y {
+        *v = v.max(0.0);
+    }
+}

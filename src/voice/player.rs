@@ -1,0 +1,175 @@
+//! A neural voice ready to play a line of notes: the [`Line`] turns note-ons and note-offs into
+//! targets, the [`Excitation`] into controls, the [`VoiceKernel`] into audio at the voice's rate.
+
+use crate::voice::controls::{Excitation, Line};
+use crate::voice::kernel::BLOCK;
+use crate::voice::{VoiceFile, VoiceKernel, CONTROLS};
+
+/// One neural voice playing one line. Everything is sized at construction: nothing it does
+/// after that allocates.
+#[derive(Debug, Clone)]
+pub struct VoicePlayer {
+    kernel: VoiceKernel,
+    line: Line,
+    excitation: Excitation,
+    /// The block of controls being rendered, `[CONTROLS][BLOCK]`.
+    controls: Box<[[f32; BLOCK]; CONTROLS]>,
+    amplitude: [f32; BLOCK],
+}
+
+impl VoicePlayer {
+    /// A silent player of a validated voice.
+    pub fn new(file: &VoiceFile) -> Self {
+        Self::with_kernel(VoiceKernel::new(file), file)
+    }
+
+    /// A silent player running `kernel` (prepared from `file`, for a chosen SIMD path).
+    pub fn with_kernel(kernel: VoiceKernel, file: &VoiceFile) -> Self {
+        let rate = file.config.sample_rate;
+        Self {
+            kernel,
+            line: Line::new(file.dynamics, rate),
+            excitation: Excitation::new(rate),
+            controls: Box::new([[0.0; BLOCK]; CONTROLS]),
+            amplitude: [0.0; BLOCK],
+        }
+    }
+
+    /// The rate [`render`](Self::render) produces, Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.kernel.config().sample_rate
+    }
+
+    /// Strikes `pitch` at `velocity` (1–127); see [`Line`] for how it joins the note before.
+    pub fn note_on(&mut self, pitch: u8, velocity: u8) {
+        self.line.note_on(pitch, velocity);
+    }
+
+    /// Releases `pitch` if it is the note held.
+    pub fn note_off(&mut self, pitch: u8) {
+        self.line.note_off(pitch);
+    }
+
+    /// Whether the voice makes any sound (a note held or fading).
+    pub fn sounding(&self) -> bool {
+        self.line.sounding()
+    }
+
+    /// Silence and a fresh start: what a new render starts from. The same notes at the same
+    /// samples after a reset give the same audio, to the bit.
+    pub fn reset(&mut self) {
+        self.line.silence();
+        self.excitation.reset();
+        self.kernel.reset();
+    }
+
+    /// Renders the next `out.len()` samples at [`sample_rate`](Self::sample_rate).
+    pub fn render(&mut self, out: &mut [f32]) {
+        for chunk in out.chunks_mut(BLOCK) {
+            for t in 0..chunk.len() {
+                let (controls, amplitude) = self.excitation.next(&self.line.next());
+                for (row, value) in self.controls.iter_mut().zip(controls) {
+                    row[t] = value;
+                }
+                self.amplitude[t] = amplitude;
+            }
+            self.kernel
+                .render_block(&self.controls, &self.amplitude, chunk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::container::Precision;
+    use crate::simd::SimdPath;
+    use crate::test_kit::random_values;
+    use crate::voice::file::{expected_tensors, to_safetensors};
+    use crate::voice::{Dynamics, VoiceConfig};
+
+    fn random_voice() -> VoiceFile {
+        let config = VoiceConfig {
+            residual_channels: 8,
+            gate_channels: 8,
+            skip_channels: 8,
+            head_channels: 8,
+            layers_per_stack: 6,
+            ..VoiceConfig::default()
+        };
+        let dynamics = Dynamics {
+            quiet_db: -40.0,
+            loud_db: -12.0,
+            attack_s: 0.02,
+            release_s: 0.1,
+        };
+        let tensors = random_values(expected_tensors(&config), 5);
+        let bytes = to_safetensors(&config, &dynamics, None, Precision::Single, &tensors).unwrap();
+        VoiceFile::parse(&bytes).unwrap()
+    }
+
+    /// A legato pair and a detached note, rendered in host-like blocks of `block` samples.
+    fn play(player: &mut VoicePlayer, block: usize) -> Vec<f32> {
+        let mut out = vec![0.0; 9_600];
+        let events = [
+            (240, 69, true),
+            (2_400, 72, true),
+            (2_500, 69, false),
+            (4_800, 72, false),
+        ];
+        let mut t = 0;
+        for (at, pitch, on) in events.into_iter().chain([(9_600, 0, false)]) {
+            for chunk in out[t..at].chunks_mut(block) {
+                player.render(chunk);
+            }
+            t = at;
+            if on {
+                player.note_on(pitch, 100);
+            } else if at < out.len() {
+                player.note_off(pitch);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_voice_renders_the_same_in_any_block_size_and_after_a_reset() {
+        let file = random_voice();
+        let mut player = VoicePlayer::new(&file);
+        let whole = play(&mut player, 9_600);
+        assert!(
+            whole[..10].iter().all(|&v| v == 0.0),
+            "silent before the first note"
+        );
+        assert!(whole.iter().any(|v| v.abs() > 1e-3));
+        assert!(whole.iter().all(|v| v.is_finite()));
+        assert!(!player.sounding(), "the last note has faded");
+        player.reset();
+        assert_eq!(play(&mut player, 100), whole);
+        player.reset();
+        assert_eq!(play(&mut player, 1), whole);
+    }
+
+    #[test]
+    fn rendering_never_allocates_on_any_simd_path() {
+        let file = random_voice();
+        for path in SimdPath::ALL {
+            let Some(kernel) = VoiceKernel::with_simd_path(&file, path) else {
+                continue;
+            };
+            let mut player = VoicePlayer::with_kernel(kernel, &file);
+            let mut out = [0.0f32; 700];
+            // NOTE: the global allocator aborts on an allocation inside this closure in debug
+            // builds.
+            nice_assert_no_alloc::assert_no_alloc(|| {
+                player.note_on(60, 90);
+                player.render(&mut out[..333]);
+                player.note_on(62, 90);
+                player.render(&mut out[333..]);
+                player.note_off(62);
+                player.reset();
+            });
+            assert!(out.iter().any(|v| v.abs() > 0.0), "{}", path.name());
+        }
+    }
+}

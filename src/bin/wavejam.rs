@@ -171,6 +171,42 @@ enum Command {
         #[arg(long)]
         steps_per_epoch: Option<usize>,
     },
+    /// Train a neural voice on a folder of monophonic WAV recordings (any rate, any channels):
+    /// its pitch, loudness and onsets come from the audio itself. Writes the best voice to
+    /// --out, a resumable checkpoint (.resume.safetensors) and a loss curve (.loss.svg).
+    #[cfg(feature = "train")]
+    TrainVoice {
+        /// Folder of WAV files (searched recursively); every tenth is held out for validation.
+        #[arg(long)]
+        audio: PathBuf,
+        /// Voice file to write (the best validation checkpoint).
+        #[arg(long)]
+        out: PathBuf,
+        /// Total epochs (a resumed run continues up to this many).
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        /// Windows per step.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Samples of each window scored by the loss (a multiple of 512).
+        #[arg(long, default_value_t = 8192)]
+        window: usize,
+        /// Peak AdamW learning rate (linear warm-up, then cosine decay).
+        #[arg(long, default_value_t = 3e-3)]
+        lr: f64,
+        /// Seed of the initial weights and of the window sampling.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Continue from the .resume.safetensors checkpoint next to --out (AdamW moments restart).
+        #[arg(long)]
+        resume: bool,
+        /// Stop, validate and save after this many minutes.
+        #[arg(long)]
+        max_minutes: Option<f64>,
+        /// Steps per epoch (default: training samples / (batch × window)).
+        #[arg(long)]
+        steps_per_epoch: Option<usize>,
+    },
     /// Store a phrase WaveNet model file's weights in half precision, as `wavejam train` writes
     /// them: half the size, and a faster kernel step (it streams half the bytes). Models
     /// trained before WaveJam wrote half precision load either way.
@@ -323,6 +359,61 @@ fn run(cli: Cli) -> Result<(), String> {
                 opts.out.display(),
                 opts.resume_path().display(),
                 opts.svg_path().display()
+            );
+            Ok(())
+        }
+        #[cfg(feature = "train")]
+        Command::TrainVoice {
+            audio,
+            out,
+            epochs,
+            batch,
+            window,
+            lr,
+            seed,
+            resume,
+            max_minutes,
+            steps_per_epoch,
+        } => {
+            let mut opts = wavejam::train::VoiceTrainOptions::new(audio, out);
+            opts.epochs = epochs;
+            opts.batch = batch;
+            opts.window = window;
+            opts.lr = lr;
+            opts.seed = seed;
+            opts.resume = resume;
+            opts.max_minutes = max_minutes;
+            opts.steps_per_epoch = steps_per_epoch;
+            opts.progress = true;
+            opts.command_line = std::env::args().collect::<Vec<_>>().join(" ");
+            let report = wavejam::train::train_voice(&opts)?;
+            println!(
+                "{} train / {} validation recordings ({:.0} s / {:.0} s of audio); loudness {:.1} to {:.1} dB; untrained validation loss {:.4}",
+                report.train_files,
+                report.validation_files,
+                report.train_seconds_of_audio,
+                report.validation_seconds_of_audio,
+                report.dynamics.quiet_db,
+                report.dynamics.loud_db,
+                report.initial_validation_loss
+            );
+            for r in &report.history {
+                println!(
+                    "epoch {:>3} step {:>6}: train {:.4}, validation {:.4} ({:.0} s)",
+                    r.epoch, r.step, r.train_loss, r.validation_loss, r.seconds
+                );
+            }
+            println!(
+                "best validation loss {:.4} after {} steps, {:.0} s{}; best voice: {}",
+                report.best_validation_loss,
+                report.steps,
+                report.seconds,
+                if report.stopped_by_time {
+                    " (stopped by --max-minutes)"
+                } else {
+                    ""
+                },
+                opts.out.display()
             );
             Ok(())
         }

@@ -23,6 +23,7 @@ pub mod status;
 mod test_kit;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod voice;
 
 use audio::clock::HostTime;
 use audio::conductor::{Conductor, InputEvent, Settings};

@@ -27,11 +27,14 @@
 //! bow or a breath (a seeded noise control gives it something to shape).
 //!
 //! # Parts
+//! - [`analysis`]: pitch (YIN), loudness and onsets of a recording: a voice's controls learned
+//!   from its own audio, and the pitch check of rendered audio.
 //! - [`controls`]: the control signals, from a line of notes (the plugin, the renderer) or from
 //!   a recording's pitch and loudness (training).
 //! - [`file`]: the voice file format (safetensors), validated on load.
 //! - [`kernel`]: the hand-written block kernel that renders it, allocation-free.
 
+pub mod analysis;
 pub mod controls;
 pub mod file;
 pub mod kernel;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use wavejam::assets;
 use wavejam::lab::continuations::{checks_table, continuation_checks};
@@ -13,6 +13,7 @@ use wavejam::lab::listening::{
 };
 use wavejam::lab::offline::{continue_tune, infer_bar_phase};
 use wavejam::lab::render::{render, write_wav, RenderSetup};
+use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
@@ -231,6 +232,28 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Render training audio for the neural voices with fluidsynth and the FluidR3 GM soundfont
+    /// (Debian: apt install fluidsynth fluid-soundfont-gm): phrases of the embedded training
+    /// melodies over each instrument's whole range at several velocities and tempos, as numbered
+    /// mono 32-bit float WAV files, each with its MIDI file, and a summary.json, in OUT/fiddle
+    /// and OUT/flute.
+    VoiceData {
+        /// Folder to write into (one subfolder per instrument; its numbered files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Which voice's audio.
+        #[arg(long, value_enum, default_value_t = VoiceChoice::Both)]
+        instrument: VoiceChoice,
+        /// Minutes of audio per instrument.
+        #[arg(long, default_value_t = 20.0)]
+        minutes: f64,
+        /// Sample rate in Hz (8000–96000).
+        #[arg(long, default_value_t = 24_000)]
+        sample_rate: u32,
+        /// Random seed (same seed ⇒ same files).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
     /// test by content hash. Creates a pinned Python venv (.venv-corpus) the first time.
@@ -242,6 +265,24 @@ enum Command {
         #[arg(last = true)]
         extra: Vec<String>,
     },
+}
+
+/// Which voice's training audio `voice-data` renders.
+#[derive(Clone, Copy, ValueEnum)]
+enum VoiceChoice {
+    Fiddle,
+    Flute,
+    Both,
+}
+
+impl VoiceChoice {
+    fn instruments(self) -> &'static [Instrument] {
+        match self {
+            Self::Fiddle => &[FIDDLE],
+            Self::Flute => &[FLUTE],
+            Self::Both => &INSTRUMENTS,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -418,6 +459,25 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
+        Command::VoiceData {
+            out,
+            instrument,
+            minutes,
+            sample_rate,
+            seed,
+        } => {
+            for instrument in instrument.instruments() {
+                let started = std::time::Instant::now();
+                let folder = out.join(instrument.name);
+                let summary = voice_data(instrument, &folder, minutes, sample_rate, seed)?;
+                println!(
+                    "{summary}; {} in {:.1} s",
+                    folder.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
         Command::Convert { model, out } => {
             let bytes = std::fs::read(&model)
                 .map_err(|e| format!("cannot read {}: {e}", model.display()))?;
@@ -663,8 +723,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 midi_file::to_smf_bytes(&rendered.answer, setup.tempo_bpm, 0, &[]),
             )
             .map_err(|e| format!("cannot write {}: {e}", mid.display()))?;
-            write_wav(&wav, &rendered.audio, rendered.sample_rate_hz)
-                .map_err(|e| format!("cannot write {}: {e}", wav.display()))?;
+            write_wav(
+                &wav,
+                &[&rendered.audio[0], &rendered.audio[1]],
+                rendered.sample_rate_hz,
+            )
+            .map_err(|e| format!("cannot write {}: {e}", wav.display()))?;
             println!(
                 "phrase: {} notes; answer: {} notes from beat {:.2} ({} bars, seed {seed}, temperature {:.2})",
                 setup.phrase.len(),

@@ -4,9 +4,11 @@
 
 pub mod continuations;
 pub mod eval;
+pub mod fluidsynth;
 pub mod host;
 pub mod listening;
 pub mod musical;
 pub mod offline;
 pub mod performance;
 pub mod render;
+pub mod voice_data;

@@ -136,22 +136,25 @@ pub fn render(setup: &RenderSetup) -> Rendered {
     }
 }
 
-/// Write 32-bit float stereo WAV.
+/// Write a 32-bit float WAV of `channels` (one slice each, interleaved in the file; as long as
+/// the shortest), e.g. `&[&left, &right]` for stereo or `&[&mono]`.
 pub fn write_wav(
     path: &std::path::Path,
-    audio: &[Vec<f32>; 2],
+    channels: &[&[f32]],
     sample_rate_hz: f32,
 ) -> Result<(), hound::Error> {
     let spec = hound::WavSpec {
-        channels: 2,
+        channels: channels.len() as u16,
         sample_rate: sample_rate_hz as u32,
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
+    let frames = channels.iter().map(|c| c.len()).min().unwrap_or(0);
     let mut writer = hound::WavWriter::create(path, spec)?;
-    for (l, r) in audio[0].iter().zip(&audio[1]) {
-        writer.write_sample(*l)?;
-        writer.write_sample(*r)?;
+    for i in 0..frames {
+        for channel in channels {
+            writer.write_sample(channel[i])?;
+        }
     }
     writer.finalize()
 }

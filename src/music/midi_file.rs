@@ -47,6 +47,19 @@ pub fn to_smf_bytes(
     channel: u8,
     signatures: &[TimeSignature],
 ) -> Vec<u8> {
+    to_smf_bytes_with_program(notes, tempo_bpm, channel, None, signatures)
+}
+
+/// [`to_smf_bytes`], with a program change to `program` (a General MIDI instrument, 0-based:
+/// 40 is the violin) on the channel at time 0 when there is one, so a synthesizer plays the notes
+/// with that instrument (none: the player's default, usually a piano).
+pub fn to_smf_bytes_with_program(
+    notes: &[Note],
+    tempo_bpm: f64,
+    channel: u8,
+    program: Option<u8>,
+    signatures: &[TimeSignature],
+) -> Vec<u8> {
     let tick = |beats: f64| (beats.max(0.0) * PPQ as f64).round() as u64;
     let channel = u4::new(channel & 15);
     let note = |key: u8, vel: u8| {
@@ -84,6 +97,15 @@ pub fn to_smf_bytes(
         delta: u28::new(0),
         kind: TrackEventKind::Meta(MetaMessage::Tempo(u24::new(micros_per_beat))),
     }];
+    track.extend(program.map(|program| TrackEvent {
+        delta: u28::new(0),
+        kind: TrackEventKind::Midi {
+            channel,
+            message: MidiMessage::ProgramChange {
+                program: u7::new(program & 127),
+            },
+        },
+    }));
     let mut now = 0u64;
     for (t, _, _, kind) in events {
         track.push(TrackEvent {
@@ -306,6 +328,35 @@ mod tests {
             assert_eq!(tune.signatures, [signature]);
             assert_eq!(tune.meter, Meter::constant(72));
         }
+    }
+
+    /// The program change comes first on the notes' channel, before any note; the notes read
+    /// back as without it.
+    #[test]
+    fn a_program_change_starts_the_track() {
+        let notes = [Note {
+            pitch: 69,
+            velocity: 90,
+            onset_beats: 0.0,
+            duration_beats: 1.0,
+        }];
+        let bytes = to_smf_bytes_with_program(&notes, 100.0, 3, Some(40), &[]);
+        let smf = Smf::parse(&bytes).unwrap();
+        let midi: Vec<(u32, MidiMessage)> = smf.tracks[0]
+            .iter()
+            .filter_map(|e| match e.kind {
+                TrackEventKind::Midi { channel, message } if channel == 3 => {
+                    Some((e.delta.as_int(), message))
+                }
+                _ => None,
+            })
+            .collect();
+        let program = MidiMessage::ProgramChange {
+            program: u7::new(40),
+        };
+        assert_eq!(midi[0], (0, program));
+        assert!(matches!(midi[1], (0, MidiMessage::NoteOn { .. })));
+        assert_eq!(read_notes(&bytes).unwrap(), notes);
     }
 
     #[test]

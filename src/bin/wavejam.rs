@@ -13,12 +13,15 @@ use wavejam::lab::listening::{
 };
 use wavejam::lab::offline::{continue_tune, infer_bar_phase};
 use wavejam::lab::render::{render, write_wav, RenderSetup};
+use wavejam::lab::voice_checks::{in_range, voice_checks};
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
+use wavejam::lab::voice_render::{render_notes, VoiceChoice as RenderVoice};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
 use wavejam::music::encoding::Vocabulary;
 use wavejam::music::midi_file;
+use wavejam::voice::VoiceFile;
 
 /// WaveJam: hear a phrase, answer it in time.
 #[derive(Parser)]
@@ -254,6 +257,38 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Render a MIDI file's notes through one of WaveJam's voices, at velocity and timing as
+    /// written (the file's first tempo), from the file's time 0, as a mono 32-bit float WAV.
+    Voice {
+        /// MIDI file to play (all tracks and channels, as one line for a neural voice).
+        #[arg(long)]
+        midi: PathBuf,
+        /// `synth`, or a voice file (.safetensors, from `wavejam train-voice`).
+        #[arg(long)]
+        voice: String,
+        /// WAV file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sample rate in Hz.
+        #[arg(long, default_value_t = 48_000)]
+        sample_rate: u32,
+    },
+    /// Compare voices with fluidsynth's instrument on validation melodies (the README's Voices
+    /// table): STFT distance to fluidsynth's rendering, pitch heard by a tracker, peak and DC.
+    VoiceChecks {
+        /// Folder of MIDI files (searched recursively; melodies only), e.g. corpus/validation.
+        #[arg(long)]
+        data: PathBuf,
+        /// Use this many of them (their first 32 beats, moved by octaves into the range).
+        #[arg(long, default_value_t = 50)]
+        tunes: usize,
+        /// The instrument to compare with (fiddle: program 40, flute: program 73).
+        #[arg(long, value_enum)]
+        instrument: VoiceChoice,
+        /// Voices to check: `synth` or voice files.
+        #[arg(long, num_args = 1.., default_values_t = ["synth".to_string()])]
+        voice: Vec<String>,
+    },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
     /// test by content hash. Creates a pinned Python venv (.venv-corpus) the first time.
@@ -333,6 +368,16 @@ fn load_wavenet(path: Option<&std::path::Path>) -> Result<WaveNetKernel, String>
         }
         None => assets::default_wavenet().map_err(|e| format!("embedded model: {e}")),
     }
+}
+
+/// The voice `name` names: `synth`, or a voice file's path.
+fn render_voice_choice(name: &str) -> Result<RenderVoice, String> {
+    if name == "synth" {
+        return Ok(RenderVoice::Synth);
+    }
+    let bytes = std::fs::read(name).map_err(|e| format!("cannot read voice {name}: {e}"))?;
+    let file = VoiceFile::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(RenderVoice::Neural(Box::new(file)))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -459,6 +504,75 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Corpus { out, extra } => extract_corpus(&out, &extra),
+        Command::Voice {
+            midi,
+            voice,
+            out,
+            sample_rate,
+        } => {
+            let bytes =
+                std::fs::read(&midi).map_err(|e| format!("cannot read {}: {e}", midi.display()))?;
+            let tune = midi_file::read_tune(&bytes)
+                .map_err(|e| format!("{} is not a MIDI file: {e}", midi.display()))?;
+            let choice = render_voice_choice(&voice)?;
+            let audio = render_notes(&tune.notes, tune.tempo_bpm, &choice, sample_rate)?;
+            write_wav(&out, &[&audio], sample_rate as f32)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "{}: {} notes at {:.1} BPM → {} ({:.2} s at {sample_rate} Hz, peak {:.3})",
+                midi.display(),
+                tune.notes.len(),
+                tune.tempo_bpm,
+                out.display(),
+                audio.len() as f64 / f64::from(sample_rate),
+                audio.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+            );
+            Ok(())
+        }
+        Command::VoiceChecks {
+            data,
+            tunes,
+            instrument,
+            voice,
+        } => {
+            let [instrument] = instrument.instruments() else {
+                return Err("voice-checks compares with one instrument: fiddle or flute".into());
+            };
+            let melodies: Vec<Vec<wavejam::music::Note>> = melodies(&data, tunes)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|(_, notes, _)| in_range(notes, instrument))
+                .collect();
+            let voices = voice
+                .iter()
+                .map(|name| Ok((name.clone(), render_voice_choice(name)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            let started = std::time::Instant::now();
+            let rows = voice_checks(&melodies, 120.0, instrument, &voices)?;
+            println!(
+                "{} melodies, program {} ({}), at {} Hz:",
+                melodies.len(),
+                instrument.program,
+                instrument.name,
+                wavejam::lab::voice_checks::CHECK_RATE
+            );
+            println!("| voice | STFT distance | pitch within 25 cents | octave errors | peak | DC offset |");
+            println!("|---|---|---|---|---|---|");
+            for r in &rows {
+                println!(
+                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} |{}",
+                    r.voice,
+                    r.stft_distance,
+                    r.pitch_within_25_cents,
+                    r.octave_errors,
+                    r.peak,
+                    r.dc_offset,
+                    if r.finite { "" } else { " NOT FINITE" }
+                );
+            }
+            println!("({:.0} s)", started.elapsed().as_secs_f64());
+            Ok(())
+        }
         Command::VoiceData {
             out,
             instrument,
@@ -628,6 +742,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 notes: phrase,
                 signatures,
                 meter,
+                ..
             } = midi_file::read_tune(&bytes)
                 .map_err(|e| format!("{} is not a MIDI file: {e}", prompt.display()))?;
             if phrase.is_empty() {

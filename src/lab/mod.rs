@@ -11,4 +11,6 @@ pub mod musical;
 pub mod offline;
 pub mod performance;
 pub mod render;
+pub mod voice_checks;
 pub mod voice_data;
+pub mod voice_render;

@@ -37,6 +37,9 @@ pub struct MidiTune {
     pub signatures: Vec<TimeSignature>,
     /// The bar lines the signatures set.
     pub meter: Meter,
+    /// The file's first tempo, BPM (120, the MIDI default, if it sets none): what a renderer
+    /// plays its beats at.
+    pub tempo_bpm: f64,
 }
 
 /// A type-0 MIDI file of `notes` (beats from 0) at `tempo_bpm` on channel `channel` (0-based),
@@ -144,6 +147,7 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
     };
     let mut notes = Vec::new();
     let mut signatures = Vec::new();
+    let mut tempo: Option<(u64, f64)> = None;
     for track in &smf.tracks {
         let mut tick = 0u64;
         // Open notes per (channel, key): (start tick, velocity).
@@ -163,6 +167,13 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
                         // NOTE: 1/128 is the shortest note value a signature names in practice.
                         denominator: 1 << log2_denominator.min(7),
                     });
+                    continue;
+                }
+                TrackEventKind::Meta(MetaMessage::Tempo(micros_per_beat)) => {
+                    let bpm = 60e6 / f64::from(micros_per_beat.as_int().max(1));
+                    if tempo.is_none_or(|(at, _)| tick < at) {
+                        tempo = Some((tick, bpm));
+                    }
                     continue;
                 }
                 _ => continue,
@@ -200,6 +211,7 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
         notes,
         signatures,
         meter,
+        tempo_bpm: tempo.map_or(120.0, |(_, bpm)| bpm),
     })
 }
 
@@ -235,7 +247,10 @@ mod tests {
                 duration_beats: 0.125,
             },
         ];
-        let back = read_notes(&to_smf_bytes(&notes, 97.0, 0, &[])).unwrap();
+        let tune = read_tune(&to_smf_bytes(&notes, 97.0, 0, &[])).unwrap();
+        // The tempo is stored in whole microseconds per beat.
+        assert!((tune.tempo_bpm - 97.0).abs() < 1e-3, "{}", tune.tempo_bpm);
+        let back = tune.notes;
         assert_eq!(back.len(), notes.len());
         for (a, b) in back.iter().zip(&notes) {
             assert_eq!((a.pitch, a.velocity), (b.pitch, b.velocity));

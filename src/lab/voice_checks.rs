@@ -1,0 +1,264 @@
+//! How close a voice sounds to the instrument it imitates (`wavejam voice-checks`, the README's
+//! Voices table): validation melodies rendered by a voice and by fluidsynth's instrument, compared
+//! by their spectra (multi-resolution STFT distance) and by the pitch a tracker hears in them.
+
+use realfft::RealFftPlanner;
+
+use crate::lab::fluidsynth;
+use crate::lab::voice_data::Instrument;
+use crate::lab::voice_render::{render_notes, VoiceChoice};
+use crate::music::Note;
+use crate::voice::analysis::{analyse, midi_of_hz, AnalysisSettings};
+
+/// The rate both signals are compared at, Hz.
+pub const CHECK_RATE: u32 = 24_000;
+/// FFT sizes of the STFT distance (hop a quarter of each).
+pub const STFT_SIZES: [usize; 3] = [512, 1024, 2048];
+/// Beats of each melody played (at its file's tempo, 120 BPM in the corpus: 16 s).
+const MELODY_BEATS: f64 = 32.0;
+/// Magnitudes below this (of a full-scale sine's bin, 1) count as this: silence in both signals
+/// is no difference, and the log stays finite (−100 dB).
+const MAGNITUDE_FLOOR: f32 = 1e-5;
+/// A frame is heard at the written pitch within this many cents.
+const PITCH_CENTS: f32 = 25.0;
+
+/// The mean absolute difference of the natural-log STFT magnitudes of `a` and `b` (at the same
+/// rate, compared over the shorter one's length), averaged over [`STFT_SIZES`]: Hann-windowed
+/// frames every quarter size, magnitudes scaled so that a full-scale sine's bin is 1, floored at
+/// [`MAGNITUDE_FLOOR`].
+pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
+    let len = a.len().min(b.len());
+    let mut planner = RealFftPlanner::<f32>::new();
+    let mut total = 0.0;
+    for size in STFT_SIZES {
+        let fft = planner.plan_fft_forward(size);
+        let window: Vec<f32> = (0..size)
+            .map(|n| 0.5 - 0.5 * (std::f32::consts::TAU * n as f32 / size as f32).cos())
+            .collect();
+        let scale = 2.0 / window.iter().sum::<f32>();
+        let mut input = fft.make_input_vec();
+        let mut spectrum = fft.make_output_vec();
+        let mut log_magnitudes = |signal: &[f32], start: usize| -> Vec<f32> {
+            for ((x, s), w) in input.iter_mut().zip(&signal[start..]).zip(&window) {
+                *x = s * w;
+            }
+            // NOTE: the buffers are the plan's own sizes, so the transform cannot fail.
+            let _ = fft.process(&mut input, &mut spectrum);
+            spectrum
+                .iter()
+                .map(|c| (c.norm() * scale).max(MAGNITUDE_FLOOR).ln())
+                .collect()
+        };
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for start in (0..len.saturating_sub(size - 1)).step_by(size / 4) {
+            let (x, y) = (log_magnitudes(a, start), log_magnitudes(b, start));
+            sum += x
+                .iter()
+                .zip(&y)
+                .map(|(p, q)| f64::from((p - q).abs()))
+                .sum::<f64>();
+            count += x.len();
+        }
+        total += sum / count.max(1) as f64;
+    }
+    total / STFT_SIZES.len() as f64
+}
+
+/// What a pitch tracker hears in a rendering of `notes` (beats at `tempo_bpm`, `audio` at
+/// `rate`): (share of the voiced frames where a written note sounds that are within
+/// [`PITCH_CENTS`] of it, share of them an octave or more off).
+pub fn pitch_accuracy(audio: &[f32], rate: u32, notes: &[Note], tempo_bpm: f64) -> (f64, f64) {
+    let settings = AnalysisSettings {
+        min_f0: 100.0,
+        max_f0: 2_800.0,
+        ..AnalysisSettings::new(rate)
+    };
+    let analysis = analyse(audio, &settings);
+    let (mut voiced, mut right, mut octave) = (0usize, 0usize, 0usize);
+    for (i, frame) in analysis.frames.iter().enumerate() {
+        let Some(f0) = frame.f0 else { continue };
+        let beats = analysis.frame_sample(i) as f64 / f64::from(rate) * tempo_bpm / 60.0;
+        let Some(note) = notes
+            .iter()
+            .find(|n| n.onset_beats <= beats && beats < n.onset_beats + n.duration_beats)
+        else {
+            continue;
+        };
+        voiced += 1;
+        let cents = (midi_of_hz(f0) - f32::from(note.pitch)) * 100.0;
+        if cents.abs() <= PITCH_CENTS {
+            right += 1;
+        } else if cents.abs() >= 1_150.0
+            && (cents.abs() - (cents.abs() / 1_200.0).round() * 1_200.0).abs() <= 50.0
+        {
+            octave += 1;
+        }
+    }
+    let share = |n: usize| n as f64 / voiced.max(1) as f64;
+    (share(right), share(octave))
+}
+
+/// The first [`MELODY_BEATS`] beats of `notes`, moved by octaves into `instrument`'s range
+/// (as far as the melody's span allows).
+pub fn in_range(notes: &[Note], instrument: &Instrument) -> Vec<Note> {
+    let head: Vec<Note> = notes
+        .iter()
+        .filter(|n| n.onset_beats < MELODY_BEATS)
+        .copied()
+        .collect();
+    let low = head
+        .iter()
+        .map(|n| n.pitch)
+        .min()
+        .unwrap_or(instrument.lowest);
+    let high = head
+        .iter()
+        .map(|n| n.pitch)
+        .max()
+        .unwrap_or(instrument.highest);
+    let mut shift = 0i32;
+    while i32::from(low) + shift < i32::from(instrument.lowest) {
+        shift += 12;
+    }
+    while i32::from(high) + shift > i32::from(instrument.highest)
+        && i32::from(low) + shift - 12 >= i32::from(instrument.lowest)
+    {
+        shift -= 12;
+    }
+    head.iter()
+        .map(|n| Note {
+            pitch: (i32::from(n.pitch) + shift).clamp(0, 127) as u8,
+            ..*n
+        })
+        .collect()
+}
+
+/// One voice's figures against an instrument's rendering, over the melodies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VoiceCheck {
+    pub voice: String,
+    /// Mean [`stft_distance`] to fluidsynth's rendering.
+    pub stft_distance: f64,
+    /// [`pitch_accuracy`]'s shares over all frames of all melodies.
+    pub pitch_within_25_cents: f64,
+    pub octave_errors: f64,
+    /// Over the renders: largest |sample|, largest |mean| (DC offset), all samples finite.
+    pub peak: f32,
+    pub dc_offset: f64,
+    pub finite: bool,
+}
+
+/// Checks `voices` (name, voice) against fluidsynth's `instrument` on `melodies` (notes in
+/// beats, at `tempo_bpm`), and fluidsynth's rendering itself as the first row (its distance to
+/// itself is 0; its pitch figures are what a voice is held to).
+///
+/// # Errors
+/// fluidsynth failing, or a render that cannot be resampled.
+pub fn voice_checks(
+    melodies: &[Vec<Note>],
+    tempo_bpm: f64,
+    instrument: &Instrument,
+    voices: &[(String, VoiceChoice)],
+) -> Result<Vec<VoiceCheck>, String> {
+    let references = melodies
+        .iter()
+        .map(|m| fluidsynth::render(m, tempo_bpm, instrument.program, CHECK_RATE))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = vec![check(
+        &format!("fluidsynth program {}", instrument.program),
+        &references,
+        &references,
+        melodies,
+        tempo_bpm,
+    )];
+    for (name, voice) in voices {
+        let renders = melodies
+            .iter()
+            .map(|m| render_notes(m, tempo_bpm, voice, CHECK_RATE))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(check(name, &renders, &references, melodies, tempo_bpm));
+    }
+    Ok(rows)
+}
+
+/// The figures of `renders` against `references`.
+fn check(
+    name: &str,
+    renders: &[Vec<f32>],
+    references: &[Vec<f32>],
+    melodies: &[Vec<Note>],
+    tempo_bpm: f64,
+) -> VoiceCheck {
+    let n = renders.len().max(1) as f64;
+    let distance = renders
+        .iter()
+        .zip(references)
+        .map(|(r, f)| stft_distance(r, f))
+        .sum::<f64>()
+        / n;
+    let pitches: Vec<(f64, f64)> = renders
+        .iter()
+        .zip(melodies)
+        .map(|(r, m)| pitch_accuracy(r, CHECK_RATE, m, tempo_bpm))
+        .collect();
+    VoiceCheck {
+        voice: name.to_string(),
+        stft_distance: distance,
+        pitch_within_25_cents: pitches.iter().map(|p| p.0).sum::<f64>() / n,
+        octave_errors: pitches.iter().map(|p| p.1).sum::<f64>() / n,
+        peak: renders.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())),
+        dc_offset: renders
+            .iter()
+            .map(|r| (r.iter().map(|&v| f64::from(v)).sum::<f64>() / r.len().max(1) as f64).abs())
+            .fold(0.0, f64::max),
+        finite: renders.iter().flatten().all(|v| v.is_finite()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(hz: f32, amplitude: f32, samples: usize) -> Vec<f32> {
+        (0..samples)
+            .map(|n| amplitude * (std::f32::consts::TAU * hz * n as f32 / 24_000.0).sin())
+            .collect()
+    }
+
+    #[test]
+    fn the_stft_distance_is_zero_for_the_same_sound_and_grows_with_the_difference() {
+        let a = sine(440.0, 0.5, 24_000);
+        assert_eq!(stft_distance(&a, &a), 0.0);
+        let quieter = sine(440.0, 0.25, 24_000);
+        let other = sine(660.0, 0.5, 24_000);
+        let level = stft_distance(&a, &quieter);
+        // Half the amplitude is ln 2 in every bin above the floor: a little under it on average.
+        assert!(
+            level > 0.3 && level < std::f64::consts::LN_2 + 1e-3,
+            "{level}"
+        );
+        assert!(
+            stft_distance(&a, &other) > level,
+            "a fifth away is further than half as loud"
+        );
+    }
+
+    #[test]
+    fn the_pitch_check_hears_right_notes_and_octave_errors() {
+        let note = Note {
+            pitch: 69,
+            velocity: 100,
+            onset_beats: 0.0,
+            duration_beats: 2.0,
+        };
+        let right = pitch_accuracy(&sine(440.0, 0.3, 24_000), 24_000, &[note], 120.0);
+        assert!(right.0 > 0.95 && right.1 == 0.0, "{right:?}");
+        let octave = pitch_accuracy(&sine(880.0, 0.3, 24_000), 24_000, &[note], 120.0);
+        assert!(octave.0 == 0.0 && octave.1 > 0.95, "{octave:?}");
+        let flat = pitch_accuracy(&sine(427.0, 0.3, 24_000), 24_000, &[note], 120.0);
+        assert!(
+            flat.0 == 0.0 && flat.1 == 0.0,
+            "half a semitone flat: {flat:?}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! Notes rendered offline through one of WaveJam's voices — the synth or a neural voice — at
+//! velocity and timing as written (`wavejam voice`, and the voice checks): the same voice code
+//! the plugin plays.
+
+use crate::audio::synth::{Synth, VoiceKey, VoiceSource};
+use crate::music::Note;
+use crate::voice::player::VoicePlayer;
+use crate::voice::resample::resample;
+use crate::voice::VoiceFile;
+
+/// Longest a render runs on after the last note-off for the sound to die away, seconds.
+const TAIL_S: f64 = 3.0;
+
+/// Which voice plays.
+#[derive(Debug, Clone)]
+pub enum VoiceChoice {
+    /// WaveJam's subtractive synth.
+    Synth,
+    /// A neural voice.
+    Neural(Box<VoiceFile>),
+}
+
+/// A note-on or note-off at a time in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Event {
+    seconds: f64,
+    pitch: u8,
+    /// 0 for a note-off.
+    velocity: u8,
+}
+
+/// The note-ons and note-offs of `notes` at `tempo_bpm`, in time order; at one time the
+/// note-offs go first (a note repeated at once is struck again).
+fn events(notes: &[Note], tempo_bpm: f64) -> Vec<Event> {
+    let seconds = |beats: f64| beats.max(0.0) * 60.0 / tempo_bpm;
+    let mut events: Vec<Event> = notes
+        .iter()
+        .flat_map(|n| {
+            [
+                Event {
+                    seconds: seconds(n.onset_beats),
+                    pitch: n.pitch,
+                    velocity: n.velocity.max(1),
+                },
+                Event {
+                    seconds: seconds(n.onset_beats + n.duration_beats),
+                    pitch: n.pitch,
+                    velocity: 0,
+                },
+            ]
+        })
+        .collect();
+    events.sort_by(|a, b| {
+        a.seconds
+            .total_cmp(&b.seconds)
+            .then(a.velocity.cmp(&b.velocity))
+    });
+    events
+}
+
+/// `notes` (beats from 0) at `tempo_bpm` played by `voice`, mono at `sample_rate` Hz, from time
+/// 0 until the sound has died away after the last note (at most [`TAIL_S`] later).
+///
+/// # Errors
+/// A sample rate the resampler cannot reach from the voice's.
+pub fn render_notes(
+    notes: &[Note],
+    tempo_bpm: f64,
+    voice: &VoiceChoice,
+    sample_rate: u32,
+) -> Result<Vec<f32>, String> {
+    let events = events(notes, tempo_bpm);
+    match voice {
+        VoiceChoice::Synth => Ok(render_synth(&events, sample_rate)),
+        VoiceChoice::Neural(file) => {
+            let own = render_neural(&events, file);
+            resample(&own, file.config.sample_rate, sample_rate)
+        }
+    }
+}
+
+/// What a player renders between events, then on until it falls silent.
+trait Playing {
+    fn event(&mut self, event: &Event);
+    fn render(&mut self, out: &mut [f32]);
+    fn sounding(&self) -> bool;
+}
+
+impl Playing for VoicePlayer {
+    fn event(&mut self, event: &Event) {
+        if event.velocity > 0 {
+            self.note_on(event.pitch, event.velocity);
+        } else {
+            self.note_off(event.pitch);
+        }
+    }
+
+    fn render(&mut self, out: &mut [f32]) {
+        VoicePlayer::render(self, out);
+    }
+
+    fn sounding(&self) -> bool {
+        VoicePlayer::sounding(self)
+    }
+}
+
+/// The synth, on one MIDI channel, rendering its left channel (its voices are centred).
+struct SynthPlayer {
+    synth: Synth,
+    right: Vec<f32>,
+}
+
+impl Playing for SynthPlayer {
+    fn event(&mut self, event: &Event) {
+        let key = VoiceKey {
+            source: VoiceSource::Answer,
+            channel: 0,
+            key: event.pitch,
+        };
+        if event.velocity > 0 {
+            self.synth.note_on(key, f32::from(event.velocity) / 127.0);
+        } else {
+            self.synth.note_off(key);
+        }
+    }
+
+    fn render(&mut self, out: &mut [f32]) {
+        self.right.resize(out.len(), 0.0);
+        self.synth.render(out, &mut self.right);
+    }
+
+    fn sounding(&self) -> bool {
+        self.synth.active_voices() > 0
+    }
+}
+
+fn render_synth(events: &[Event], sample_rate: u32) -> Vec<f32> {
+    let mut player = SynthPlayer {
+        synth: Synth::new(sample_rate as f32),
+        right: Vec::new(),
+    };
+    play(&mut player, events, sample_rate)
+}
+
+fn render_neural(events: &[Event], file: &VoiceFile) -> Vec<f32> {
+    let mut player = VoicePlayer::new(file);
+    play(&mut player, events, file.config.sample_rate)
+}
+
+/// Plays `events` on `player` at `rate` Hz, each at its sample, then renders until silence.
+fn play(player: &mut impl Playing, events: &[Event], rate: u32) -> Vec<f32> {
+    let at = |seconds: f64| (seconds * f64::from(rate)).round() as usize;
+    let mut out = Vec::new();
+    for event in events {
+        let start = out.len();
+        out.resize(at(event.seconds).max(start), 0.0);
+        player.render(&mut out[start..]);
+        player.event(event);
+    }
+    let tail = at(TAIL_S);
+    let block = (rate / 100) as usize;
+    let mut rendered = 0;
+    while player.sounding() && rendered < tail {
+        let start = out.len();
+        out.resize(start + block, 0.0);
+        player.render(&mut out[start..]);
+        rendered += block;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(pitch: u8, onset_beats: f64, duration_beats: f64) -> Note {
+        Note {
+            pitch,
+            velocity: 100,
+            onset_beats,
+            duration_beats,
+        }
+    }
+
+    #[test]
+    fn events_are_in_time_with_offs_before_ons() {
+        let notes = [note(60, 0.0, 1.0), note(60, 1.0, 0.5)];
+        let e = events(&notes, 120.0);
+        let times: Vec<(f64, u8)> = e.iter().map(|e| (e.seconds, e.velocity)).collect();
+        assert_eq!(times, [(0.0, 100), (0.5, 0), (0.5, 100), (0.75, 0)]);
+    }
+
+    #[test]
+    fn the_synth_renders_the_notes_as_written_and_then_falls_silent() {
+        let notes = [note(69, 0.5, 1.0)];
+        let audio = render_notes(&notes, 120.0, &VoiceChoice::Synth, 48_000).unwrap();
+        // Silent until the note at 0.25 s, sounding through it, and done within the tail.
+        assert!(audio[..11_900].iter().all(|&v| v == 0.0));
+        assert!(audio[12_500..36_000].iter().any(|v| v.abs() > 0.01));
+        assert!(audio.len() < 36_000 + 48_000 * 3);
+        assert!(audio.iter().all(|v| v.is_finite()));
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::voice::analysis::{analyse, Analysis, AnalysisSettings};
+use crate::voice::analysis::{analyse, midi_of_hz, Analysis, AnalysisSettings};
 use crate::voice::controls::{Excitation, Target, SILENCE_DB};
 use crate::voice::resample::resample;
 use crate::voice::{Dynamics, CONTROLS};
@@ -27,8 +27,9 @@ pub struct Recording {
     pub controls: Vec<[f32; CONTROLS]>,
     /// Per sample: the amplitude of the measured loudness.
     pub amplitude: Vec<f32>,
-    /// The loudness of each voiced analysis frame, dB (for the voice's dynamics).
-    pub voiced_db: Vec<f32>,
+    /// Each voiced analysis frame's (pitch as a MIDI key, loudness in dB), for the voice's
+    /// dynamics.
+    pub voiced: Vec<(f32, f32)>,
 }
 
 impl Recording {
@@ -45,18 +46,17 @@ impl Recording {
         let targets = targets(&analysis, audio.len(), rate);
         let mut excitation = Excitation::new(rate);
         let (controls, amplitude) = targets.iter().map(|t| excitation.next(t)).unzip();
-        let voiced_db = analysis
+        let voiced = analysis
             .frames
             .iter()
-            .filter(|f| f.f0.is_some())
-            .map(|f| f.loudness_db)
+            .filter_map(|f| Some((midi_of_hz(f.f0?), f.loudness_db)))
             .collect();
         Ok(Self {
             path: path.to_path_buf(),
             audio,
             controls,
             amplitude,
-            voiced_db,
+            voiced,
         })
     }
 
@@ -163,26 +163,56 @@ pub fn targets(analysis: &Analysis, samples: usize, rate: u32) -> Vec<Target> {
         .collect()
 }
 
-/// The dynamics of a voice trained on `recordings`: velocity 1 plays at the 2nd percentile of
-/// their voiced frames' loudness, velocity 127 at the 98th.
+/// Voiced frames a key needs for its own loudness offset (0.25 s at a 5 ms hop).
+const FRAMES_PER_KEY: usize = 50;
+
+/// The dynamics of a voice trained on `recordings`: each key's offset is the median loudness of
+/// its voiced frames less the median of all keys' medians; velocity 1 plays at the 2nd
+/// percentile of the frames' loudness less their key's offset, velocity 127 at the 98th.
 ///
 /// # Errors
 /// No voiced frame at all (nothing to learn a pitch from).
 pub fn dynamics(recordings: &[Recording]) -> Result<Dynamics, String> {
-    let mut levels: Vec<f32> = recordings
+    let frames: Vec<(u8, f32)> = recordings
         .iter()
-        .flat_map(|r| r.voiced_db.iter().copied())
+        .flat_map(|r| r.voiced.iter())
+        .map(|&(midi, db)| (midi.round().clamp(0.0, 127.0) as u8, db))
         .collect();
-    if levels.is_empty() {
+    if frames.is_empty() {
         return Err("the recordings have no pitched sound in them".into());
     }
+    let median = |mut v: Vec<f32>| {
+        v.sort_by(f32::total_cmp);
+        v[v.len() / 2]
+    };
+    let key_medians: Vec<(u8, f32)> = (0..128u8)
+        .filter_map(|key| {
+            let levels: Vec<f32> = frames.iter().filter(|f| f.0 == key).map(|f| f.1).collect();
+            (levels.len() >= FRAMES_PER_KEY).then(|| (key, median(levels)))
+        })
+        .collect();
+    let centre = median(key_medians.iter().map(|k| k.1).collect());
+    let key_offsets_db: Vec<(u8, f32)> = key_medians
+        .iter()
+        .map(|&(key, db)| (key, (db - centre).clamp(-40.0, 40.0)))
+        .collect();
+    let flat = Dynamics {
+        quiet_db: 0.0,
+        loud_db: 0.0,
+        attack_s: ATTACK_S,
+        release_s: RELEASE_S,
+        key_offsets_db,
+    };
+    let mut levels: Vec<f32> = frames
+        .iter()
+        .map(|&(key, db)| db - flat.key_offset_db(key))
+        .collect();
     levels.sort_by(f32::total_cmp);
     let at = |q: f32| levels[((levels.len() - 1) as f32 * q).round() as usize];
     let dynamics = Dynamics {
         quiet_db: at(0.02).max(-80.0),
         loud_db: at(0.98).clamp(-80.0, 0.0),
-        attack_s: ATTACK_S,
-        release_s: RELEASE_S,
+        ..flat
     };
     dynamics.validate()?;
     Ok(dynamics)

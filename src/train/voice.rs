@@ -212,13 +212,14 @@ mod tests {
             loud_db: -10.0,
             attack_s: 0.01,
             release_s: 0.05,
+            key_offsets_db: Vec::new(),
         }
     }
 
     /// Controls `[t][CONTROLS]` and amplitudes of `samples` samples of a little legato and
     /// detached tune.
     fn performance(samples: usize) -> (Vec<[f32; CONTROLS]>, Vec<f32>) {
-        let mut line = Line::new(dynamics(), 24_000);
+        let mut line = Line::new(&dynamics(), 24_000);
         let mut excitation = Excitation::new(24_000);
         let events = [
             (0, 60, true),

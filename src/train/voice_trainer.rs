@@ -332,7 +332,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         validation_files: val_set.len(),
         train_seconds_of_audio: seconds_of(&train_set),
         validation_seconds_of_audio: seconds_of(&val_set),
-        dynamics,
+        dynamics: dynamics.clone(),
         seconds: state.seconds,
         stopped_by_time,
     };

@@ -134,7 +134,7 @@ impl Excitation {
 /// over its voice's release time. Produces a [`Target`] per sample; never allocates.
 #[derive(Debug, Clone)]
 pub struct Line {
-    dynamics: Dynamics,
+    levels: Levels,
     sample_rate: f32,
     /// The key held, if any.
     held: Option<u8>,
@@ -147,12 +147,45 @@ pub struct Line {
     attack: f32,
 }
 
+/// A voice's [`Dynamics`] as a line reads them: every key's loudness at velocity 1 and 127 in
+/// a table (no allocation after construction, and copied as it is).
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    quiet_db: [f32; 128],
+    loud_db: [f32; 128],
+    attack_s: f32,
+    release_s: f32,
+}
+
+impl Levels {
+    fn new(dynamics: &Dynamics) -> Self {
+        let table = |velocity: u8| std::array::from_fn(|k| dynamics.loudness_db(velocity, k as u8));
+        Self {
+            quiet_db: table(1),
+            loud_db: table(127),
+            attack_s: dynamics.attack_s,
+            release_s: dynamics.release_s,
+        }
+    }
+
+    /// [`Dynamics::loudness_db`] from the table.
+    fn loudness_db(&self, velocity: u8, key: u8) -> f32 {
+        let key = usize::from(key.min(127));
+        let v = f32::from(velocity.clamp(1, 127) - 1) / 126.0;
+        self.quiet_db[key] + v * (self.loud_db[key] - self.quiet_db[key])
+    }
+}
+
 impl Line {
     /// A silent line for a voice of `dynamics` at `sample_rate` Hz.
-    pub fn new(dynamics: Dynamics, sample_rate: u32) -> Self {
+    pub fn new(dynamics: &Dynamics, sample_rate: u32) -> Self {
+        Self::with_levels(Levels::new(dynamics), sample_rate as f32)
+    }
+
+    fn with_levels(levels: Levels, sample_rate: f32) -> Self {
         Self {
-            dynamics,
-            sample_rate: sample_rate as f32,
+            levels,
+            sample_rate,
             held: None,
             goal_hz: Target::SILENT.f0_hz,
             goal_db: SILENCE_DB,
@@ -163,7 +196,7 @@ impl Line {
 
     /// Silence at once, nothing held (a reset; the caller fades the audio if it must).
     pub fn silence(&mut self) {
-        *self = Self::new(self.dynamics, self.sample_rate as u32);
+        *self = Self::with_levels(self.levels, self.sample_rate);
     }
 
     /// The key sounding or fading, if the line is not silent.
@@ -176,7 +209,7 @@ impl Line {
         let legato = self.held.is_some();
         self.held = Some(pitch);
         self.goal_hz = 440.0 * 2f32.powf((f32::from(pitch) - 69.0) / 12.0);
-        self.goal_db = self.dynamics.loudness_db(velocity);
+        self.goal_db = self.levels.loudness_db(velocity, pitch);
         if !legato {
             self.target.since_onset_s = 0.0;
             if !self.sounding() {
@@ -204,12 +237,12 @@ impl Line {
         t.since_onset_s += dt;
         if self.held.is_some() {
             if self.attack < 1.0 {
-                self.attack = (self.attack + dt / self.dynamics.attack_s.max(dt)).min(1.0);
+                self.attack = (self.attack + dt / self.levels.attack_s.max(dt)).min(1.0);
             }
             // The attack rises in amplitude, from where the last note's fade had got to.
             t.loudness_db = self.goal_db + 20.0 * self.attack.max(1e-6).log10();
         } else if t.loudness_db > SILENCE_DB {
-            t.loudness_db -= 60.0 * dt / self.dynamics.release_s;
+            t.loudness_db -= 60.0 * dt / self.levels.release_s;
             if t.loudness_db <= SILENCE_DB {
                 t.loudness_db = SILENCE_DB;
             }
@@ -228,6 +261,7 @@ mod tests {
             loud_db: -12.0,
             attack_s: 0.02,
             release_s: 0.1,
+            key_offsets_db: Vec::new(),
         }
     }
 
@@ -304,7 +338,7 @@ mod tests {
     #[test]
     fn a_line_attacks_holds_glides_legato_and_releases() {
         let rate = 24_000;
-        let mut line = Line::new(dynamics(), rate);
+        let mut line = Line::new(&dynamics(), rate);
         assert!(run(&mut line, 10)
             .iter()
             .all(|t| t.loudness_db == SILENCE_DB));
@@ -352,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_note_struck_while_the_last_one_fades_rises_from_where_it_is() {
-        let mut line = Line::new(dynamics(), 24_000);
+        let mut line = Line::new(&dynamics(), 24_000);
         line.note_on(69, 127);
         run(&mut line, 1000);
         line.note_off(69);

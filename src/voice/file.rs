@@ -143,6 +143,7 @@ mod tests {
             loud_db: -15.0,
             attack_s: 0.03,
             release_s: 0.2,
+            key_offsets_db: Vec::new(),
         }
     }
 

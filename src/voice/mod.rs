@@ -147,33 +147,54 @@ impl VoiceConfig {
     }
 }
 
-/// How a voice turns a note's velocity into loudness, and how its notes start and end: fitted to
-/// the training audio and kept in the voice file, so the plugin plays the instrument at the
-/// levels it was recorded at.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+/// How a voice turns a note's velocity and pitch into loudness, and how its notes start and
+/// end: fitted to the training audio and kept in the voice file, so the plugin plays the
+/// instrument at the levels it was recorded at — across its range too (a violin's top string is
+/// quieter than its G string).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dynamics {
-    /// Loudness of velocity 1, dB relative to full scale (RMS).
+    /// Loudness of velocity 1 at a key without an offset, dB relative to full scale (RMS).
     pub quiet_db: f32,
-    /// Loudness of velocity 127, dB relative to full scale (RMS).
+    /// Loudness of velocity 127 at a key without an offset, dB relative to full scale (RMS).
     pub loud_db: f32,
     /// Time a note takes to rise from silence to its loudness, seconds.
     pub attack_s: f32,
     /// Time a released note takes to fall by 60 dB, seconds.
     pub release_s: f32,
+    /// `(MIDI key, dB)`: how much louder than the others the instrument plays those keys, in
+    /// key order; between them the offset is interpolated, beyond them it is the nearest one's.
+    /// Empty: the same level on every key.
+    #[serde(default)]
+    pub key_offsets_db: Vec<(u8, f32)>,
 }
 
 impl Dynamics {
-    /// The loudness of a note struck at `velocity` (1–127), dB: linear in dB between
-    /// `quiet_db` and `loud_db`.
-    pub fn loudness_db(&self, velocity: u8) -> f32 {
+    /// The loudness of a note struck at `velocity` (1–127) on `key`, dB: linear in dB between
+    /// `quiet_db` and `loud_db`, plus the key's offset.
+    pub fn loudness_db(&self, velocity: u8, key: u8) -> f32 {
         let v = f32::from(velocity.clamp(1, 127) - 1) / 126.0;
-        self.quiet_db + v * (self.loud_db - self.quiet_db)
+        self.quiet_db + v * (self.loud_db - self.quiet_db) + self.key_offset_db(key)
+    }
+
+    /// The offset of `key`, dB (see [`key_offsets_db`](Self::key_offsets_db)).
+    pub fn key_offset_db(&self, key: u8) -> f32 {
+        let offsets = &self.key_offsets_db;
+        let after = offsets.partition_point(|&(k, _)| k < key);
+        match (after.checked_sub(1).map(|i| offsets[i]), offsets.get(after)) {
+            (_, Some(&(k, db))) if k == key => db,
+            (Some((k0, db0)), Some(&(k1, db1))) => {
+                db0 + (db1 - db0) * f32::from(key - k0) / f32::from(k1 - k0)
+            }
+            (Some((_, db)), None) | (None, Some(&(_, db))) => db,
+            (None, None) => 0.0,
+        }
     }
 
     /// Checks that the levels and times are usable.
     pub fn validate(&self) -> Result<(), String> {
         let finite = [self.quiet_db, self.loud_db, self.attack_s, self.release_s]
             .iter()
+            .chain(self.key_offsets_db.iter().map(|(_, db)| db))
             .all(|v| v.is_finite());
         if !finite {
             return Err("dynamics has a non-finite value".into());
@@ -193,6 +214,46 @@ impl Dynamics {
                 self.attack_s, self.release_s
             ));
         }
+        let ordered = self.key_offsets_db.windows(2).all(|w| w[0].0 < w[1].0);
+        let bounded = self
+            .key_offsets_db
+            .iter()
+            .all(|&(k, db)| k < 128 && db.abs() <= 40.0);
+        if !ordered || !bounded {
+            return Err("key offsets must be in key order, keys below 128, within ±40 dB".into());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loudness_follows_velocity_and_the_key_offsets_between_and_beyond_them() {
+        let dynamics = Dynamics {
+            quiet_db: -40.0,
+            loud_db: -14.8,
+            attack_s: 0.03,
+            release_s: 0.2,
+            key_offsets_db: vec![(60, 2.0), (72, -4.0)],
+        };
+        assert_eq!(dynamics.loudness_db(1, 60), -38.0);
+        assert!((dynamics.loudness_db(127, 72) - -18.8).abs() < 1e-5);
+        assert_eq!(dynamics.key_offset_db(66), -1.0);
+        assert_eq!(dynamics.key_offset_db(40), 2.0);
+        assert_eq!(dynamics.key_offset_db(100), -4.0);
+        assert!(dynamics.validate().is_ok());
+        let unordered = Dynamics {
+            key_offsets_db: vec![(72, 0.0), (60, 0.0)],
+            ..dynamics.clone()
+        };
+        assert!(unordered.validate().is_err());
+        let flat = Dynamics {
+            key_offsets_db: Vec::new(),
+            ..dynamics
+        };
+        assert_eq!(flat.loudness_db(64, 90), flat.loudness_db(64, 30));
     }
 }

@@ -1,5 +1,7 @@
 //! A neural voice ready to play a line of notes: the [`Line`] turns note-ons and note-offs into
-//! targets, the [`Excitation`] into controls, the [`VoiceKernel`] into audio at the voice's rate.
+//! targets, the [`Excitation`] into controls, the [`VoiceKernel`] into audio at the voice's rate,
+//! and a DC blocker takes out what offset the network's bias leaves (the STFT loss it is
+//! trained with barely sees 0 Hz).
 
 use crate::voice::controls::{Excitation, Line};
 use crate::voice::kernel::BLOCK;
@@ -15,6 +17,37 @@ pub struct VoicePlayer {
     /// The block of controls being rendered, `[CONTROLS][BLOCK]`.
     controls: Box<[[f32; BLOCK]; CONTROLS]>,
     amplitude: [f32; BLOCK],
+    dc: DcBlocker,
+}
+
+/// Cut-off of the DC blocker, Hz: far below any instrument's lowest note.
+const DC_CUTOFF_HZ: f32 = 10.0;
+
+/// A one-pole high-pass: `y[n] = x[n] − x[n−1] + r · y[n−1]`.
+#[derive(Debug, Clone, Copy)]
+struct DcBlocker {
+    r: f32,
+    last_in: f32,
+    last_out: f32,
+}
+
+impl DcBlocker {
+    fn new(sample_rate: u32) -> Self {
+        Self {
+            r: 1.0 - std::f32::consts::TAU * DC_CUTOFF_HZ / sample_rate as f32,
+            last_in: 0.0,
+            last_out: 0.0,
+        }
+    }
+
+    fn process(&mut self, samples: &mut [f32]) {
+        for x in samples {
+            let y = *x - self.last_in + self.r * self.last_out;
+            self.last_in = *x;
+            self.last_out = y;
+            *x = y;
+        }
+    }
 }
 
 impl VoicePlayer {
@@ -28,10 +61,11 @@ impl VoicePlayer {
         let rate = file.config.sample_rate;
         Self {
             kernel,
-            line: Line::new(file.dynamics, rate),
+            line: Line::new(&file.dynamics, rate),
             excitation: Excitation::new(rate),
             controls: Box::new([[0.0; BLOCK]; CONTROLS]),
             amplitude: [0.0; BLOCK],
+            dc: DcBlocker::new(rate),
         }
     }
 
@@ -61,6 +95,7 @@ impl VoicePlayer {
         self.line.silence();
         self.excitation.reset();
         self.kernel.reset();
+        self.dc = DcBlocker::new(self.sample_rate());
     }
 
     /// Renders the next `out.len()` samples at [`sample_rate`](Self::sample_rate).
@@ -75,6 +110,7 @@ impl VoicePlayer {
             }
             self.kernel
                 .render_block(&self.controls, &self.amplitude, chunk);
+            self.dc.process(chunk);
         }
     }
 }
@@ -102,6 +138,7 @@ mod tests {
             loud_db: -12.0,
             attack_s: 0.02,
             release_s: 0.1,
+            key_offsets_db: Vec::new(),
         };
         let tensors = random_values(expected_tensors(&config), 5);
         let bytes = to_safetensors(&config, &dynamics, None, Precision::Single, &tensors).unwrap();
@@ -148,6 +185,20 @@ mod tests {
         assert_eq!(play(&mut player, 100), whole);
         player.reset();
         assert_eq!(play(&mut player, 1), whole);
+    }
+
+    #[test]
+    fn the_dc_blocker_removes_an_offset_and_keeps_a_tone() {
+        let mut dc = DcBlocker::new(24_000);
+        let mut signal: Vec<f32> = (0..24_000)
+            .map(|n| 0.1 + 0.5 * (std::f32::consts::TAU * 196.0 * n as f32 / 24_000.0).sin())
+            .collect();
+        dc.process(&mut signal);
+        let tail = &signal[12_000..];
+        let mean = tail.iter().sum::<f32>() / tail.len() as f32;
+        let peak = tail.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(mean.abs() < 1e-3, "offset left: {mean}");
+        assert!((peak - 0.5).abs() < 0.01, "G3 kept at {peak}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The default models, embedded so WaveJam answers offline out of the box: the phrase WaveNet
 //! (`assets/wavenet.safetensors`, see the README's "Train your own" for the command that made
 //! it) and the melodies of the corpus' training split that the Markov engine's long-term memory
-//! learns (`assets/melodies.wjtunes`, written by `wavejam tunes`).
+//! learns (`assets/melodies.wjtunes`, written by `wavejam tunes`), and the neural voices
+//! (`assets/voices/*.safetensors`, see the README's "Voices" for the commands that made them).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,6 +12,7 @@ use crate::models::markov::LongTermMemory;
 use crate::models::melodies::{read_tunes, TunesError};
 use crate::models::wavenet::{ModelError, WaveNetKernel};
 use crate::music::encoding::Vocabulary;
+use crate::voice::VoiceFile;
 
 /// The default phrase WaveNet's model file.
 pub const DEFAULT_WAVENET: &[u8] = include_bytes!("../assets/wavenet.safetensors");
@@ -23,6 +25,24 @@ pub const DEFAULT_TUNES: &[u8] = include_bytes!("../assets/melodies.wjtunes");
 /// Only if the embedded file is broken (a test checks it is not).
 pub fn default_wavenet() -> Result<WaveNetKernel, ModelError> {
     WaveNetKernel::load(DEFAULT_WAVENET)
+}
+
+/// The Fiddle voice's file (trained on fluidsynth's GM violin, program 40).
+pub const FIDDLE_VOICE: &[u8] = include_bytes!("../assets/voices/fiddle.safetensors");
+/// The Flute voice's file (trained on fluidsynth's GM flute, program 73).
+pub const FLUTE_VOICE: &[u8] = include_bytes!("../assets/voices/flute.safetensors");
+
+/// The embedded voice named `name` (`fiddle` or `flute`), validated; `None` for another name.
+///
+/// # Errors
+/// Only if the embedded file is broken (a test checks it is not).
+pub fn default_voice(name: &str) -> Option<Result<VoiceFile, ModelError>> {
+    let bytes = match name {
+        "fiddle" => FIDDLE_VOICE,
+        "flute" => FLUTE_VOICE,
+        _ => return None,
+    };
+    Some(VoiceFile::parse(bytes))
 }
 
 /// The default tunes, as event ids.
@@ -106,5 +126,10 @@ mod tests {
         assert_eq!(kernel.vocabulary(), &Vocabulary::default());
         let tunes = default_tunes().unwrap();
         assert!(tunes.len() > 1000, "{} tunes", tunes.len());
+        for name in ["fiddle", "flute"] {
+            let voice = default_voice(name).unwrap().unwrap();
+            assert_eq!(voice.config, crate::voice::VoiceConfig::default(), "{name}");
+        }
+        assert!(default_voice("tuba").is_none());
     }
 }

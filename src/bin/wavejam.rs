@@ -192,7 +192,7 @@ enum Command {
         /// Windows per step.
         #[arg(long, default_value_t = 8)]
         batch: usize,
-        /// Samples of each window scored by the loss (a multiple of 512).
+        /// Samples of each window scored by the loss (a multiple of 512, at least 2048).
         #[arg(long, default_value_t = 8192)]
         window: usize,
         /// Peak AdamW learning rate (linear warm-up, then cosine decay).
@@ -263,7 +263,7 @@ enum Command {
         /// MIDI file to play (all tracks and channels, as one line for a neural voice).
         #[arg(long)]
         midi: PathBuf,
-        /// `synth`, or a voice file (.safetensors, from `wavejam train-voice`).
+        /// `synth`, `fiddle`, `flute`, or a voice file (.safetensors, from `wavejam train-voice`).
         #[arg(long)]
         voice: String,
         /// WAV file to write.
@@ -285,7 +285,7 @@ enum Command {
         /// The instrument to compare with (fiddle: program 40, flute: program 73).
         #[arg(long, value_enum)]
         instrument: VoiceChoice,
-        /// Voices to check: `synth` or voice files.
+        /// Voices to check: `synth`, `fiddle`, `flute` or voice files.
         #[arg(long, num_args = 1.., default_values_t = ["synth".to_string()])]
         voice: Vec<String>,
     },
@@ -370,10 +370,15 @@ fn load_wavenet(path: Option<&std::path::Path>) -> Result<WaveNetKernel, String>
     }
 }
 
-/// The voice `name` names: `synth`, or a voice file's path.
+/// The voice `name` names: `synth`, `fiddle`, `flute` (the embedded voices), or a voice file's
+/// path.
 fn render_voice_choice(name: &str) -> Result<RenderVoice, String> {
     if name == "synth" {
         return Ok(RenderVoice::Synth);
+    }
+    if let Some(file) = assets::default_voice(name) {
+        let file = file.map_err(|e| format!("embedded voice {name}: {e}"))?;
+        return Ok(RenderVoice::Neural(Box::new(file)));
     }
     let bytes = std::fs::read(name).map_err(|e| format!("cannot read voice {name}: {e}"))?;
     let file = VoiceFile::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;

@@ -181,9 +181,10 @@ pub fn dynamics(recordings: &[Recording]) -> Result<Dynamics, String> {
     if frames.is_empty() {
         return Err("the recordings have no pitched sound in them".into());
     }
+    // NOTE: empty only where no key has enough frames: then there are no offsets to centre.
     let median = |mut v: Vec<f32>| {
         v.sort_by(f32::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
     let key_medians: Vec<(u8, f32)> = (0..128u8)
         .filter_map(|key| {

@@ -339,7 +339,7 @@ pub(crate) fn candle_err(e: candle_core::Error) -> String {
     e.to_string()
 }
 
-/// Sets every variable of `varmap` from a model file's bytes.
+/// Sets every variable of `varmap` from a model file's bytes (f32 or f16).
 pub(crate) fn load_weights(varmap: &VarMap, bytes: &[u8]) -> Result<(), String> {
     let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).map_err(candle_err)?;
     let vars = varmap.data().lock().map_err(|e| e.to_string())?;
@@ -347,7 +347,9 @@ pub(crate) fn load_weights(varmap: &VarMap, bytes: &[u8]) -> Result<(), String> 
         let t = tensors
             .get(name)
             .ok_or_else(|| format!("checkpoint lacks {name}"))?;
-        var.set(t).map_err(candle_err)?;
+        // NOTE: a half-precision model file's tensors are widened to the variable's type.
+        var.set(&t.to_dtype(var.dtype()).map_err(candle_err)?)
+            .map_err(candle_err)?;
     }
     Ok(())
 }

@@ -189,6 +189,7 @@ mod tests {
     use super::*;
     use crate::simd::SimdPath;
     use crate::test_kit::relative_error;
+    use crate::train::trainer::load_weights;
     use crate::train::wavenet::init_seeded;
     use crate::voice::controls::{Excitation, Line};
     use crate::voice::kernel::BLOCK;
@@ -243,14 +244,39 @@ mod tests {
             .unzip()
     }
 
-    #[test]
-    fn the_kernel_renders_what_candle_computes_on_every_simd_path() {
-        let config = small_config();
+    /// The kernel's render of `controls` and `amplitude` in uneven blocks (the block edges, the
+    /// layers' refills and partial blocks all show).
+    fn render_unevenly(
+        kernel: &mut VoiceKernel,
+        controls: &[[f32; CONTROLS]],
+        amplitude: &[f32],
+    ) -> Vec<f32> {
+        let mut rendered = Vec::new();
+        for size in [1, 64, 17, 63, 64, 5].iter().cycle() {
+            let t = rendered.len();
+            if t >= controls.len() {
+                break;
+            }
+            let n = (*size).min(controls.len() - t);
+            let mut block = [[0.0; BLOCK]; CONTROLS];
+            let mut amp = [0.0; BLOCK];
+            for i in 0..n {
+                for (row, v) in block.iter_mut().zip(controls[t + i]) {
+                    row[i] = v;
+                }
+                amp[i] = amplitude[t + i];
+            }
+            let mut out = [0.0; BLOCK];
+            kernel.render_block(&block, &amp, &mut out[..n]);
+            rendered.extend_from_slice(&out[..n]);
+        }
+        rendered
+    }
+
+    /// Checks every SIMD path's kernel against candle's forward pass of `model` (whose weights
+    /// `file` holds) on a little tune.
+    fn kernel_matches_candle(model: &VoiceWaveNet, file: &VoiceFile) {
         let device = Device::Cpu;
-        let (varmap, model) = new_voice(&config, &device).unwrap();
-        init_seeded(&varmap, 3, 1.5).unwrap();
-        let bytes = to_voice_file(&varmap, &config, &dynamics(), None, Precision::Single).unwrap();
-        let file = VoiceFile::parse(&bytes).unwrap();
         let samples = 2_000;
         let (controls, amplitude) = performance(samples);
         let flat: Vec<f32> = controls.iter().flatten().copied().collect();
@@ -269,32 +295,31 @@ mod tests {
             "a silent reference"
         );
         for path in SimdPath::ALL {
-            let Some(mut kernel) = VoiceKernel::with_simd_path(&file, path) else {
+            let Some(mut kernel) = VoiceKernel::with_simd_path(file, path) else {
                 continue;
             };
-            // Uneven blocks: the block edges, the layers' refills and partial blocks all show.
-            let mut rendered = Vec::new();
-            let mut t = 0;
-            for size in [1, 64, 17, 63, 64, 5].iter().cycle() {
-                if t >= samples {
-                    break;
-                }
-                let n = (*size).min(samples - t);
-                let mut block = [[0.0; BLOCK]; CONTROLS];
-                let mut amp = [0.0; BLOCK];
-                for i in 0..n {
-                    for (row, v) in block.iter_mut().zip(controls[t + i]) {
-                        row[i] = v;
-                    }
-                    amp[i] = amplitude[t + i];
-                }
-                let mut out = [0.0; BLOCK];
-                kernel.render_block(&block, &amp, &mut out[..n]);
-                rendered.extend_from_slice(&out[..n]);
-                t += n;
-            }
+            let rendered = render_unevenly(&mut kernel, &controls, &amplitude);
             let error = relative_error(&rendered, &expected);
             assert!(error < 1e-4, "{}: relative error {error:e}", path.name());
+        }
+    }
+
+    #[test]
+    fn the_kernel_renders_what_candle_computes_on_every_simd_path() {
+        let config = small_config();
+        let (varmap, model) = new_voice(&config, &Device::Cpu).unwrap();
+        init_seeded(&varmap, 3, 1.5).unwrap();
+        let bytes = to_voice_file(&varmap, &config, &dynamics(), None, Precision::Single).unwrap();
+        kernel_matches_candle(&model, &VoiceFile::parse(&bytes).unwrap());
+    }
+
+    #[test]
+    fn the_kernel_renders_the_trained_voices_as_candle_does() {
+        for bytes in [crate::assets::FIDDLE_VOICE, crate::assets::FLUTE_VOICE] {
+            let file = VoiceFile::parse(bytes).unwrap();
+            let (varmap, model) = new_voice(&file.config, &Device::Cpu).unwrap();
+            load_weights(&varmap, bytes).unwrap();
+            kernel_matches_candle(&model, &file);
         }
     }
 

@@ -52,7 +52,7 @@ pub struct VoiceTrainOptions {
     /// Total epochs (a resumed run continues up to this many).
     pub epochs: usize,
     pub batch: usize,
-    /// Samples per window scored by the loss (a multiple of 512).
+    /// Samples per window scored by the loss (a multiple of 512, at least 2,048).
     pub window: usize,
     pub lr: f64,
     pub seed: u64,
@@ -205,8 +205,11 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
     let device = Device::Cpu;
     let config = opts.config;
     config.validate()?;
-    if opts.window == 0 || opts.window % 512 != 0 {
-        return Err(format!("window {} is not a multiple of 512", opts.window));
+    if opts.window < LOSS_SIZES[0] || opts.window % 512 != 0 {
+        return Err(format!(
+            "window {} is not a multiple of 512 of at least {}",
+            opts.window, LOSS_SIZES[0]
+        ));
     }
     let (batch_size, window) = (opts.batch.max(1), opts.window);
     let warmup = (config.receptive_field() - 1).next_multiple_of(512);
@@ -448,4 +451,80 @@ fn draw_window(
         window_at = pick();
     }
     window_at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::render::write_wav;
+
+    /// Notes of a band-limited sawtooth, 0.5 s each at 24 kHz: (Hz, amplitude).
+    fn tones(notes: &[(f32, f32)]) -> Vec<f32> {
+        notes
+            .iter()
+            .flat_map(|&(hz, amplitude)| {
+                (0..12_000).map(move |n| {
+                    let t = n as f32 / 24_000.0;
+                    (1..=10)
+                        .map(|k| (std::f32::consts::TAU * hz * k as f32 * t).sin() / k as f32)
+                        .sum::<f32>()
+                        * amplitude
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_voice_trains_on_recordings_saves_its_best_and_resumes() {
+        let dir = std::env::temp_dir().join(format!("wavejam-voice-train-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("audio")).unwrap();
+        // A4 is played 6 dB quieter than A3 and E4 in every recording.
+        for (i, root) in [1.0f32, 1.0, 0.95].iter().enumerate() {
+            let audio = tones(&[
+                (220.0 * root, 0.2),
+                (330.0 * root, 0.2),
+                (440.0 * root, 0.1),
+            ]);
+            let path = dir.join("audio").join(format!("{i}.wav"));
+            write_wav(&path, &[&audio], 24_000.0).unwrap();
+        }
+        let mut opts = VoiceTrainOptions::new(dir.join("audio"), dir.join("voice.safetensors"));
+        opts.config = VoiceConfig {
+            residual_channels: 4,
+            gate_channels: 4,
+            skip_channels: 4,
+            head_channels: 4,
+            layers_per_stack: 3,
+            ..VoiceConfig::default()
+        };
+        opts.epochs = 1;
+        opts.batch = 2;
+        opts.window = 2048;
+        opts.steps_per_epoch = Some(2);
+        let report = train_voice(&opts).unwrap();
+        assert_eq!((report.train_files, report.validation_files), (2, 1));
+        assert_eq!((report.epochs_done, report.steps), (1, 2));
+        assert!(report.history.iter().all(|e| e.validation_loss.is_finite()));
+        let best = VoiceFile::parse(&std::fs::read(&opts.out).unwrap()).unwrap();
+        assert_eq!(best.precision, Precision::Half);
+        assert!(best.training.unwrap().contains("multi-resolution STFT"));
+        let offset = |key| best.dynamics.key_offset_db(key);
+        assert!(
+            offset(57).abs() < 0.5 && (offset(69) + 6.0).abs() < 0.5,
+            "{:?}",
+            best.dynamics
+        );
+        assert!(dir.join("voice.loss.svg").exists());
+        opts.resume = true;
+        opts.epochs = 2;
+        let resumed = train_voice(&opts).unwrap();
+        assert_eq!((resumed.epochs_done, resumed.steps), (2, 4));
+        let first = &resumed.history[0];
+        assert_eq!(
+            (first.step, first.validation_loss),
+            (2, report.history[0].validation_loss)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

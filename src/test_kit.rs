@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::models::container::TensorSpec;
+use crate::models::container::{NamedTensor, TensorSpec};
 use crate::models::wavenet::weights::{expected_tensors, to_safetensors};
 use crate::models::wavenet::{Precision, WaveNetConfig, WaveNetKernel};
 use crate::music::encoding::Vocabulary;
@@ -132,12 +132,12 @@ impl Drop for TempDir {
 
 /// Seeded random weights for `config` (name, shape, row-major values), uniform in
 /// ±`1.5 / sqrt(fan_in)` (embeddings ±1): deterministic stand-ins for a trained model.
-pub fn random_tensors(config: &WaveNetConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn random_tensors(config: &WaveNetConfig, seed: u64) -> Vec<NamedTensor> {
     random_values(expected_tensors(config), seed)
 }
 
 /// Seeded random values for `specs`, as [`random_tensors`] draws them.
-pub fn random_values(specs: Vec<TensorSpec>, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+pub fn random_values(specs: Vec<TensorSpec>, seed: u64) -> Vec<NamedTensor> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     specs
         .into_iter()

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+/// One tensor as a model file stores it: (name, shape, row-major values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Metadata key of the format name.
 pub const KEY_FORMAT: &str = "format";
 /// Metadata key of the format version.
@@ -344,7 +347,7 @@ pub fn write(
     version: u32,
     metadata: &[(&str, String)],
     precision: Precision,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[NamedTensor],
 ) -> Result<Vec<u8>, String> {
     let mut map = serde_json::Map::new();
     map.insert(KEY_FORMAT.to_string(), format.into());
@@ -353,7 +356,7 @@ pub fn write(
         map.insert(key.to_string(), value.clone().into());
     }
     let metadata = map;
-    let mut sorted: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
+    let mut sorted: Vec<&NamedTensor> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     // NOTE: serde_json's map is ordered by key, so the header is canonical.
     let mut header = serde_json::Map::new();

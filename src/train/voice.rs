@@ -239,7 +239,7 @@ mod tests {
                         }
                     }
                 }
-                excitation.next(&line.next())
+                excitation.next(&line.step())
             })
             .unzip()
     }

@@ -205,7 +205,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
     let device = Device::Cpu;
     let config = opts.config;
     config.validate()?;
-    if opts.window < LOSS_SIZES[0] || opts.window % 512 != 0 {
+    if opts.window < LOSS_SIZES[0] || !opts.window.is_multiple_of(512) {
         return Err(format!(
             "window {} is not a multiple of 512 of at least {}",
             opts.window, LOSS_SIZES[0]

@@ -12,6 +12,7 @@ use candle_nn::{embedding, init, Embedding, VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::models::container::NamedTensor;
 use crate::models::wavenet::Precision;
 pub use crate::models::wavenet::WaveNetConfig;
 use crate::music::encoding::Vocabulary;
@@ -270,7 +271,7 @@ pub fn to_safetensors(
 }
 
 /// Every variable of `varmap` as (name, shape, row-major f32 values), what a model file stores.
-pub(crate) fn varmap_tensors(varmap: &VarMap) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+pub(crate) fn varmap_tensors(varmap: &VarMap) -> Result<Vec<NamedTensor>> {
     let vars = varmap
         .data()
         .lock()

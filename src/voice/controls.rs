@@ -229,7 +229,7 @@ impl Line {
     }
 
     /// Advances one sample and says what the line does there.
-    pub fn next(&mut self) -> Target {
+    pub fn step(&mut self) -> Target {
         let dt = 1.0 / self.sample_rate;
         let glide = 1.0 - (-dt / GLIDE_S).exp();
         let t = &mut self.target;
@@ -332,7 +332,7 @@ mod tests {
 
     /// `n` samples of `line`.
     fn run(line: &mut Line, n: usize) -> Vec<Target> {
-        (0..n).map(|_| line.next()).collect()
+        (0..n).map(|_| line.step()).collect()
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
         );
         // Releasing the note taken over does nothing; releasing E fades 60 dB in 0.1 s.
         line.note_off(69);
-        assert_eq!(line.next().loudness_db, -12.0);
+        assert_eq!(line.step().loudness_db, -12.0);
         line.note_off(76);
         let release = run(&mut line, 3600);
         assert!((release[1199].loudness_db - -42.0).abs() < 0.1);
@@ -379,7 +379,7 @@ mod tests {
         assert!(!line.sounding());
         // Detached: a note after a release starts a new onset at its own pitch.
         line.note_on(60, 1);
-        let next = line.next();
+        let next = line.step();
         assert!(next.since_onset_s < 1e-3 && (next.f0_hz - 261.63).abs() < 0.01);
         assert!(run(&mut line, 1000)[999].loudness_db == -40.0);
     }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use crate::models::container::{self, ModelError, Opened, Precision, TensorSpec};
+use crate::models::container::{self, ModelError, NamedTensor, Opened, Precision, TensorSpec};
 use crate::voice::{Dynamics, VoiceConfig, CONTROLS};
 
 /// The `format` metadata value of a voice file.
@@ -108,7 +108,7 @@ pub fn to_safetensors(
     dynamics: &Dynamics,
     training: Option<&str>,
     precision: Precision,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[NamedTensor],
 ) -> Result<Vec<u8>, String> {
     let text = |e: serde_json::Error| e.to_string();
     let mut metadata = vec![
@@ -147,11 +147,11 @@ mod tests {
         }
     }
 
-    fn tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    fn tensors() -> Vec<NamedTensor> {
         random_values(expected_tensors(&config()), 7)
     }
 
-    fn bytes(tensors: &[(String, Vec<usize>, Vec<f32>)], precision: Precision) -> Vec<u8> {
+    fn bytes(tensors: &[NamedTensor], precision: Precision) -> Vec<u8> {
         to_safetensors(&config(), &dynamics(), Some("test"), precision, tensors).unwrap()
     }
 

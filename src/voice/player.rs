@@ -102,7 +102,7 @@ impl VoicePlayer {
     pub fn render(&mut self, out: &mut [f32]) {
         for chunk in out.chunks_mut(BLOCK) {
             for t in 0..chunk.len() {
-                let (controls, amplitude) = self.excitation.next(&self.line.next());
+                let (controls, amplitude) = self.excitation.next(&self.line.step());
                 for (row, value) in self.controls.iter_mut().zip(controls) {
                     row[t] = value;
                 }

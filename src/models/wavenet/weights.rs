@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use crate::models::container::{self, Opened};
+use crate::models::container::{self, NamedTensor, Opened};
 pub use crate::models::container::{ModelError, Precision, TensorSpec, KEY_FORMAT, KEY_VERSION};
 
 use crate::models::wavenet::WaveNetConfig;
@@ -124,7 +124,7 @@ impl ModelFile {
     /// # Errors
     /// A weight too large for `precision`.
     pub fn to_bytes(&self, precision: Precision) -> Result<Vec<u8>, String> {
-        let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = expected_tensors(&self.config)
+        let tensors: Vec<NamedTensor> = expected_tensors(&self.config)
             .into_iter()
             .map(|spec| {
                 let values = self.tensor(&spec.name).to_vec();
@@ -153,7 +153,7 @@ pub fn to_safetensors(
     vocabulary: &Vocabulary,
     training: Option<&str>,
     precision: Precision,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[NamedTensor],
 ) -> Result<Vec<u8>, String> {
     let mut metadata = vec![
         (KEY_CONFIG, json(config)?),
@@ -176,7 +176,7 @@ mod tests {
     use crate::test_kit::{random_tensors, small_config};
     use safetensors::tensor::{Dtype, TensorView};
 
-    fn write(config: &WaveNetConfig, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    fn write(config: &WaveNetConfig, tensors: &[NamedTensor]) -> Vec<u8> {
         to_safetensors(
             config,
             &Vocabulary::default(),
@@ -188,10 +188,7 @@ mod tests {
     }
 
     /// A file with `metadata` replaced, written with the plain safetensors crate.
-    fn with_metadata(
-        tensors: &[(String, Vec<usize>, Vec<f32>)],
-        metadata: &[(&str, String)],
-    ) -> Vec<u8> {
+    fn with_metadata(tensors: &[NamedTensor], metadata: &[(&str, String)]) -> Vec<u8> {
         let bytes: Vec<Vec<u8>> = tensors
             .iter()
             .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -248,7 +245,7 @@ mod tests {
         let mut tensors = random_tensors(&config, 1);
         // Beyond half's 65504 a weight cannot be written.
         tensors[3].2[2] = 7e4;
-        let half = |t: &[(String, Vec<usize>, Vec<f32>)]| {
+        let half = |t: &[NamedTensor]| {
             to_safetensors(&config, &Vocabulary::default(), None, Precision::Half, t)
         };
         assert_eq!(

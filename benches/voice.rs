@@ -1,0 +1,74 @@
+//! Cost of a neural voice on one thread: the embedded Fiddle (`$WAVEJAM_VOICE` for another voice
+//! file) playing a legato line, timed on every SIMD path this CPU runs, as the plugin would ask
+//! for it at 48 kHz in blocks of 512 (each block is 256 samples at the voice's 24 kHz).
+//!
+//! Prints µs per 48 kHz output sample and the share of one core's real time, per path and for
+//! the path the voice picks at load. The resampler to the host rate is not included. Run:
+//! `cargo bench --bench voice`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use wavejam::assets::FIDDLE_VOICE;
+use wavejam::simd::SimdPath;
+use wavejam::voice::player::VoicePlayer;
+use wavejam::voice::{VoiceFile, VoiceKernel};
+
+/// The host's rate and block size the figures are for.
+const HOST_RATE: f64 = 48_000.0;
+const HOST_BLOCK: usize = 512;
+/// Host blocks timed after the warm-up (about 21 s of audio).
+const BLOCKS: usize = 2_000;
+const WARMUP_BLOCKS: usize = 100;
+
+/// Seconds per host block of `player` playing a line of notes, one every eight blocks.
+fn time_blocks(player: &mut VoicePlayer, voice_block: usize) -> f64 {
+    let mut out = vec![0.0f32; voice_block];
+    let line = [62u8, 64, 66, 67, 69, 71, 73, 74];
+    let mut run = |blocks: usize| {
+        for b in 0..blocks {
+            if b % 8 == 0 {
+                player.note_on(line[(b / 8) % line.len()], 90);
+            }
+            player.render(&mut out);
+            black_box(&out);
+        }
+    };
+    run(WARMUP_BLOCKS);
+    let start = Instant::now();
+    run(BLOCKS);
+    start.elapsed().as_secs_f64() / BLOCKS as f64
+}
+
+fn main() {
+    let bytes = match std::env::var("WAVEJAM_VOICE") {
+        Ok(path) => std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}")),
+        Err(_) => FIDDLE_VOICE.to_vec(),
+    };
+    let file = VoiceFile::parse(&bytes).expect("a valid voice file");
+    let rate = f64::from(file.config.sample_rate);
+    let voice_block = (HOST_BLOCK as f64 * rate / HOST_RATE).round() as usize;
+    println!(
+        "neural voice: {} multiply-adds per sample at {} Hz, host blocks of {HOST_BLOCK} at {HOST_RATE} Hz ({voice_block} voice samples each)",
+        file.config.macs_per_sample(),
+        file.config.sample_rate
+    );
+    println!("| path | µs per output sample | share of one core |");
+    println!("|---|---|---|");
+    let chosen = SimdPath::detect();
+    for path in SimdPath::ALL {
+        let Some(kernel) = VoiceKernel::with_simd_path(&file, path) else {
+            println!("| {} | not supported by this CPU | |", path.name());
+            continue;
+        };
+        let mut player = VoicePlayer::with_kernel(kernel, &file);
+        let per_sample = time_blocks(&mut player, voice_block) / HOST_BLOCK as f64;
+        println!(
+            "| {}{} | {:.3} | {:.2} % |",
+            path.name(),
+            if path == chosen { " (chosen)" } else { "" },
+            per_sample * 1e6,
+            per_sample * HOST_RATE * 100.0
+        );
+    }
+}

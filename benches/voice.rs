@@ -3,16 +3,19 @@
 //! for it at 48 kHz in blocks of 512 (each block is 256 samples at the voice's 24 kHz).
 //!
 //! Prints µs per 48 kHz output sample and the share of one core's real time, per path and for
-//! the path the voice picks at load. The resampler to the host rate is not included. Run:
-//! `cargo bench --bench voice`.
+//! the path the voice picks at load, and how that splits between the controls (the line and the
+//! excitation, scalar code) and the network (the kernel alone on fixed controls). The resampler
+//! to the host rate is not included. Run: `cargo bench --bench voice`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use wavejam::assets::FIDDLE_VOICE;
 use wavejam::simd::SimdPath;
+use wavejam::voice::controls::{Excitation, Line};
+use wavejam::voice::kernel::BLOCK;
 use wavejam::voice::player::VoicePlayer;
-use wavejam::voice::{VoiceFile, VoiceKernel};
+use wavejam::voice::{VoiceFile, VoiceKernel, CONTROLS};
 
 /// The host's rate and block size the figures are for.
 const HOST_RATE: f64 = 48_000.0;
@@ -37,6 +40,40 @@ fn time_blocks(player: &mut VoicePlayer, voice_block: usize) -> f64 {
     run(WARMUP_BLOCKS);
     let start = Instant::now();
     run(BLOCKS);
+    start.elapsed().as_secs_f64() / BLOCKS as f64
+}
+
+/// Seconds per host block of the line and excitation alone (no network).
+fn time_controls(file: &VoiceFile, voice_block: usize) -> f64 {
+    let rate = file.config.sample_rate;
+    let mut line = Line::new(&file.dynamics, rate);
+    let mut excitation = Excitation::new(rate);
+    let start = Instant::now();
+    for b in 0..BLOCKS {
+        if b % 8 == 0 {
+            line.note_on(60 + (b / 8 % 12) as u8, 90);
+        }
+        for _ in 0..voice_block {
+            black_box(excitation.next(&line.step()));
+        }
+    }
+    start.elapsed().as_secs_f64() / BLOCKS as f64
+}
+
+/// Seconds per host block of the kernel alone, on the chosen path, with fixed controls.
+fn time_network(file: &VoiceFile, voice_block: usize) -> f64 {
+    let mut kernel = VoiceKernel::new(file);
+    let controls = [[0.5f32; BLOCK]; CONTROLS];
+    let amplitude = [0.1f32; BLOCK];
+    let mut out = [0.0f32; BLOCK];
+    let start = Instant::now();
+    for _ in 0..BLOCKS {
+        for chunk in (0..voice_block).step_by(BLOCK) {
+            let n = BLOCK.min(voice_block - chunk);
+            kernel.render_block(&controls, &amplitude, &mut out[..n]);
+            black_box(&out);
+        }
+    }
     start.elapsed().as_secs_f64() / BLOCKS as f64
 }
 
@@ -67,6 +104,17 @@ fn main() {
             "| {}{} | {:.3} | {:.2} % |",
             path.name(),
             if path == chosen { " (chosen)" } else { "" },
+            per_sample * 1e6,
+            per_sample * HOST_RATE * 100.0
+        );
+    }
+    for (part, seconds) in [
+        ("controls only (line + excitation)", time_controls(&file, voice_block)),
+        ("network only (chosen path)", time_network(&file, voice_block)),
+    ] {
+        let per_sample = seconds / HOST_BLOCK as f64;
+        println!(
+            "| {part} | {:.3} | {:.2} % |",
             per_sample * 1e6,
             per_sample * HOST_RATE * 100.0
         );

@@ -69,6 +69,10 @@ pub struct Excitation {
     phase: f64,
     /// xorshift32 state of the noise control.
     noise: u32,
+    /// The last loudness (dB) and its amplitude, and the last pitch (Hz) and its control: held
+    /// notes repeat them, so the `powf` and `log2` run only when they change.
+    last_db: (f32, f32),
+    last_hz: (f32, f32),
 }
 
 /// The noise control's seed (any non-zero value: xorshift32 never leaves 0).
@@ -81,6 +85,8 @@ impl Excitation {
             sample_rate: sample_rate as f32,
             phase: 0.0,
             noise: NOISE_SEED,
+            last_db: (SILENCE_DB, 0.0),
+            last_hz: (440.0, 0.0),
         }
     }
 
@@ -113,6 +119,12 @@ impl Excitation {
         self.noise ^= self.noise << 5;
         let noise = (self.noise >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
         let loudness = target.loudness_db.max(SILENCE_DB);
+        if loudness != self.last_db.0 {
+            self.last_db = (loudness, amplitude(loudness));
+        }
+        if f0 != self.last_hz.0 {
+            self.last_hz = (f0, (f0 / 440.0).log2() / 2.0);
+        }
         let controls = [
             sum / harmonics,
             sin1,
@@ -120,11 +132,11 @@ impl Excitation {
             sin3,
             noise,
             (loudness + 40.0) / 20.0,
-            (f0 / 440.0).log2() / 2.0,
+            self.last_hz.1,
             (-target.since_onset_s.max(0.0) / ONSET_DECAY_S).exp(),
         ];
         self.phase = (self.phase + f64::from(f0 / self.sample_rate)).fract();
-        (controls, amplitude(loudness))
+        (controls, self.last_db.1)
     }
 }
 
@@ -136,6 +148,8 @@ impl Excitation {
 pub struct Line {
     levels: Levels,
     sample_rate: f32,
+    /// The share of the way to the goal pitch (in log frequency) a glide goes each sample.
+    glide: f32,
     /// The key held, if any.
     held: Option<u8>,
     /// The pitch the line glides to, Hz.
@@ -186,6 +200,7 @@ impl Line {
         Self {
             levels,
             sample_rate,
+            glide: 1.0 - (-1.0 / (sample_rate * GLIDE_S)).exp(),
             held: None,
             goal_hz: Target::SILENT.f0_hz,
             goal_db: SILENCE_DB,
@@ -231,9 +246,16 @@ impl Line {
     /// Advances one sample and says what the line does there.
     pub fn step(&mut self) -> Target {
         let dt = 1.0 / self.sample_rate;
-        let glide = 1.0 - (-dt / GLIDE_S).exp();
         let t = &mut self.target;
-        t.f0_hz *= (self.goal_hz / t.f0_hz).powf(glide);
+        if t.f0_hz != self.goal_hz {
+            let ratio = self.goal_hz / t.f0_hz;
+            // Within 0.002 cents the glide is over.
+            t.f0_hz = if (ratio - 1.0).abs() < 1e-6 {
+                self.goal_hz
+            } else {
+                t.f0_hz * ratio.powf(self.glide)
+            };
+        }
         t.since_onset_s += dt;
         if self.held.is_some() {
             if self.attack < 1.0 {

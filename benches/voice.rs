@@ -109,8 +109,14 @@ fn main() {
         );
     }
     for (part, seconds) in [
-        ("controls only (line + excitation)", time_controls(&file, voice_block)),
-        ("network only (chosen path)", time_network(&file, voice_block)),
+        (
+            "controls only (line + excitation)",
+            time_controls(&file, voice_block),
+        ),
+        (
+            "network only (chosen path)",
+            time_network(&file, voice_block),
+        ),
     ] {
         let per_sample = seconds / HOST_BLOCK as f64;
         println!(

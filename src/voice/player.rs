@@ -1,7 +1,7 @@
 //! A neural voice ready to play a line of notes: the [`Line`] turns note-ons and note-offs into
 //! targets, the [`Excitation`] into controls, the [`VoiceKernel`] into audio at the voice's rate,
-//! and a DC blocker takes out what offset the network's bias leaves (the STFT loss it is
-//! trained with barely sees 0 Hz).
+//! a DC blocker takes out what offset the network's bias leaves (the STFT loss it is trained
+//! with barely sees 0 Hz), and a soft ceiling keeps the loudest peaks below full scale.
 
 use crate::voice::controls::{Excitation, Line};
 use crate::voice::kernel::BLOCK;
@@ -18,6 +18,21 @@ pub struct VoicePlayer {
     controls: Box<[[f32; BLOCK]; CONTROLS]>,
     amplitude: [f32; BLOCK],
     dc: DcBlocker,
+}
+
+/// Level from which the soft ceiling bends peaks down (below it the audio passes untouched).
+const CEILING_KNEE: f32 = 0.9;
+
+/// Bends a peak above [`CEILING_KNEE`] smoothly towards 1 (never above it): the voices' loudest
+/// notes can peak above full scale (the Fiddle's reached 1.12 at velocities up to 126), and a
+/// host's output must not clip. Continuous, with a continuous slope, at the knee.
+fn soft_ceiling(x: f32) -> f32 {
+    let over = x.abs() - CEILING_KNEE;
+    if over <= 0.0 {
+        return x;
+    }
+    let room = 1.0 - CEILING_KNEE;
+    (CEILING_KNEE + room * (over / room).tanh()).copysign(x)
 }
 
 /// Cut-off of the DC blocker, Hz: far below any instrument's lowest note.
@@ -111,6 +126,9 @@ impl VoicePlayer {
             self.kernel
                 .render_block(&self.controls, &self.amplitude, chunk);
             self.dc.process(chunk);
+            for x in chunk.iter_mut() {
+                *x = soft_ceiling(*x);
+            }
         }
     }
 }
@@ -199,6 +217,22 @@ mod tests {
         let peak = tail.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(mean.abs() < 1e-3, "offset left: {mean}");
         assert!((peak - 0.5).abs() < 0.01, "G3 kept at {peak}");
+    }
+
+    #[test]
+    fn the_ceiling_keeps_peaks_below_full_scale_and_quiet_audio_untouched() {
+        assert_eq!(soft_ceiling(0.5), 0.5);
+        assert_eq!(soft_ceiling(-0.9), -0.9);
+        for x in [0.95f32, 1.0, 1.12, 3.0, 1e6] {
+            let y = soft_ceiling(x);
+            assert!(y > 0.9 && y <= 1.0, "{x} → {y}");
+            assert_eq!(soft_ceiling(-x), -y);
+        }
+        // Monotonic and without a step at the knee.
+        let ys: Vec<f32> = (0..2000).map(|i| soft_ceiling(i as f32 * 1e-3)).collect();
+        assert!(ys
+            .windows(2)
+            .all(|w| w[1] >= w[0] && w[1] - w[0] <= 1.001e-3));
     }
 
     #[test]

@@ -150,8 +150,8 @@ pub struct Line {
     sample_rate: f32,
     /// The share of the way to the goal pitch (in log frequency) a glide goes each sample.
     glide: f32,
-    /// The key held, if any.
-    held: Option<u8>,
+    /// The key held and its velocity, if any.
+    held: Option<(u8, u8)>,
     /// The pitch the line glides to, Hz.
     goal_hz: f32,
     /// The loudness of the note held, dB.
@@ -222,7 +222,7 @@ impl Line {
     /// Strikes `pitch` (MIDI key) at `velocity` (1–127).
     pub fn note_on(&mut self, pitch: u8, velocity: u8) {
         let legato = self.held.is_some();
-        self.held = Some(pitch);
+        self.held = Some((pitch, velocity));
         self.goal_hz = 440.0 * 2f32.powf((f32::from(pitch) - 69.0) / 12.0);
         self.goal_db = self.levels.loudness_db(velocity, pitch);
         if !legato {
@@ -238,9 +238,19 @@ impl Line {
 
     /// Releases `pitch`, if it is the key held (a key already taken over by another is not).
     pub fn note_off(&mut self, pitch: u8) {
-        if self.held == Some(pitch) {
+        if self.held.is_some_and(|(held, _)| held == pitch) {
             self.held = None;
         }
+    }
+
+    /// Releases whatever key is held (transport stop, panic).
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+
+    /// The key held and its velocity, if any.
+    pub fn held(&self) -> Option<(u8, u8)> {
+        self.held
     }
 
     /// Advances one sample and says what the line does there.

@@ -33,6 +33,7 @@
 //!   a recording's pitch and loudness (training).
 //! - [`file`]: the voice file format (safetensors), validated on load.
 //! - [`kernel`]: the hand-written block kernel that renders it, allocation-free.
+//! - [`player`]: a voice playing one line at its own rate; [`stream`]: at the host's.
 
 pub mod analysis;
 pub mod controls;
@@ -40,6 +41,7 @@ pub mod file;
 pub mod kernel;
 pub mod player;
 pub mod resample;
+pub mod stream;
 
 pub use controls::CONTROLS;
 pub use file::VoiceFile;

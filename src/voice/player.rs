@@ -99,6 +99,16 @@ impl VoicePlayer {
         self.line.note_off(pitch);
     }
 
+    /// Releases whatever note is held; it fades over the voice's release.
+    pub fn release(&mut self) {
+        self.line.release();
+    }
+
+    /// The key held and its velocity, if any.
+    pub fn held(&self) -> Option<(u8, u8)> {
+        self.line.held()
+    }
+
     /// Whether the voice makes any sound (a note held or fading).
     pub fn sounding(&self) -> bool {
         self.line.sounding()

@@ -1,11 +1,11 @@
 //! Cost of a neural voice on one thread: the embedded Fiddle (`$WAVEJAM_VOICE` for another voice
-//! file) playing a legato line, timed on every SIMD path this CPU runs, as the plugin would ask
-//! for it at 48 kHz in blocks of 512 (each block is 256 samples at the voice's 24 kHz).
+//! file) playing a legato line, timed on every SIMD path this CPU runs, as the plugin runs it at
+//! 48 kHz in blocks of 512 (its `VoiceStream`: 256 samples at the voice's 24 kHz, resampled).
 //!
 //! Prints µs per 48 kHz output sample and the share of one core's real time, per path and for
 //! the path the voice picks at load, and how that splits between the controls (the line and the
-//! excitation, scalar code) and the network (the kernel alone on fixed controls). The resampler
-//! to the host rate is not included. Run: `cargo bench --bench voice`.
+//! excitation, scalar code) and the network (the kernel alone on fixed controls); the rest of a
+//! path's row is the resampler. Run: `cargo bench --bench voice`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use wavejam::simd::SimdPath;
 use wavejam::voice::controls::{Excitation, Line};
 use wavejam::voice::kernel::BLOCK;
 use wavejam::voice::player::VoicePlayer;
+use wavejam::voice::stream::VoiceStream;
 use wavejam::voice::{VoiceFile, VoiceKernel, CONTROLS};
 
 /// The host's rate and block size the figures are for.
@@ -24,16 +25,16 @@ const HOST_BLOCK: usize = 512;
 const BLOCKS: usize = 2_000;
 const WARMUP_BLOCKS: usize = 100;
 
-/// Seconds per host block of `player` playing a line of notes, one every eight blocks.
-fn time_blocks(player: &mut VoicePlayer, voice_block: usize) -> f64 {
-    let mut out = vec![0.0f32; voice_block];
+/// Seconds per host block of `stream` playing a line of notes, one every eight blocks.
+fn time_blocks(stream: &mut VoiceStream) -> f64 {
+    let mut out = vec![0.0f32; HOST_BLOCK];
     let line = [62u8, 64, 66, 67, 69, 71, 73, 74];
     let mut run = |blocks: usize| {
         for b in 0..blocks {
             if b % 8 == 0 {
-                player.note_on(line[(b / 8) % line.len()], 90);
+                stream.note_on(line[(b / 8) % line.len()], 90);
             }
-            player.render(&mut out);
+            stream.render(&mut out);
             black_box(&out);
         }
     };
@@ -98,8 +99,9 @@ fn main() {
             println!("| {} | not supported by this CPU | |", path.name());
             continue;
         };
-        let mut player = VoicePlayer::with_kernel(kernel, &file);
-        let per_sample = time_blocks(&mut player, voice_block) / HOST_BLOCK as f64;
+        let player = VoicePlayer::with_kernel(kernel, &file);
+        let mut stream = VoiceStream::with_player(player, HOST_RATE as f32);
+        let per_sample = time_blocks(&mut stream) / HOST_BLOCK as f64;
         println!(
             "| {}{} | {:.3} | {:.2} % |",
             path.name(),

@@ -85,6 +85,7 @@ impl WaveJam {
     fn prepare(&mut self, sample_rate_hz: f32) -> Parked {
         if let (Some(audio), Some(parked)) = (&mut self.audio, self.parked.take()) {
             audio.reactivate(sample_rate_hz);
+            self.status.voice_slot.set_host_rate(sample_rate_hz);
             return parked;
         }
         let (to_generator, observations) = rtrb::RingBuffer::new(OBSERVATION_RING_CAPACITY);
@@ -93,6 +94,7 @@ impl WaveJam {
             Some(audio) => {
                 audio.conductor.connect(to_generator, from_generator);
                 audio.reactivate(sample_rate_hz);
+                self.status.voice_slot.set_host_rate(sample_rate_hz);
             }
             None => {
                 let conductor = Conductor::new(
@@ -101,13 +103,59 @@ impl WaveJam {
                     from_generator,
                     self.status.clone(),
                 );
-                self.audio = Some(AudioSide::new(sample_rate_hz, conductor));
+                let (panel, voices) = voice::slot::rings();
+                self.status.voice_slot.connect(panel, sample_rate_hz);
+                self.audio = Some(AudioSide::new(sample_rate_hz, conductor, voices));
             }
         }
         Parked {
             observations,
             schedule,
             worker: None,
+        }
+    }
+
+    /// Installs the custom voice the project names, if the one installed is not it: read from
+    /// its file (checked against its saved hash) at `sample_rate_hz`. A file that cannot play
+    /// is reported in the panel and *Custom* plays the synth.
+    fn restore_voice(&mut self, sample_rate_hz: f32) {
+        let Some(audio) = &mut self.audio else {
+            return;
+        };
+        let wanted = self
+            .params
+            .voice_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if audio.sound.custom().map(|c| &c.choice) == Some(&wanted)
+            || (wanted.path.is_none() && audio.sound.custom().is_none())
+        {
+            return;
+        }
+        let slot = &self.status.voice_slot;
+        match models::choice::restore_with(&wanted, voice::VoiceFile::parse) {
+            Ok(Some(file)) => {
+                let path = wanted.path.clone().unwrap_or_default();
+                slot.set_line(models::choice::ModelLine::playing(voice::slot::describe(
+                    &file, &path,
+                )));
+                let custom = voice::slot::CustomVoice::new(wanted, Arc::new(file), sample_rate_hz);
+                audio.sound.install_custom(Some(custom));
+            }
+            Ok(None) => {
+                slot.set_line(models::choice::ModelLine::playing(
+                    voice::slot::NO_CUSTOM_VOICE,
+                ));
+                audio.sound.install_custom(None);
+            }
+            Err(error) => {
+                slot.set_line(models::choice::ModelLine::failed(
+                    error,
+                    "Custom plays the synth",
+                ));
+                audio.sound.install_custom(None);
+            }
         }
     }
 
@@ -250,7 +298,7 @@ impl Plugin for WaveJam {
         &mut self,
         _audio_io_layout: &AudioIOLayout,
         buffer_config: &BufferConfig,
-        _context: &mut impl ActivateContext<Self>,
+        context: &mut impl ActivateContext<Self>,
     ) -> bool {
         self.deactivate();
         // The long-term memory builds in the background from the first activation; the
@@ -258,6 +306,16 @@ impl Plugin for WaveJam {
         assets::prepare_long_term_in_background();
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
         let parked = self.prepare(buffer_config.sample_rate);
+        self.restore_voice(buffer_config.sample_rate);
+        if let Some(audio) = &mut self.audio {
+            audio.sound.select(self.params.voice.value());
+            let latency = audio.sound.latency() as u32;
+            self.status
+                .voice_slot
+                .latency_samples
+                .store(latency, Ordering::Relaxed);
+            context.set_latency_samples(latency);
+        }
         match GeneratorThread::spawn(parked, self.params.clone(), self.status.clone()) {
             Ok(generator) => self.generator = Some(generator),
             Err(err) => {
@@ -316,9 +374,21 @@ impl Plugin for WaveJam {
         let outputs = buffer.as_slice();
         let (left, rest) = outputs.split_at_mut(1);
         let (left, right) = (&mut *left[0], &mut *rest[0]);
-        running.render(left, right, |event| {
-            context.try_send_event(host_note_event(event)).is_ok()
-        });
+        let fell_back = running.render(
+            left,
+            right,
+            self.params.voice.value(),
+            !settings.offline,
+            |event| context.try_send_event(host_note_event(event)).is_ok(),
+        );
+        let voices = &self.status.voice_slot;
+        if fell_back {
+            voices.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        let latency = running.sound.latency() as u32;
+        if voices.latency_samples.swap(latency, Ordering::Relaxed) != latency {
+            context.set_latency_samples(latency);
+        }
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
             let gain = if settings.bypass {
                 0.0

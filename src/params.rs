@@ -124,6 +124,27 @@ impl EngineChoice {
     }
 }
 
+/// The instrument WaveJam's notes sound on (its own audio output).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceChoice {
+    /// The polyphonic subtractive synth.
+    #[id = "synth"]
+    #[name = "Synth"]
+    Synth,
+    /// The neural voice trained on a violin: one line, as a fiddler plays.
+    #[id = "fiddle"]
+    #[name = "Fiddle"]
+    Fiddle,
+    /// The neural voice trained on a flute: one line.
+    #[id = "flute"]
+    #[name = "Flute"]
+    Flute,
+    /// The neural voice file loaded in the panel (the synth while none is).
+    #[id = "custom"]
+    #[name = "Custom"]
+    Custom,
+}
+
 /// Whether answers keep to a scale.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleMode {
@@ -246,6 +267,9 @@ pub struct WaveJamParams {
     /// The user's WaveNet model file (path and content hash), if not the default.
     #[persist = "model"]
     pub model: Arc<ModelChoiceState>,
+    /// The user's voice file (path and content hash) that *Custom* plays, if any.
+    #[persist = "voice_file"]
+    pub voice_file: Arc<ModelChoiceState>,
 
     /// Which engine answers; a change releases the answer that is playing.
     #[id = "engine"]
@@ -296,6 +320,9 @@ pub struct WaveJamParams {
     /// accents) the answers play with: 0 on the grid, 1 all of it.
     #[id = "feel"]
     pub feel: FloatParam,
+    /// The instrument the notes sound on: the synth or a neural voice.
+    #[id = "voice"]
+    pub voice: EnumParam<VoiceChoice>,
 }
 
 impl WaveJamParams {
@@ -317,6 +344,7 @@ impl Default for WaveJamParams {
         Self {
             session: Arc::new(SessionState::default()),
             model: Arc::new(ModelChoiceState::default()),
+            voice_file: Arc::new(ModelChoiceState::default()),
             engine: EnumParam::new("Engine", EngineChoice::Hybrid),
             temperature: FloatParam::new(
                 "Temperature",
@@ -373,6 +401,7 @@ impl Default for WaveJamParams {
             feel: FloatParam::new("Feel", 1.0, FloatRange::Linear { min: 0.0, max: 1.0 })
                 .with_step_size(0.01)
                 .with_value_to_string(formatters::v2s_f32_rounded(2)),
+            voice: EnumParam::new("Voice", VoiceChoice::Synth),
         }
     }
 }

@@ -84,6 +84,9 @@ pub struct Status {
     /// The model hand-over between the panel and the generator, and the panel's line about the
     /// model; the audio thread reads only its `generation` atomic.
     pub model_slot: crate::models::choice::ModelSlot,
+    /// The custom voice's hand-over between the panel and the audio thread, the panel's line
+    /// about it, and the neural voice's counters.
+    pub voice_slot: crate::voice::slot::VoiceSlot,
 }
 
 impl Status {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod conductor;
 pub mod events;
 pub mod pace;
+pub mod sound;
 pub mod synth;
 
 use std::time::Instant;
@@ -13,22 +14,29 @@ use std::time::Instant;
 use conductor::Conductor;
 use events::OutEvent;
 use pace::Pace;
-use synth::{Synth, VoiceKey};
+use sound::Sound;
+use synth::VoiceKey;
+
+use crate::params::VoiceChoice;
+use crate::voice::slot::AudioEnds;
 
 /// What the audio thread works with: made by the first activation and kept across
 /// deactivation (the notes it owes the host's MIDI output and the phrase in progress survive).
 pub struct AudioSide {
     pub conductor: Conductor,
-    synth: Synth,
+    /// The synth and the neural voices the notes sound on.
+    pub sound: Sound,
     /// Whether the host runs far ahead of the wall clock (then it is treated as a bounce).
     pace: Pace,
 }
 
 impl AudioSide {
-    pub fn new(sample_rate_hz: f32, conductor: Conductor) -> Self {
+    /// Allocates (every voice): activation only. `voices` are the audio thread's ends of the
+    /// custom voice's rings.
+    pub fn new(sample_rate_hz: f32, conductor: Conductor, voices: AudioEnds) -> Self {
         Self {
             conductor,
-            synth: Synth::new(sample_rate_hz),
+            sound: Sound::new(sample_rate_hz, voices),
             pace: Pace::new(sample_rate_hz),
         }
     }
@@ -36,14 +44,14 @@ impl AudioSide {
     /// The host activated the plugin again at `sample_rate_hz` (see [`Conductor::reactivate`]).
     pub fn reactivate(&mut self, sample_rate_hz: f32) {
         self.conductor.reactivate(sample_rate_hz);
-        self.synth.set_sample_rate(sample_rate_hz);
+        self.sound.set_sample_rate(sample_rate_hz);
         self.pace = Pace::new(sample_rate_hz);
     }
 
     /// Processing restarts (`reset()`): release what sounds, keep the answer due.
     pub fn restart(&mut self) {
         self.conductor.request_restart();
-        self.synth.reset();
+        self.sound.reset();
         self.pace.restart();
     }
 
@@ -54,28 +62,33 @@ impl AudioSide {
         self.pace.block(Instant::now(), samples)
     }
 
-    /// Plays the conductor's last block: its events go to the voice, at their offsets in
-    /// `left`/`right` (which it renders, the block's length), and those for the MIDI output to
-    /// `send`, which says whether the host took the event (a refused one is retried or forgotten,
-    /// see [`Conductor::host_refused`]).
+    /// Plays the conductor's last block: its events go to the `voice` chosen, at their offsets
+    /// in `left`/`right` (which it renders, the block's length), and those for the MIDI output
+    /// to `send`, which says whether the host took the event (a refused one is retried or
+    /// forgotten, see [`Conductor::host_refused`]). Whether a neural voice missed the block's
+    /// deadline and handed its line to the synth (only when `realtime`: not in a bounce).
     pub fn render(
         &mut self,
         left: &mut [f32],
         right: &mut [f32],
+        voice: VoiceChoice,
+        realtime: bool,
         mut send: impl FnMut(&OutEvent) -> bool,
-    ) {
+    ) -> bool {
         let samples = left.len().min(right.len());
+        self.sound.take_handover();
+        self.sound.select(voice);
         let mut rendered = 0usize;
         let release_at = self.conductor.voices_release_at();
         let mut released = false;
         for i in 0..self.conductor.events().len() {
             let event = self.conductor.events()[i];
             let offset = (event.offset as usize).min(samples);
-            self.synth
+            self.sound
                 .render(&mut left[rendered..offset], &mut right[rendered..offset]);
             rendered = offset;
             if !released && release_at.is_some_and(|at| at as usize <= offset) {
-                self.synth.release_all();
+                self.sound.release_all();
                 released = true;
             }
             let key = VoiceKey {
@@ -85,10 +98,10 @@ impl AudioSide {
             };
             match event.velocity {
                 Some(velocity) if event.audio => {
-                    self.synth.note_on(key, velocity as f32 / 127.0);
+                    self.sound.note_on(key, velocity as f32 / 127.0);
                 }
                 Some(_) => {}
-                None => self.synth.note_off(key),
+                None => self.sound.note_off(key),
             }
             if event.midi && !send(&event) {
                 self.conductor
@@ -96,9 +109,10 @@ impl AudioSide {
             }
         }
         if !released && release_at.is_some() {
-            self.synth.release_all();
+            self.sound.release_all();
         }
-        self.synth
+        self.sound
             .render(&mut left[rendered..samples], &mut right[rendered..samples]);
+        self.sound.end_block(samples, realtime)
     }
 }

@@ -12,10 +12,10 @@ use wavejam::lab::listening::{
     key_from_the_start, listening_checks, listening_table, melodies, prompts, Playing, PROMPT_BARS,
 };
 use wavejam::lab::offline::{continue_tune, infer_bar_phase};
-use wavejam::lab::render::{render, write_wav, RenderSetup};
+use wavejam::lab::render::{render, write_wav, RenderSetup, WavFormat};
 use wavejam::lab::voice_checks::{in_range, voice_checks};
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
-use wavejam::lab::voice_render::{render_notes, VoiceChoice as RenderVoice};
+use wavejam::lab::voice_render::{render_notes, RenderVoice};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
@@ -57,6 +57,13 @@ enum Command {
         /// Sample rate in Hz.
         #[arg(long, default_value_t = 48_000)]
         sample_rate: u32,
+        /// The instrument the phrase and the answer sound on: synth, fiddle or flute.
+        #[arg(long, default_value = "synth")]
+        voice: String,
+        /// Write answer.wav as 16-bit mono, ending a quarter second after the last audible
+        /// sample (a small file), instead of float stereo.
+        #[arg(long)]
+        small: bool,
     },
     /// Bits per note of every engine on a folder of MIDI files (type 0 or 1, any PPQ), each
     /// file predicted event by event from its own earlier events.
@@ -288,6 +295,10 @@ enum Command {
         /// Voices to check: `synth`, `fiddle`, `flute` or voice files.
         #[arg(long, num_args = 1.., default_values_t = ["synth".to_string()])]
         voice: Vec<String>,
+        /// Play every note at this velocity (1–127; 127 checks the loudest peaks) instead of
+        /// the file's.
+        #[arg(long)]
+        velocity: Option<u8>,
     },
     /// Extract the training corpus (O'Neill's 1850, Ryan's Mammoth, miscFolk and the Bach
     /// chorales from music21's bundled corpus) as MIDI files split into train / validation /
@@ -521,7 +532,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("{} is not a MIDI file: {e}", midi.display()))?;
             let choice = render_voice_choice(&voice)?;
             let audio = render_notes(&tune.notes, tune.tempo_bpm, &choice, sample_rate)?;
-            write_wav(&out, &[&audio], sample_rate as f32)
+            write_wav(&out, &[&audio], sample_rate as f32, WavFormat::Float32)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!(
                 "{}: {} notes at {:.1} BPM → {} ({:.2} s at {sample_rate} Hz, peak {:.3})",
@@ -539,6 +550,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tunes,
             instrument,
             voice,
+            velocity,
         } => {
             let [instrument] = instrument.instruments() else {
                 return Err("voice-checks compares with one instrument: fiddle or flute".into());
@@ -546,7 +558,15 @@ fn run(cli: Cli) -> Result<(), String> {
             let melodies: Vec<Vec<wavejam::music::Note>> = melodies(&data, tunes)
                 .map_err(|e| e.to_string())?
                 .iter()
-                .map(|(_, notes, _)| in_range(notes, instrument))
+                .map(|(_, notes, _)| {
+                    let mut notes = in_range(notes, instrument);
+                    if let Some(velocity) = velocity {
+                        notes
+                            .iter_mut()
+                            .for_each(|n| n.velocity = velocity.clamp(1, 127));
+                    }
+                    notes
+                })
                 .collect();
             let voices = voice
                 .iter()
@@ -561,15 +581,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 instrument.name,
                 wavejam::lab::voice_checks::CHECK_RATE
             );
-            println!("| voice | STFT distance | pitch within 25 cents | octave errors | peak | DC offset |");
-            println!("|---|---|---|---|---|---|");
+            println!("| voice | STFT distance | pitch within 25 cents | octave errors | clicks at note boundaries | peak | DC offset |");
+            println!("|---|---|---|---|---|---|---|");
             for r in &rows {
                 println!(
-                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} |{}",
+                    "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} |{}",
                     r.voice,
                     r.stft_distance,
                     r.pitch_within_25_cents,
                     r.octave_errors,
+                    r.clicks,
                     r.peak,
                     r.dc_offset,
                     if r.finite { "" } else { " NOT FINITE" }
@@ -807,8 +828,17 @@ fn run(cli: Cli) -> Result<(), String> {
             bars,
             tempo,
             sample_rate,
+            voice,
+            small,
         } => {
+            let voice = match voice.as_str() {
+                "synth" => wavejam::params::VoiceChoice::Synth,
+                "fiddle" => wavejam::params::VoiceChoice::Fiddle,
+                "flute" => wavejam::params::VoiceChoice::Flute,
+                other => return Err(format!("--voice {other}: synth, fiddle or flute")),
+            };
             let mut setup = RenderSetup {
+                voice,
                 seed,
                 temperature: temperature.clamp(0.0, 2.0),
                 answer_bars: bars.clamp(1, 8),
@@ -843,12 +873,21 @@ fn run(cli: Cli) -> Result<(), String> {
                 midi_file::to_smf_bytes(&rendered.answer, setup.tempo_bpm, 0, &[]),
             )
             .map_err(|e| format!("cannot write {}: {e}", mid.display()))?;
-            write_wav(
-                &wav,
-                &[&rendered.audio[0], &rendered.audio[1]],
-                rendered.sample_rate_hz,
-            )
-            .map_err(|e| format!("cannot write {}: {e}", wav.display()))?;
+            let [left, right] = &rendered.audio;
+            let mut mono: Vec<f32> = left.iter().zip(right).map(|(l, r)| 0.5 * (l + r)).collect();
+            // Small files end a quarter second after the last audible sample (-80 dBFS).
+            let heard = mono
+                .iter()
+                .rposition(|x| x.abs() > 1e-4)
+                .map_or(0, |i| i + 1);
+            mono.truncate(heard + rendered.sample_rate_hz as usize / 4);
+            let (channels, format): (&[&[f32]], _) = if small {
+                (&[&mono], WavFormat::Pcm16)
+            } else {
+                (&[left, right], WavFormat::Float32)
+            };
+            write_wav(&wav, channels, rendered.sample_rate_hz, format)
+                .map_err(|e| format!("cannot write {}: {e}", wav.display()))?;
             println!(
                 "phrase: {} notes; answer: {} notes from beat {:.2} ({} bars, seed {seed}, temperature {:.2})",
                 setup.phrase.len(),

@@ -3,7 +3,7 @@
 
 mod controls;
 mod export;
-mod model_picker;
+mod file_picker;
 mod piano_roll;
 mod readout;
 mod session_view;
@@ -24,7 +24,7 @@ use nice_plug_egui::{
 use crate::music::Note;
 use crate::params::{ScaleMode, WaveJamParams};
 use crate::status::Status;
-use model_picker::ModelPicker;
+use file_picker::FilePicker;
 use session_view::SessionView;
 
 /// Initial panel size in logical pixels.
@@ -50,7 +50,8 @@ pub struct Panel {
     session: SessionView,
     /// The outcome of the last "Save answer as MIDI…": the file written, or why not.
     saved: Option<Result<PathBuf, String>>,
-    model: ModelPicker,
+    model: FilePicker,
+    voice_file: FilePicker,
 }
 
 /// The editor the plugin hands to the host.
@@ -75,7 +76,8 @@ pub fn create(
         nice_plug_egui::RepaintNotifier::new(),
         settings,
         Panel {
-            model: ModelPicker::new(&params),
+            model: FilePicker::new(&file_picker::MODEL, &params),
+            voice_file: FilePicker::new(&file_picker::VOICE, &params),
             params,
             status,
             panic,
@@ -134,6 +136,7 @@ impl NiceEguiApp for Panel {
                     ui.vertical(|ui| {
                         self.actions(ui, &setter);
                         self.model.show(ui, &self.params, &self.status);
+                        self.voice_file.show(ui, &self.params, &self.status);
                         self.rolls(ui);
                     });
                 });
@@ -241,6 +244,7 @@ impl Panel {
         });
         group(ui, "Output", |ui| {
             row(ui, &p.output, |ui| controls::choice(ui, &p.output, setter));
+            row(ui, &p.voice, |ui| controls::choice(ui, &p.voice, setter));
             row(ui, &p.thru, |ui| {
                 controls::toggle(ui, &p.thru, setter, "play and echo your notes");
             });

@@ -19,7 +19,7 @@ pub type Counter = (&'static str, fn(&Status) -> &AtomicU64, &'static str);
 
 /// The health row's counters (highlighted when not zero).
 #[rustfmt::skip]
-pub const COUNTERS: [Counter; 8] = [
+pub const COUNTERS: [Counter; 9] = [
     ("obs. overflows", |s| &s.observation_overflows, "Observations dropped: the audio → generator ring was full"),
     ("gen. retries", |s| &s.schedule_ring_full, "Times the generator found the generator → audio ring full and retried"),
     ("answer overflows", |s| &s.answer_overflows, "Answer notes dropped: an answer exceeded the audio thread's slot"),
@@ -28,6 +28,7 @@ pub const COUNTERS: [Counter; 8] = [
     ("late answers", |s| &s.late_answers, "Answers that came after their grid point and started on the next one"),
     ("skipped answers", |s| &s.skipped_answers, "Answers a bounce gave up waiting for (2 s), or lost with a failed generator"),
     ("gen. panics", |s| &s.generator_panics, "Times the generator thread failed (it restarts once per activation)"),
+    ("voice fallbacks", |s| &s.voice_slot.fallbacks, "Times a neural voice missed its block's deadline and the synth took its line over"),
 ];
 
 /// The key heard in the session's phrases, if any yet.

@@ -412,3 +412,117 @@ mod tests {
         assert_eq!(plugin.params.session.lock().unwrap().last_phrase.len(), 1);
     }
 }
+
+/// The neural voices as a host plays them: in `process()` under the allocation check, thru and
+/// answers as one line, saved and restored with the project.
+#[cfg(test)]
+mod voice_tests {
+    use super::*;
+    use crate::assets::FLUTE_VOICE;
+    use crate::models::choice::ModelChoice;
+    use crate::params::VoiceChoice;
+    use crate::test_kit::TempDir;
+    use std::sync::atomic::Ordering;
+
+    const RATE: f32 = 44_100.0;
+
+    /// A short phrase, its answer and silence after it, with `voice`: the MIDI out and audio.
+    fn jam(voice: VoiceChoice) -> Host {
+        let mut host = Host::new(RATE, 512, true);
+        host.set_param("voice", voice as i32 as f32);
+        host.set_param("answer_bars", 1.0);
+        let spb = host.samples_per_beat() as u64;
+        for (beat, key) in [(0, 69), (1, 71), (2, 73), (3, 74)] {
+            host.note_on(beat * spb, key, 0.8);
+            host.note_off(beat * spb + spb * 9 / 10, key);
+        }
+        host.run_until_beat(12.0, 512);
+        host
+    }
+
+    #[test]
+    fn the_fiddle_plays_thru_and_answers_in_process_without_allocating() {
+        let fiddle = jam(VoiceChoice::Fiddle);
+        let synth = jam(VoiceChoice::Synth);
+        assert!(
+            fiddle.notes.iter().filter(|n| n.velocity.is_some()).count() > 4,
+            "an answer was played"
+        );
+        assert_eq!(
+            fiddle.notes, synth.notes,
+            "the voice changes the sound only"
+        );
+        let slot = &fiddle.plugin.status.voice_slot;
+        let latency = slot.latency_samples.load(Ordering::Relaxed);
+        assert!(latency > 0 && latency < 256, "{latency} samples");
+        assert_eq!(
+            slot.fallbacks.load(Ordering::Relaxed),
+            0,
+            "a bounce has no deadline"
+        );
+        let audio = &fiddle.audio[0];
+        let peak = audio.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(peak > 0.01 && peak <= 1.0, "peak {peak}");
+        assert!(audio.iter().all(|x| x.is_finite()));
+        assert_ne!(
+            fiddle.audio, synth.audio,
+            "the fiddle sounds, not the synth"
+        );
+        let sound = &fiddle.plugin.audio.as_ref().unwrap().sound;
+        assert!(!sound.active(), "every note released and faded");
+    }
+
+    /// A project names its Custom voice by path and hash: reopened, it plays; changed on disk,
+    /// the panel says so and Custom plays the synth. A bad file from the panel changes nothing.
+    #[test]
+    fn a_custom_voice_is_restored_with_the_project_and_bad_files_change_nothing() {
+        let dir = TempDir::new("custom-voice");
+        let path = dir.0.join("mine.safetensors");
+        std::fs::write(&path, FLUTE_VOICE).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        let saved = {
+            let plugin = WaveJam::default();
+            plugin
+                .status
+                .voice_slot
+                .load_file(&path, &plugin.params.voice_file)
+                .unwrap();
+            let saved = plugin.params.voice_file.lock().unwrap().clone();
+            saved
+        };
+        assert!(saved.hash.is_some());
+        let reopen = |choice: &ModelChoice| {
+            let plugin = WaveJam::default();
+            *plugin.params.voice_file.lock().unwrap() = choice.clone();
+            Host::with_plugin(plugin, RATE, 256, true)
+        };
+        let mut host = reopen(&saved);
+        let custom = host.plugin.audio.as_ref().unwrap().sound.custom();
+        assert_eq!(custom.map(|c| &c.choice), Some(&saved));
+
+        let slot = &host.plugin.status.voice_slot;
+        let bad = dir.0.join("bad.safetensors");
+        std::fs::write(&bad, b"not a voice").unwrap();
+        assert!(slot
+            .load_file(bad.to_str().unwrap(), &host.plugin.params.voice_file)
+            .is_err());
+        assert_eq!(*host.plugin.params.voice_file.lock().unwrap(), saved);
+        host.run(4096, 256);
+        let custom = host.plugin.audio.as_ref().unwrap().sound.custom();
+        assert_eq!(
+            custom.map(|c| &c.choice),
+            Some(&saved),
+            "the voice kept playing"
+        );
+        drop(host);
+
+        let mut changed = FLUTE_VOICE.to_vec();
+        let n = changed.len();
+        changed[n - 2..].copy_from_slice(&[0, 0]);
+        std::fs::write(&path, changed).unwrap();
+        let host = reopen(&saved);
+        assert!(host.plugin.audio.as_ref().unwrap().sound.custom().is_none());
+        let line = host.plugin.status.voice_slot.line();
+        assert!(line.text.contains("changed"), "{}", line.text);
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::lab::host::{Host, RecordedNote};
 use crate::music::Note;
+use crate::params::VoiceChoice;
 
 /// What to render.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub struct RenderSetup {
     pub seed: u32,
     pub temperature: f32,
     pub answer_bars: u32,
+    /// The instrument the phrase (thru) and the answer sound on.
+    pub voice: VoiceChoice,
 }
 
 /// The result of a render.
@@ -66,6 +69,7 @@ impl Default for RenderSetup {
             seed: 1,
             temperature: 1.0,
             answer_bars: 2,
+            voice: VoiceChoice::Synth,
         }
     }
 }
@@ -114,6 +118,7 @@ pub fn render(setup: &RenderSetup) -> Rendered {
     host.set_param("seed", setup.seed as f32);
     host.set_param("temperature", setup.temperature);
     host.set_param("answer_bars", setup.answer_bars as f32);
+    host.set_param("voice", setup.voice as i32 as f32);
     host.play_phrase(0.0, &setup.phrase);
     let phrase_end = setup.phrase.iter().map(Note::end_beats).fold(0.0, f64::max);
     let from = (phrase_end * host.samples_per_beat()).ceil() as u64 + 1;
@@ -136,24 +141,42 @@ pub fn render(setup: &RenderSetup) -> Rendered {
     }
 }
 
-/// Write a 32-bit float WAV of `channels` (one slice each, interleaved in the file; as long as
-/// the shortest), e.g. `&[&left, &right]` for stereo or `&[&mono]`.
+/// How a WAV file stores its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WavFormat {
+    /// 32-bit float: exactly what was rendered.
+    Float32,
+    /// 16-bit integer (half the size; samples beyond full scale clip).
+    Pcm16,
+}
+
+/// Write a WAV of `channels` (one slice each, interleaved in the file; as long as the
+/// shortest), e.g. `&[&left, &right]` for stereo or `&[&mono]`.
 pub fn write_wav(
     path: &std::path::Path,
     channels: &[&[f32]],
     sample_rate_hz: f32,
+    format: WavFormat,
 ) -> Result<(), hound::Error> {
+    let (bits_per_sample, sample_format) = match format {
+        WavFormat::Float32 => (32, hound::SampleFormat::Float),
+        WavFormat::Pcm16 => (16, hound::SampleFormat::Int),
+    };
     let spec = hound::WavSpec {
         channels: channels.len() as u16,
         sample_rate: sample_rate_hz as u32,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
+        bits_per_sample,
+        sample_format,
     };
     let frames = channels.iter().map(|c| c.len()).min().unwrap_or(0);
     let mut writer = hound::WavWriter::create(path, spec)?;
     for i in 0..frames {
         for channel in channels {
-            writer.write_sample(channel[i])?;
+            match format {
+                WavFormat::Float32 => writer.write_sample(channel[i])?,
+                WavFormat::Pcm16 => writer
+                    .write_sample((channel[i].clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16)?,
+            }
         }
     }
     writer.finalize()

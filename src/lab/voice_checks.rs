@@ -6,7 +6,7 @@ use realfft::RealFftPlanner;
 
 use crate::lab::fluidsynth;
 use crate::lab::voice_data::Instrument;
-use crate::lab::voice_render::{render_notes, VoiceChoice};
+use crate::lab::voice_render::{render_notes, RenderVoice};
 use crate::music::Note;
 use crate::voice::analysis::{analyse, midi_of_hz, AnalysisSettings};
 
@@ -98,6 +98,47 @@ pub fn pitch_accuracy(audio: &[f32], rate: u32, notes: &[Note], tempo_bpm: f64) 
     (share(right), share(octave))
 }
 
+/// Around a note boundary, the window a click would be in: from this long before it…
+const CLICK_BEFORE_S: f64 = 0.002;
+/// …to this long after it.
+const CLICK_AFTER_S: f64 = 0.005;
+/// The sound around the window it is compared with, on each side, seconds.
+const CLICK_CONTEXT_S: f64 = 0.05;
+/// A step this many times the largest around it is a click.
+const CLICK_RATIO: f32 = 2.0;
+
+/// The share of note boundaries (onsets and ends of `notes`, beats at `tempo_bpm`, in `audio`
+/// at `rate`) where the sound jumps: the largest step from one sample to the next within
+/// [`CLICK_BEFORE_S`] before to [`CLICK_AFTER_S`] after the boundary is over [`CLICK_RATIO`]
+/// times the largest in the [`CLICK_CONTEXT_S`] on either side of that window. A note that
+/// starts or stops without a ramp does; one that rises or fades over a few milliseconds does
+/// not.
+pub fn clicks(audio: &[f32], rate: u32, notes: &[Note], tempo_bpm: f64) -> f64 {
+    let sample = |seconds: f64| (seconds * f64::from(rate)).round().max(0.0) as usize;
+    let step = |range: std::ops::Range<usize>| {
+        let range = range.start.min(audio.len())..range.end.min(audio.len());
+        audio[range]
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let boundaries: Vec<f64> = notes
+        .iter()
+        .flat_map(|n| [n.onset_beats, n.end_beats()])
+        .map(|beats| beats * 60.0 / tempo_bpm)
+        .collect();
+    let jumps = boundaries
+        .iter()
+        .filter(|&&t| {
+            let (from, to) = (sample(t - CLICK_BEFORE_S), sample(t + CLICK_AFTER_S));
+            let context = sample(CLICK_CONTEXT_S);
+            let around = step(from.saturating_sub(context)..from).max(step(to..to + context));
+            step(from..to) > CLICK_RATIO * around
+        })
+        .count();
+    jumps as f64 / boundaries.len().max(1) as f64
+}
+
 /// The first [`MELODY_BEATS`] beats of `notes`, moved by octaves into `instrument`'s range
 /// (as far as the melody's span allows).
 pub fn in_range(notes: &[Note], instrument: &Instrument) -> Vec<Note> {
@@ -142,6 +183,8 @@ pub struct VoiceCheck {
     /// [`pitch_accuracy`]'s shares over all frames of all melodies.
     pub pitch_within_25_cents: f64,
     pub octave_errors: f64,
+    /// [`clicks`] over all note boundaries.
+    pub clicks: f64,
     /// Over the renders: largest |sample|, largest |mean| (DC offset), all samples finite.
     pub peak: f32,
     pub dc_offset: f64,
@@ -158,7 +201,7 @@ pub fn voice_checks(
     melodies: &[Vec<Note>],
     tempo_bpm: f64,
     instrument: &Instrument,
-    voices: &[(String, VoiceChoice)],
+    voices: &[(String, RenderVoice)],
 ) -> Result<Vec<VoiceCheck>, String> {
     let references = melodies
         .iter()
@@ -206,6 +249,12 @@ fn check(
         stft_distance: distance,
         pitch_within_25_cents: pitches.iter().map(|p| p.0).sum::<f64>() / n,
         octave_errors: pitches.iter().map(|p| p.1).sum::<f64>() / n,
+        clicks: renders
+            .iter()
+            .zip(melodies)
+            .map(|(r, m)| clicks(r, CHECK_RATE, m, tempo_bpm))
+            .sum::<f64>()
+            / n,
         peak: renders.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs())),
         dc_offset: renders
             .iter()
@@ -246,6 +295,32 @@ mod tests {
         let quieter = sine(440.0, 0.25, 24_000);
         let other = sine(660.0, 0.5, 24_000);
         assert!(stft_distance(&a, &other) > 2.0 * stft_distance(&a, &quieter));
+    }
+
+    /// A note cut off mid-wave clicks; the same note faded over 5 ms does not.
+    #[test]
+    fn a_note_cut_off_clicks_and_a_faded_one_does_not() {
+        let note = Note {
+            pitch: 69,
+            velocity: 100,
+            onset_beats: 0.5,
+            duration_beats: 1.0,
+        };
+        // 0.25 s to 0.75 s at 120 BPM, starting and ending near a peak.
+        let mut cut = vec![0.0; 24_000];
+        cut[6_000..18_000].copy_from_slice(&sine(440.0, 0.3, 12_014)[14..]);
+        assert_eq!(
+            clicks(&cut, 24_000, &[note], 120.0),
+            1.0,
+            "a start and end mid-wave"
+        );
+        let mut faded = cut.clone();
+        for i in 0..120 {
+            let ramp = i as f32 / 120.0;
+            faded[6_000 + i] *= ramp;
+            faded[18_000 - 1 - i] *= ramp;
+        }
+        assert_eq!(clicks(&faded, 24_000, &[note], 120.0), 0.0);
     }
 
     #[test]

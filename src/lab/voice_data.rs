@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::assets::default_tunes;
 use crate::lab::fluidsynth;
-use crate::lab::render::write_wav;
+use crate::lab::render::{write_wav, WavFormat};
 use crate::music::encoding::Vocabulary;
 use crate::music::Note;
 
@@ -312,7 +312,7 @@ pub fn voice_data(
         )?;
         let stem = out.join(format!("{:04}", summary.files));
         let (wav, mid) = (stem.with_extension("wav"), stem.with_extension("mid"));
-        write_wav(&wav, &[&audio], sample_rate as f32)
+        write_wav(&wav, &[&audio], sample_rate as f32, WavFormat::Float32)
             .map_err(|e| format!("cannot write {}: {e}", wav.display()))?;
         let midi = fluidsynth::midi_bytes(&phrase.notes, phrase.tempo_bpm, instrument.program);
         std::fs::write(&mid, midi).map_err(|e| format!("cannot write {}: {e}", mid.display()))?;

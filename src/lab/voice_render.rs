@@ -4,8 +4,7 @@
 
 use crate::audio::synth::{Synth, VoiceKey, VoiceSource};
 use crate::music::Note;
-use crate::voice::player::VoicePlayer;
-use crate::voice::resample::resample;
+use crate::voice::stream::VoiceStream;
 use crate::voice::VoiceFile;
 
 /// Longest a render runs on after the last note-off for the sound to die away, seconds.
@@ -13,7 +12,7 @@ const TAIL_S: f64 = 3.0;
 
 /// Which voice plays.
 #[derive(Debug, Clone)]
-pub enum VoiceChoice {
+pub enum RenderVoice {
     /// WaveJam's subtractive synth.
     Synth,
     /// A neural voice.
@@ -61,22 +60,25 @@ fn events(notes: &[Note], tempo_bpm: f64) -> Vec<Event> {
 /// `notes` (beats from 0) at `tempo_bpm` played by `voice`, mono at `sample_rate` Hz, from time
 /// 0 until the sound has died away after the last note (at most [`TAIL_S`] later).
 ///
+/// A neural voice plays as in the plugin (its [`VoiceStream`] at `sample_rate`), with the
+/// stream's latency taken off the start.
+///
 /// # Errors
-/// A sample rate the resampler cannot reach from the voice's.
+/// A sample rate outside 8–768 kHz.
 pub fn render_notes(
     notes: &[Note],
     tempo_bpm: f64,
-    voice: &VoiceChoice,
+    voice: &RenderVoice,
     sample_rate: u32,
 ) -> Result<Vec<f32>, String> {
-    let events = events(notes, tempo_bpm);
-    match voice {
-        VoiceChoice::Synth => Ok(render_synth(&events, sample_rate)),
-        VoiceChoice::Neural(file) => {
-            let own = render_neural(&events, file);
-            resample(&own, file.config.sample_rate, sample_rate)
-        }
+    if !(8_000..=768_000).contains(&sample_rate) {
+        return Err(format!("a sample rate of {sample_rate} Hz (8000–768000)"));
     }
+    let events = events(notes, tempo_bpm);
+    Ok(match voice {
+        RenderVoice::Synth => render_synth(&events, sample_rate),
+        RenderVoice::Neural(file) => render_neural(&events, file, sample_rate),
+    })
 }
 
 /// What a player renders between events, then on until it falls silent.
@@ -86,7 +88,7 @@ trait Playing {
     fn sounding(&self) -> bool;
 }
 
-impl Playing for VoicePlayer {
+impl Playing for VoiceStream {
     fn event(&mut self, event: &Event) {
         if event.velocity > 0 {
             self.note_on(event.pitch, event.velocity);
@@ -96,11 +98,11 @@ impl Playing for VoicePlayer {
     }
 
     fn render(&mut self, out: &mut [f32]) {
-        VoicePlayer::render(self, out);
+        VoiceStream::render(self, out);
     }
 
     fn sounding(&self) -> bool {
-        VoicePlayer::sounding(self)
+        self.active()
     }
 }
 
@@ -142,9 +144,12 @@ fn render_synth(events: &[Event], sample_rate: u32) -> Vec<f32> {
     play(&mut player, events, sample_rate)
 }
 
-fn render_neural(events: &[Event], file: &VoiceFile) -> Vec<f32> {
-    let mut player = VoicePlayer::new(file);
-    play(&mut player, events, file.config.sample_rate)
+fn render_neural(events: &[Event], file: &VoiceFile, sample_rate: u32) -> Vec<f32> {
+    let mut stream = VoiceStream::new(file, sample_rate as f32);
+    let latency = stream.latency();
+    let mut out = play(&mut stream, events, sample_rate);
+    out.drain(..latency.min(out.len()));
+    out
 }
 
 /// Plays `events` on `player` at `rate` Hz, each at its sample, then renders until silence.
@@ -193,7 +198,7 @@ mod tests {
     #[test]
     fn the_synth_renders_the_notes_as_written_and_then_falls_silent() {
         let notes = [note(69, 0.5, 1.0)];
-        let audio = render_notes(&notes, 120.0, &VoiceChoice::Synth, 48_000).unwrap();
+        let audio = render_notes(&notes, 120.0, &RenderVoice::Synth, 48_000).unwrap();
         // Silent until the note at 0.25 s, sounding through it, and done within the tail.
         assert!(audio[..11_900].iter().all(|&v| v == 0.0));
         assert!(audio[12_500..36_000].iter().any(|v| v.abs() > 0.01));

@@ -1,5 +1,6 @@
 //! The user's WaveNet model file: loaded from the panel, saved with the project as its path and
-//! content hash, restored when the project is reopened, handed to the generator thread.
+//! content hash, restored when the project is reopened, handed to the generator thread. The
+//! same loading, choice and error types serve the user's voice file (`crate::voice::slot`).
 //!
 //! Every load validates the whole file ([`crate::models::wavenet::ModelFile::parse`]: format
 //! version, tensor names, shapes, dtypes, finite values). A bad file gives a typed error
@@ -161,29 +162,47 @@ pub fn content_hash(bytes: &[u8]) -> String {
 
 /// Reads and validates the model file at `path`: the model and its content hash.
 pub fn load_model_file(path: &Path) -> Result<(WaveNetKernel, String), ModelFileError> {
+    load_file(path, WaveNetKernel::load)
+}
+
+/// Reads the file at `path` and validates it with `parse` (a phrase model's or a voice's):
+/// what it holds and its content hash, or why it cannot play, naming the file.
+pub fn load_file<T>(
+    path: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, ModelError>,
+) -> Result<(T, String), ModelFileError> {
     let named = || path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ModelFileError::Unreadable {
         path: named(),
         reason: e.to_string(),
     })?;
-    let kernel = WaveNetKernel::load(&bytes).map_err(|error| ModelFileError::Invalid {
+    let loaded = parse(&bytes).map_err(|error| ModelFileError::Invalid {
         path: named(),
         error,
     })?;
-    Ok((kernel, content_hash(&bytes)))
+    Ok((loaded, content_hash(&bytes)))
 }
 
 /// The model `choice` names, as the project is reopened: `Ok(None)` for the default, the model
 /// if its file is there unchanged, else why not (the default plays).
 pub fn restore(choice: &ModelChoice) -> Result<Option<WaveNetKernel>, ModelFileError> {
+    restore_with(choice, WaveNetKernel::load)
+}
+
+/// The file `choice` names, validated with `parse`, as the project is reopened: `Ok(None)`
+/// when it names none, what the file holds if it is there unchanged, else why not.
+pub fn restore_with<T>(
+    choice: &ModelChoice,
+    parse: impl FnOnce(&[u8]) -> Result<T, ModelError>,
+) -> Result<Option<T>, ModelFileError> {
     let Some(path) = &choice.path else {
         return Ok(None);
     };
-    let (kernel, hash) = load_model_file(Path::new(path))?;
+    let (loaded, hash) = load_file(Path::new(path), parse)?;
     if choice.hash.as_ref().is_some_and(|saved| *saved != hash) {
         return Err(ModelFileError::Changed { path: path.clone() });
     }
-    Ok(Some(kernel))
+    Ok(Some(loaded))
 }
 
 /// A short description of a loaded model for the panel.

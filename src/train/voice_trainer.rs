@@ -456,7 +456,7 @@ fn draw_window(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::render::write_wav;
+    use crate::lab::render::{write_wav, WavFormat};
 
     /// Notes of a band-limited sawtooth, 0.5 s each at 24 kHz: (Hz, amplitude).
     fn tones(notes: &[(f32, f32)]) -> Vec<f32> {
@@ -487,7 +487,7 @@ mod tests {
                 (440.0 * root, 0.1),
             ]);
             let path = dir.join("audio").join(format!("{i}.wav"));
-            write_wav(&path, &[&audio], 24_000.0).unwrap();
+            write_wav(&path, &[&audio], 24_000.0, WavFormat::Float32).unwrap();
         }
         let mut opts = VoiceTrainOptions::new(dir.join("audio"), dir.join("voice.safetensors"));
         opts.config = VoiceConfig {

@@ -41,6 +41,7 @@ pub mod file;
 pub mod kernel;
 pub mod player;
 pub mod resample;
+pub mod slot;
 pub mod stream;
 
 pub use controls::CONTROLS;

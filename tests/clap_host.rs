@@ -250,7 +250,7 @@ fn plugin_surface() {
     let host = Host::load();
     let mut inst = host.instantiate();
     // (name, CLAP max: 1 for continuous, steps for stepped, stepped?)
-    let expected: [(&str, f64, bool); 18] = [
+    let expected: [(&str, f64, bool); 19] = [
         ("Engine", 3.0, true),
         ("Temperature", 1.0, false),
         ("Seed", 9999.0, true),
@@ -269,6 +269,7 @@ fn plugin_surface() {
         ("Scale Root", 11.0, true),
         ("Scale Type", 7.0, true),
         ("Feel", 1.0, false),
+        ("Voice", 3.0, true),
     ];
     for (name, max, stepped) in expected {
         let desc = inst.param(name).clone();
@@ -295,6 +296,7 @@ fn plugin_surface() {
         ("Scale Root", "C"),
         ("Scale Type", "Major"),
         ("Feel", "1.00"),
+        ("Voice", "Synth"),
     ];
     for (name, text) in defaults {
         let default = inst.param(name).default;
@@ -610,6 +612,36 @@ fn thru_echoes_the_players_notes() {
             .any(|p| p.channel == ANSWER_CHANNEL && p.on > last_off),
         "no answer with Thru on: {played:#?}"
     );
+}
+
+/// With a neural voice the jam sounds (thru and answer), in range, and every note ends; the
+/// notes are the synth's: the voice changes the sound only.
+#[test]
+fn the_neural_voices_play_the_jam() {
+    let host = Host::load();
+    let setup = Setup::OFFLINE_48K;
+    let sr = setup.sample_rate;
+    let total = answer_window(beat_of(phrase(sr, 0).1, sr), ANSWER_BARS).1 + 4.0;
+    let play = |voice: f64| {
+        let mut inst = start(&host, setup, true, &[("Voice", voice)]);
+        let mut tl = Timeline::playing(TEMPO);
+        tl.schedule(phrase(sr, 0).0);
+        tl.run_until(&mut inst, sample_at(total, sr), setup.block);
+        tl.rec
+    };
+    let synth = play(0.0);
+    for (voice, name) in [(1.0, "Fiddle"), (2.0, "Flute")] {
+        let rec = play(voice);
+        assert_eq!(rec.notes, synth.notes, "{name}: the same notes");
+        pair_notes(&rec.notes).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let end = rec.audio[0].len() as u64;
+        let peak = rec.peak(0..end);
+        assert!(peak > 1e-2 && peak <= 1.0, "{name}: peak {peak}");
+        assert!(rec.all_finite(), "{name}: not finite");
+        assert_ne!(rec.audio, synth.audio, "{name} sounds, not the synth");
+        let tail = rec.peak(end - sample_at(0.5, sr)..end);
+        assert_eq!(tail, 0.0, "{name}: silent once the jam is over");
+    }
 }
 
 /// The same phrase sent as MIDI 1.0 events gets the same answer as CLAP note events.

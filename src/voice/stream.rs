@@ -22,6 +22,8 @@ use crate::voice::VoiceFile;
 /// Voice-rate samples the resampler takes at a time: small, since the output waits for a
 /// whole piece (32 samples are 1.3 ms at 24 kHz).
 const CHUNK: usize = 32;
+/// Most voice samples rendered at once (the kernel works in blocks of 64).
+const RUN: usize = 512;
 /// Length of the resampler's sinc filter, in voice-rate samples: its delay is half of it.
 const SINC_LEN: usize = 64;
 /// Sinc tables between two voice-rate samples (interpolated linearly between them).
@@ -40,8 +42,8 @@ pub struct VoiceStream {
     resampler: Option<Async<f32>>,
     voice_rate: u64,
     host_rate: u64,
-    /// Voice samples waiting for the resampler.
-    chunk: [f32; CHUNK],
+    /// Voice samples waiting for the resampler: `pending[..filled]`.
+    pending: Box<[f32]>,
     filled: usize,
     /// The resampler's output for one piece.
     resampled: Box<[f32]>,
@@ -106,7 +108,7 @@ impl VoiceStream {
             resampler,
             voice_rate: u64::from(voice_rate),
             host_rate: u64::from(host_rate),
-            chunk: [0.0; CHUNK],
+            pending: vec![0.0; RUN + CHUNK].into_boxed_slice(),
             filled: 0,
             resampled: vec![0.0; most_out].into_boxed_slice(),
             queue: vec![0.0; 2 * (prefill + most_out) + CHUNK].into_boxed_slice(),
@@ -196,16 +198,22 @@ impl VoiceStream {
             // The queue passes each piece on as it comes, so it never holds more than one.
             let mut ready = self.drain_into(out);
             while self.voice_pos < voice_end {
-                let n = (CHUNK - self.filled).min((voice_end - self.voice_pos) as usize);
+                // The voice renders in long runs (its kernel is fastest on whole blocks), the
+                // resampler takes them a piece at a time.
+                let room = self.pending.len() - self.filled;
+                let n = room.min((voice_end - self.voice_pos) as usize);
                 self.player
-                    .render(&mut self.chunk[self.filled..self.filled + n]);
+                    .render(&mut self.pending[self.filled..self.filled + n]);
                 self.filled += n;
                 self.voice_pos += n as u64;
-                if self.filled == CHUNK {
-                    self.resample_chunk();
-                    self.filled = 0;
+                let mut taken = 0;
+                while self.filled - taken >= CHUNK {
+                    self.resample_chunk(taken);
+                    taken += CHUNK;
                     ready += self.drain_into(&mut out[ready..]);
                 }
+                self.pending.copy_within(taken..self.filled, 0);
+                self.filled -= taken;
             }
             let missing = &mut out[ready..];
             self.underruns += missing.len() as u64;
@@ -221,14 +229,14 @@ impl VoiceStream {
         }
     }
 
-    /// Resamples the full chunk into the queue.
-    fn resample_chunk(&mut self) {
+    /// Resamples the piece of `pending` from `start` into the queue.
+    fn resample_chunk(&mut self, start: usize) {
         let Some(resampler) = &mut self.resampler else {
             return;
         };
         let most = self.resampled.len();
         let written = match (
-            InterleavedSlice::new(&self.chunk[..], 1, CHUNK),
+            InterleavedSlice::new(&self.pending[start..start + CHUNK], 1, CHUNK),
             InterleavedSlice::new_mut(&mut self.resampled[..], 1, most),
         ) {
             (Ok(input), Ok(mut output)) => resampler

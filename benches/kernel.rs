@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use wavejam::assets::{default_long_term, default_tunes, DEFAULT_WAVENET};
 use wavejam::generator::event_answer::EventAnswerer;
 use wavejam::models::engines::{Brains, EngineKind};
+use wavejam::models::stack::DilatedStack;
 use wavejam::models::wavenet::kernel::SimdPath;
 use wavejam::models::wavenet::{ModelFile, WaveNetKernel};
 use wavejam::models::{EventModel, WaveNetModel};

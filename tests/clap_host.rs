@@ -622,16 +622,17 @@ fn the_neural_voices_play_the_jam() {
     let setup = Setup::OFFLINE_48K;
     let sr = setup.sample_rate;
     let total = answer_window(beat_of(phrase(sr, 0).1, sr), ANSWER_BARS).1 + 4.0;
-    let play = |voice: f64| {
-        let mut inst = start(&host, setup, true, &[("Voice", voice)]);
+    let play = |voice: &str| {
+        let mut inst = start(&host, setup, true, &[]);
+        inst.set_param_text("Voice", voice);
         let mut tl = Timeline::playing(TEMPO);
         tl.schedule(phrase(sr, 0).0);
         tl.run_until(&mut inst, sample_at(total, sr), setup.block);
         tl.rec
     };
-    let synth = play(0.0);
-    for (voice, name) in [(1.0, "Fiddle"), (2.0, "Flute")] {
-        let rec = play(voice);
+    let synth = play("Synth");
+    for name in ["Fiddle", "Flute"] {
+        let rec = play(name);
         assert_eq!(rec.notes, synth.notes, "{name}: the same notes");
         pair_notes(&rec.notes).unwrap_or_else(|err| panic!("{name}: {err}"));
         let end = rec.audio[0].len() as u64;

@@ -130,6 +130,13 @@ impl Sound {
     /// Takes a custom voice the panel handed over, if any, and gives the one it replaces back
     /// (fading it out first if it sounds). Call once a block, before the notes.
     pub fn take_handover(&mut self) {
+        let fading_out = self.fade.is_some_and(|f| f.slot == OUTGOING);
+        if !fading_out && self.ends.retired.slots() > 0 {
+            // A voice a reset silenced before it could go back goes now.
+            if let Some(old) = self.neural[OUTGOING].take() {
+                let _ = self.ends.retired.push(old);
+            }
+        }
         // NOTE: the replaced voices go back over `retired`; without room for them, wait.
         if self.ends.retired.slots() < 2 || self.neural[OUTGOING].is_some() {
             return;

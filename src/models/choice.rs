@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::models::stack::DilatedStack;
 use crate::models::wavenet::{ModelError, WaveNetKernel};
 
 /// The panel's model line when the embedded WaveNet plays.

@@ -206,6 +206,17 @@ impl<'a> Opened<'a> {
         })
     }
 
+    /// [`json`](Self::json), then checked by `validate` (its reason becomes `BadConfig`).
+    pub fn validated<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+        validate: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<T, ModelError> {
+        let value = self.json(key)?;
+        validate(&value).map_err(|reason| ModelError::BadConfig { reason })?;
+        Ok(value)
+    }
+
     /// Every tensor of `expected` (widened to f32, row-major, by name) and the file's precision:
     /// each present with its shape, finite, all f32 or all f16, and no other tensor in the file.
     pub fn tensors(

@@ -12,6 +12,7 @@ pub mod melodies;
 pub mod mixing;
 pub mod mixture;
 pub mod ppm;
+pub mod stack;
 pub mod step_model;
 pub mod steps;
 pub mod unigram;

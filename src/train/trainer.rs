@@ -372,6 +372,43 @@ pub(crate) fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
     peak * (FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine)
 }
 
+/// Draws an item in proportion to its count, and a place in it: a training window's tune (or
+/// recording) and its start.
+pub(crate) struct Proportional {
+    /// Running totals of the counts.
+    cumulative: Vec<usize>,
+}
+
+impl Proportional {
+    pub(crate) fn new(counts: impl IntoIterator<Item = usize>) -> Self {
+        let cumulative = counts
+            .into_iter()
+            .scan(0, |total, count| {
+                *total += count;
+                Some(*total)
+            })
+            .collect();
+        Self { cumulative }
+    }
+
+    /// `(item, place in it)`: item `i` with probability `count_i / total`, then a place uniform
+    /// in `0..count_i`. Items with a count of 0 are never drawn; with no counts at all, `(0, 0)`.
+    pub(crate) fn draw(&self, rng: &mut ChaCha8Rng) -> (usize, usize) {
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        if total == 0 {
+            return (0, 0);
+        }
+        let draw = rng.random_range(0..total);
+        let item = self.cumulative.partition_point(|&c| c <= draw);
+        let before = if item == 0 {
+            0
+        } else {
+            self.cumulative[item - 1]
+        };
+        (item, draw - before)
+    }
+}
+
 /// The data RNG of epoch `epoch` (0-based): resuming at an epoch boundary draws the same windows.
 pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -397,14 +434,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
     let val_set = load_sequences(&opts.data.join("validation"), opts, &vocab)?;
     let train_events: usize = train_set.iter().map(Sequence::targets).sum();
     let validation_events: usize = val_set.iter().map(Sequence::targets).sum();
-    // Cumulative target counts: a window's tune is drawn in proportion to its length.
-    let cumulative: Vec<usize> = train_set
-        .iter()
-        .scan(0, |acc, s| {
-            *acc += s.targets();
-            Some(*acc)
-        })
-        .collect();
+    // A window's tune is drawn in proportion to its length.
+    let tunes = Proportional::new(train_set.iter().map(Sequence::targets));
     let steps_per_epoch = opts
         .steps_per_epoch
         .unwrap_or(train_events / (batch * seq_len))
@@ -481,8 +512,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         for _ in 0..steps_per_epoch {
             let mut builder = BatchBuilder::new(seq_len, u32::from(vocab.end_id()));
             for _ in 0..batch {
-                let draw = rng.random_range(0..train_events);
-                let tune = cumulative.partition_point(|&c| c <= draw);
+                let (tune, _) = tunes.draw(&mut rng);
                 let seq = &train_set[tune];
                 let len = seq.targets().min(seq_len);
                 let start = rng.random_range(0..=seq.targets() - len);
@@ -683,6 +713,30 @@ mod tests {
     use crate::models::wavenet::WaveNetKernel;
     use crate::music::midi_file::to_smf_bytes;
     use crate::music::Note;
+
+    #[test]
+    fn items_are_drawn_in_proportion_to_their_counts() {
+        let items = Proportional::new([0, 3, 1]);
+        let mut rng = epoch_rng(7, 0);
+        let mut seen = [[0usize; 3]; 3];
+        for _ in 0..4_000 {
+            let (item, place) = items.draw(&mut rng);
+            seen[item][place] += 1;
+        }
+        assert_eq!(seen[0], [0, 0, 0], "a count of 0 is never drawn");
+        assert!(
+            seen[2][1..].iter().all(|&n| n == 0),
+            "places stay inside the item"
+        );
+        for &n in &seen[1] {
+            assert!(
+                (900..1_100).contains(&n),
+                "each place ~1000 times: {seen:?}"
+            );
+        }
+        assert!((900..1_100).contains(&seen[2][0]), "{seen:?}");
+        assert_eq!(Proportional::new([]).draw(&mut rng), (0, 0));
+    }
 
     fn tiny_config() -> WaveNetConfig {
         WaveNetConfig {

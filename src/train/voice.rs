@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Error, Result, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
 
-use super::wavenet::{varmap_tensors, GatedLayer, Taps};
+use super::wavenet::{varmap_tensors, GatedStack, Taps};
 use crate::models::container::Precision;
 use crate::voice::{file, Dynamics, VoiceConfig, CONTROLS};
 
@@ -19,9 +19,7 @@ pub struct VoiceWaveNet {
     config: VoiceConfig,
     /// `input`, 1×1, CONTROLS → C.
     input: Taps,
-    layers: Vec<GatedLayer>,
-    /// `head.hidden`, 1×1, S → H.
-    head_hidden: Taps,
+    stack: GatedStack,
     /// `head.output`, 1×1, H → 1.
     head_output: Taps,
 }
@@ -36,23 +34,11 @@ impl VoiceWaveNet {
             config.skip_channels,
             config.head_channels,
         );
-        let layers = (0..config.layers())
-            .map(|l| {
-                GatedLayer::with_sizes(
-                    (c, g, s),
-                    config.dilation(l),
-                    config.has_residual(l),
-                    vb.pp("layers").pp(l),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let head = vb.pp("head");
         Ok(Self {
             config: *config,
             input: Taps::pointwise(CONTROLS, c, vb.pp("input"))?,
-            layers,
-            head_hidden: Taps::pointwise(s, h, head.pp("hidden"))?,
-            head_output: Taps::pointwise(h, 1, head.pp("output"))?,
+            stack: GatedStack::new(config, (c, g, s, h), &vb)?,
+            head_output: Taps::pointwise(h, 1, vb.pp("head").pp("output"))?,
         })
     }
 
@@ -65,19 +51,7 @@ impl VoiceWaveNet {
     /// `[batch, time]` (see [`crate::voice::controls`]). Sample `t` depends only on the inputs
     /// of `t − receptive_field + 1 ..= t` (zeros before the start).
     pub fn forward(&self, controls: &Tensor, amplitude: &Tensor) -> Result<Tensor> {
-        let mut x = self.input.forward(controls)?;
-        let mut skip: Option<Tensor> = None;
-        for layer in &self.layers {
-            let (next, layer_skip) = layer.forward(&x)?;
-            skip = Some(match skip {
-                Some(sum) => (sum + layer_skip)?,
-                None => layer_skip,
-            });
-            x = next;
-        }
-        // NOTE: `validate` guarantees at least one layer.
-        let skip = skip.ok_or_else(|| Error::Msg("no layers".into()))?;
-        let hidden = self.head_hidden.forward(&skip.relu()?)?.relu()?;
+        let hidden = self.stack.forward(self.input.forward(controls)?)?;
         self.head_output.forward(&hidden)?.squeeze(D::Minus1)? * amplitude
     }
 }

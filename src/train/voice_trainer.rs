@@ -21,16 +21,16 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::recordings::{dynamics, wav_files, Recording};
 use super::trainer::{
-    candle_err, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg,
+    candle_err, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg, Proportional,
 };
 use super::voice::{new_voice, stft_loss, to_voice_file, Stft, VoiceWaveNet};
 use super::wavenet::init_seeded;
 use crate::models::container::Precision;
+use crate::models::stack::DilatedStack;
 use crate::voice::{Dynamics, VoiceConfig, VoiceFile, CONTROLS};
 
 /// FFT sizes of the training loss, samples: the three the timbre check measures, and 256 for
@@ -243,14 +243,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         set.iter().map(Recording::len).sum::<usize>() as f64 / f64::from(config.sample_rate)
     };
     let train_samples: usize = train_set.iter().map(Recording::len).sum();
-    let cumulative: Vec<usize> = train_set
-        .iter()
-        .scan(0, |acc, r| {
-            *acc += r.len() - warmup - window + 1;
-            Some(*acc)
-        })
-        .collect();
-    let starts = cumulative.last().copied().unwrap_or(1);
+    let starts = Proportional::new(train_set.iter().map(|r| r.len() - warmup - window + 1));
     // Validation: consecutive audible windows of each held-out recording, evenly thinned.
     let mut val_windows: Vec<(usize, usize)> = val_set
         .iter()
@@ -360,7 +353,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         let (mut epoch_loss, mut epoch_steps) = (0.0, 0usize);
         for _ in 0..steps_per_epoch {
             let windows: Vec<(usize, usize)> = (0..batch_size)
-                .map(|_| draw_window(&mut rng, &train_set, &cumulative, starts, warmup, window))
+                .map(|_| draw_window(&mut rng, &train_set, &starts, warmup, window))
                 .collect();
             let b = batch(&train_set, &windows, warmup, window, &device).map_err(candle_err)?;
             let loss = batch_loss(&model, &resolutions, &b, warmup).map_err(candle_err)?;
@@ -432,23 +425,16 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
 fn draw_window(
     rng: &mut ChaCha8Rng,
     recordings: &[Recording],
-    cumulative: &[usize],
-    starts: usize,
+    starts: &Proportional,
     warmup: usize,
     window: usize,
 ) -> (usize, usize) {
-    let mut pick = || {
-        let draw = rng.random_range(0..starts);
-        let r = cumulative.partition_point(|&c| c <= draw);
-        let before = if r == 0 { 0 } else { cumulative[r - 1] };
-        (r, draw - before)
-    };
-    let mut window_at = pick();
+    let mut window_at = starts.draw(rng);
     for _ in 0..20 {
         if audible(&recordings[window_at.0], window_at.1, warmup, window) {
             break;
         }
-        window_at = pick();
+        window_at = starts.draw(rng);
     }
     window_at
 }

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::models::container::NamedTensor;
+use crate::models::stack::DilatedStack;
 use crate::models::wavenet::Precision;
 pub use crate::models::wavenet::WaveNetConfig;
 use crate::music::encoding::Vocabulary;
@@ -103,21 +104,8 @@ pub(crate) struct GatedLayer {
 }
 
 impl GatedLayer {
-    fn new(config: &WaveNetConfig, layer: usize, vb: VarBuilder) -> Result<Self> {
-        Self::with_sizes(
-            (
-                config.residual_channels,
-                config.gate_channels,
-                config.skip_channels,
-            ),
-            config.dilation(layer),
-            config.has_residual(layer),
-            vb,
-        )
-    }
-
     /// A layer of `(C, G, S)` channels with its dilation, and a residual 1×1 if `residual`.
-    pub(crate) fn with_sizes(
+    fn with_sizes(
         (c, g, s): (usize, usize, usize),
         dilation: usize,
         residual: bool,
@@ -137,7 +125,7 @@ impl GatedLayer {
     }
 
     /// `[B, T, C]` → (the next layer's input `[B, T, C]`, this layer's skip `[B, T, S]`).
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let h = self.dilated.forward(x)?;
         let g = self.gate_channels;
         let filter = h.narrow(2, 0, g)?.tanh()?;
@@ -152,6 +140,56 @@ impl GatedLayer {
     }
 }
 
+/// What both WaveNets share between their input and their output 1×1: the gated layers
+/// (weights under `layers.{l}`) and the head's hidden layer (`head.hidden`), summing the layers'
+/// skips: `relu(H · relu(Σ skips) + h_b)`.
+#[derive(Debug, Clone)]
+pub(crate) struct GatedStack {
+    layers: Vec<GatedLayer>,
+    /// `head.hidden`, 1×1, S → H.
+    head_hidden: Taps,
+}
+
+impl GatedStack {
+    /// The layers of `stack` with `(C, G, S, H)` channels, weights from `vb` (the model's root).
+    pub(crate) fn new(
+        stack: &impl DilatedStack,
+        (c, g, s, h): (usize, usize, usize, usize),
+        vb: &VarBuilder,
+    ) -> Result<Self> {
+        let layers = (0..stack.layers())
+            .map(|l| {
+                GatedLayer::with_sizes(
+                    (c, g, s),
+                    stack.dilation(l),
+                    stack.has_residual(l),
+                    vb.pp("layers").pp(l),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            head_hidden: Taps::pointwise(s, h, vb.pp("head").pp("hidden"))?,
+        })
+    }
+
+    /// `[B, T, C]` → the head's hidden activations `[B, T, H]`.
+    pub(crate) fn forward(&self, mut x: Tensor) -> Result<Tensor> {
+        let mut skip: Option<Tensor> = None;
+        for layer in &self.layers {
+            let (next, layer_skip) = layer.forward(&x)?;
+            skip = Some(match skip {
+                Some(sum) => (sum + layer_skip)?,
+                None => layer_skip,
+            });
+            x = next;
+        }
+        // NOTE: `validate` guarantees at least one layer.
+        let skip = skip.ok_or_else(|| Error::Msg("no layers".into()))?;
+        self.head_hidden.forward(&skip.relu()?)?.relu()
+    }
+}
+
 /// The phrase WaveNet: event and bar-position embeddings, gated dilated causal layers with
 /// residual and skip 1×1s, and a two-layer head to one logit per event id.
 #[derive(Debug, Clone)]
@@ -161,9 +199,7 @@ pub struct PhraseWaveNet {
     token_embedding: Embedding,
     /// `position_embedding`, P → C.
     position_embedding: Embedding,
-    layers: Vec<GatedLayer>,
-    /// `head.hidden`, 1×1, S → H.
-    head_hidden: Taps,
+    stack: GatedStack,
     /// `head.output`, 1×1, H → V.
     head_output: Taps,
 }
@@ -172,23 +208,13 @@ impl PhraseWaveNet {
     /// The network of `config`, its weights from `vb` (names as in [`crate::models::wavenet::weights`]).
     pub fn new(config: &WaveNetConfig, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(Error::Msg)?;
-        let (v, c, s, h) = (
-            config.vocab_size,
-            config.residual_channels,
-            config.skip_channels,
-            config.head_channels,
-        );
-        let layers = (0..config.layers())
-            .map(|l| GatedLayer::new(config, l, vb.pp("layers").pp(l)))
-            .collect::<Result<Vec<_>>>()?;
-        let head = vb.pp("head");
+        let (v, c, g, s, h) = config.sizes();
         Ok(Self {
             config: *config,
             token_embedding: embedding(v, c, vb.pp("token_embedding"))?,
             position_embedding: embedding(config.bar_positions, c, vb.pp("position_embedding"))?,
-            layers,
-            head_hidden: Taps::pointwise(s, h, head.pp("hidden"))?,
-            head_output: Taps::pointwise(h, v, head.pp("output"))?,
+            stack: GatedStack::new(config, (c, g, s, h), &vb)?,
+            head_output: Taps::pointwise(h, v, vb.pp("head").pp("output"))?,
         })
     }
 
@@ -202,21 +228,9 @@ impl PhraseWaveNet {
     /// [`WaveNetConfig::position_index`]). The logits at time `t` depend only on inputs
     /// `t − receptive_field + 1 ..= t` (zeros before the start).
     pub fn forward(&self, tokens: &Tensor, positions: &Tensor) -> Result<Tensor> {
-        let mut x = (self.token_embedding.forward(tokens)?
+        let x = (self.token_embedding.forward(tokens)?
             + self.position_embedding.forward(positions)?)?;
-        let mut skip: Option<Tensor> = None;
-        for layer in &self.layers {
-            let (next, layer_skip) = layer.forward(&x)?;
-            skip = Some(match skip {
-                Some(sum) => (sum + layer_skip)?,
-                None => layer_skip,
-            });
-            x = next;
-        }
-        // NOTE: `validate` guarantees at least one layer.
-        let skip = skip.ok_or_else(|| Error::Msg("no layers".into()))?;
-        let hidden = self.head_hidden.forward(&skip.relu()?)?.relu()?;
-        self.head_output.forward(&hidden)
+        self.head_output.forward(&self.stack.forward(x)?)
     }
 }
 

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use crate::models::container::{self, ModelError, NamedTensor, Opened, Precision, TensorSpec};
+use crate::models::stack::layer_tensors;
 use crate::voice::{Dynamics, VoiceConfig, CONTROLS};
 
 /// The `format` metadata value of a voice file.
@@ -40,16 +41,8 @@ pub fn expected_tensors(config: &VoiceConfig) -> Vec<TensorSpec> {
     let mut push = |name: String, shape: Vec<usize>| specs.push(TensorSpec { name, shape });
     push("input.weight".into(), vec![c, CONTROLS, 1]);
     push("input.bias".into(), vec![c]);
-    for l in 0..config.layers() {
-        push(format!("layers.{l}.dilated.weight"), vec![2 * g, c, 2]);
-        push(format!("layers.{l}.dilated.bias"), vec![2 * g]);
-        push(format!("layers.{l}.skip.weight"), vec![s, g, 1]);
-        push(format!("layers.{l}.skip.bias"), vec![s]);
-        if config.has_residual(l) {
-            push(format!("layers.{l}.residual.weight"), vec![c, g, 1]);
-            push(format!("layers.{l}.residual.bias"), vec![c]);
-        }
-    }
+    specs.extend(layer_tensors(config, c, g, s));
+    let mut push = |name: String, shape: Vec<usize>| specs.push(TensorSpec { name, shape });
     push("head.hidden.weight".into(), vec![h, s, 1]);
     push("head.hidden.bias".into(), vec![h]);
     push("head.output.weight".into(), vec![1, h, 1]);
@@ -75,14 +68,8 @@ impl VoiceFile {
     /// expected tensor present with its shape, finite, all f32 or all f16, and no other tensor.
     pub fn parse(bytes: &[u8]) -> Result<Self, ModelError> {
         let file = Opened::open(bytes, FORMAT_NAME, FORMAT_VERSION)?;
-        let config: VoiceConfig = file.json(KEY_CONFIG)?;
-        config
-            .validate()
-            .map_err(|reason| ModelError::BadConfig { reason })?;
-        let dynamics: Dynamics = file.json(KEY_DYNAMICS)?;
-        dynamics
-            .validate()
-            .map_err(|reason| ModelError::BadConfig { reason })?;
+        let config: VoiceConfig = file.validated(KEY_CONFIG, VoiceConfig::validate)?;
+        let dynamics: Dynamics = file.validated(KEY_DYNAMICS, Dynamics::validate)?;
         let (tensors, precision) = file.tensors(&expected_tensors(&config))?;
         Ok(Self {
             config,

@@ -17,6 +17,7 @@
 //! Every buffer is sized at load: [`VoiceKernel::render_block`] never allocates.
 
 use crate::models::container::ModelError;
+use crate::models::stack::DilatedStack;
 use crate::simd::{gated_activation, madd, SimdPath};
 use crate::voice::{VoiceConfig, VoiceFile, CONTROLS};
 

@@ -44,6 +44,7 @@ pub mod resample;
 pub mod slot;
 pub mod stream;
 
+pub use crate::models::stack::DilatedStack;
 pub use controls::CONTROLS;
 pub use file::VoiceFile;
 pub use kernel::VoiceKernel;
@@ -83,27 +84,17 @@ impl Default for VoiceConfig {
     }
 }
 
+impl DilatedStack for VoiceConfig {
+    fn layers_per_stack(&self) -> usize {
+        self.layers_per_stack
+    }
+
+    fn stacks(&self) -> usize {
+        self.stacks
+    }
+}
+
 impl VoiceConfig {
-    /// Total number of dilated layers.
-    pub fn layers(&self) -> usize {
-        self.layers_per_stack * self.stacks
-    }
-
-    /// Dilation of layer `layer` (0-based), in samples.
-    pub fn dilation(&self, layer: usize) -> usize {
-        1 << (layer % self.layers_per_stack.max(1))
-    }
-
-    /// Whether layer `layer` has a residual 1×1 (every layer but the last).
-    pub fn has_residual(&self, layer: usize) -> bool {
-        layer + 1 < self.layers()
-    }
-
-    /// How many samples the output at `t` sees: `t` itself and the `receptive_field() − 1` before.
-    pub fn receptive_field(&self) -> usize {
-        1 + (0..self.layers()).map(|l| self.dilation(l)).sum::<usize>()
-    }
-
     /// Multiply-adds per rendered sample (gates and activations left out).
     pub fn macs_per_sample(&self) -> usize {
         let (c, g, s, h) = (

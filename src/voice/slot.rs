@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::models::choice::{load_file, ModelChoice, ModelChoiceState, ModelFileError, ModelLine};
+use crate::models::stack::DilatedStack;
 use crate::voice::stream::VoiceStream;
 use crate::voice::VoiceFile;
 

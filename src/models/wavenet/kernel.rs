@@ -25,6 +25,7 @@
 //! Every buffer is sized at load: [`WaveNetKernel::step`] and [`WaveNetKernel::feed`] never
 //! allocate.
 
+use crate::models::stack::DilatedStack;
 use crate::models::wavenet::weights::{ModelFile, Precision};
 use crate::models::wavenet::{ModelError, WaveNetConfig};
 use crate::music::encoding::Vocabulary;

@@ -35,6 +35,7 @@ pub mod weights;
 pub use kernel::WaveNetKernel;
 pub use weights::{ModelError, ModelFile, Precision};
 
+use crate::models::stack::DilatedStack;
 use crate::music::encoding::Token;
 use crate::music::meter::Meter;
 
@@ -77,6 +78,16 @@ impl Default for WaveNetConfig {
     }
 }
 
+impl DilatedStack for WaveNetConfig {
+    fn layers_per_stack(&self) -> usize {
+        self.layers_per_stack
+    }
+
+    fn stacks(&self) -> usize {
+        self.stacks
+    }
+}
+
 impl WaveNetConfig {
     /// The sizes the layers are built from: (vocabulary `V`, residual `C`, gate `G`, skip `S`,
     /// head `H` channels).
@@ -88,28 +99,6 @@ impl WaveNetConfig {
             self.skip_channels,
             self.head_channels,
         )
-    }
-
-    /// Total number of dilated layers.
-    pub fn layers(&self) -> usize {
-        self.layers_per_stack * self.stacks
-    }
-
-    /// Dilation of layer `layer` (0-based), in events.
-    pub fn dilation(&self, layer: usize) -> usize {
-        1 << (layer % self.layers_per_stack.max(1))
-    }
-
-    /// Whether layer `layer` has a residual 1×1 (every layer but the last: its residual output
-    /// would feed nothing).
-    pub fn has_residual(&self, layer: usize) -> bool {
-        layer + 1 < self.layers()
-    }
-
-    /// How many events the output at step `t` sees: `t` itself and the `receptive_field() − 1`
-    /// before it (one plus the sum of the dilations).
-    pub fn receptive_field(&self) -> usize {
-        1 + (0..self.layers()).map(|l| self.dilation(l)).sum::<usize>()
     }
 
     /// The embedding index of a position `ticks_in_bar` ticks after the bar line: the tick

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use crate::models::container::{self, NamedTensor, Opened};
 pub use crate::models::container::{ModelError, Precision, TensorSpec, KEY_FORMAT, KEY_VERSION};
+use crate::models::stack::layer_tensors;
 
 use crate::models::wavenet::WaveNetConfig;
 use crate::music::encoding::Vocabulary;
@@ -53,16 +54,8 @@ pub fn expected_tensors(config: &WaveNetConfig) -> Vec<TensorSpec> {
     let mut push = |name: String, shape: Vec<usize>| specs.push(TensorSpec { name, shape });
     push("token_embedding.weight".into(), vec![v, c]);
     push("position_embedding.weight".into(), vec![p, c]);
-    for l in 0..config.layers() {
-        push(format!("layers.{l}.dilated.weight"), vec![2 * g, c, 2]);
-        push(format!("layers.{l}.dilated.bias"), vec![2 * g]);
-        push(format!("layers.{l}.skip.weight"), vec![s, g, 1]);
-        push(format!("layers.{l}.skip.bias"), vec![s]);
-        if config.has_residual(l) {
-            push(format!("layers.{l}.residual.weight"), vec![c, g, 1]);
-            push(format!("layers.{l}.residual.bias"), vec![c]);
-        }
-    }
+    specs.extend(layer_tensors(config, c, g, s));
+    let mut push = |name: String, shape: Vec<usize>| specs.push(TensorSpec { name, shape });
     push("head.hidden.weight".into(), vec![h, s, 1]);
     push("head.hidden.bias".into(), vec![h]);
     push("head.output.weight".into(), vec![v, h, 1]);
@@ -89,10 +82,7 @@ impl ModelFile {
     /// tensor.
     pub fn parse(bytes: &[u8]) -> Result<Self, ModelError> {
         let file = Opened::open(bytes, FORMAT_NAME, FORMAT_VERSION)?;
-        let config: WaveNetConfig = file.json(KEY_CONFIG)?;
-        config
-            .validate()
-            .map_err(|reason| ModelError::BadConfig { reason })?;
+        let config: WaveNetConfig = file.validated(KEY_CONFIG, WaveNetConfig::validate)?;
         let vocabulary: Vocabulary = file.json(KEY_VOCABULARY)?;
         if vocabulary.len() != config.vocab_size {
             return Err(ModelError::BadConfig {

@@ -128,12 +128,17 @@ impl WaveJam {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let slot = &self.status.voice_slot;
+        if wanted.path.is_none() && slot.line().text.is_empty() {
+            slot.set_line(models::choice::ModelLine::playing(
+                voice::slot::NO_CUSTOM_VOICE,
+            ));
+        }
         if audio.sound.custom().map(|c| &c.choice) == Some(&wanted)
             || (wanted.path.is_none() && audio.sound.custom().is_none())
         {
             return;
         }
-        let slot = &self.status.voice_slot;
         match models::choice::restore_with(&wanted, voice::VoiceFile::parse) {
             Ok(Some(file)) => {
                 let path = wanted.path.clone().unwrap_or_default();

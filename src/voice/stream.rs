@@ -8,7 +8,8 @@
 //! that much silence and never runs dry. Nothing allocates after [`VoiceStream::new`]. A voice
 //! that has been silent for [`IDLE_AFTER_S`] stops rendering (it costs nothing between
 //! phrases) and starts from a fresh state at its next note, so the same notes at the same
-//! samples give the same audio whatever the host's block sizes.
+//! samples give the same audio whatever the host's block sizes — but for where the last
+//! trace of a tail (by then over 100 dB down) is cut, which is checked at the end of a block.
 
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{

@@ -262,7 +262,13 @@ impl Sound {
 
     fn render_piece(&mut self, left: &mut [f32], right: &mut [f32]) {
         self.synth.render(left, right);
-        let started = Instant::now();
+        // Only a neural voice's rendering is timed (the synth has no deadline to miss).
+        let started = self
+            .neural
+            .iter()
+            .flatten()
+            .any(|v| v.stream.active())
+            .then(Instant::now);
         let n = left.len();
         for slot in 0..NEURAL_SLOTS {
             let Some(voice) = &mut self.neural[slot] else {
@@ -284,7 +290,9 @@ impl Sound {
                 *r += x;
             }
         }
-        self.spent += started.elapsed();
+        if let Some(started) = started {
+            self.spent += started.elapsed();
+        }
         if let Some(fade) = self.fade.filter(|f| f.left == 0) {
             self.fade = None;
             self.end_fade(fade.slot);
@@ -366,6 +374,7 @@ impl Sound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::synth::test_support::max_step;
     use crate::audio::synth::VoiceSource;
     use crate::models::choice::ModelChoice;
     use crate::voice::slot::{rings, PanelEnds};
@@ -399,13 +408,6 @@ mod tests {
         (left, fallbacks)
     }
 
-    /// Largest step from one sample to the next.
-    fn largest_step(x: &[f32]) -> f32 {
-        x.windows(2)
-            .map(|w| (w[1] - w[0]).abs())
-            .fold(0.0, f32::max)
-    }
-
     /// A neural voice that misses its deadline hands the held note to the synth, fading out
     /// without a click, counts once, and plays again once the line has fallen silent; a bounce
     /// never falls back.
@@ -426,8 +428,8 @@ mod tests {
             "the synth took the held note"
         );
         assert!(!sound.neural[FIDDLE].as_ref().unwrap().stream.active());
-        let steady = largest_step(&before[BLOCK * 10..]);
-        let crossing = largest_step(&during[..BLOCK * 2]);
+        let steady = max_step(&before[BLOCK * 10..]);
+        let crossing = max_step(&during[..BLOCK * 2]);
         assert!(
             crossing <= 1.5 * steady,
             "step {crossing} in the crossfade, {steady} while playing"

@@ -9,7 +9,7 @@ mod envelope;
 mod filter;
 mod oscillator;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod voice;

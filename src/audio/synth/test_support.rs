@@ -144,7 +144,7 @@ pub(super) fn rms(samples: &[f32]) -> f32 {
 }
 
 /// Largest absolute sample-to-sample step, the quantity a click shows up in.
-pub(super) fn max_step(samples: &[f32]) -> f32 {
+pub(crate) fn max_step(samples: &[f32]) -> f32 {
     samples
         .windows(2)
         .fold(0.0, |m, w| m.max((w[1] - w[0]).abs()))

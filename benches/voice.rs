@@ -2,7 +2,7 @@
 //! file) playing a legato line, timed on every SIMD path this CPU runs, as the plugin runs it at
 //! 48 kHz in blocks of 512 (its `VoiceStream`: 256 samples at the voice's 24 kHz, resampled).
 //!
-//! Prints µs per 48 kHz output sample and the share of one core's real time, per path and for
+//! Prints µs per 48 kHz output sample (the fastest of five rounds) and the share of one core's real time, per path and for
 //! the path the voice picks at load, and how that splits between the controls (the line and the
 //! excitation, scalar code) and the network (the kernel alone on fixed controls); the rest of a
 //! path's row is the resampler. Run: `cargo bench --bench voice`.
@@ -21,27 +21,28 @@ use wavejam::voice::{VoiceFile, VoiceKernel, CONTROLS};
 /// The host's rate and block size the figures are for.
 const HOST_RATE: f64 = 48_000.0;
 const HOST_BLOCK: usize = 512;
-/// Host blocks timed after the warm-up (about 21 s of audio).
-const BLOCKS: usize = 2_000;
+/// Host blocks timed in a round (about 4 s of audio).
+const BLOCKS: usize = 400;
 const WARMUP_BLOCKS: usize = 100;
+/// Rounds of every measurement, taken in turn; each figure is its fastest round, the cost
+/// without the other work a shared machine does meanwhile (one round of it here ran up to 70 %
+/// slower than another).
+const ROUNDS: usize = 5;
 
-/// Seconds per host block of `stream` playing a line of notes, one every eight blocks.
-fn time_blocks(stream: &mut VoiceStream) -> f64 {
+/// Seconds per host block of `stream` playing `blocks` blocks of a line of notes, one every
+/// eight blocks.
+fn time_blocks(stream: &mut VoiceStream, blocks: usize) -> f64 {
     let mut out = vec![0.0f32; HOST_BLOCK];
     let line = [62u8, 64, 66, 67, 69, 71, 73, 74];
-    let mut run = |blocks: usize| {
-        for b in 0..blocks {
-            if b % 8 == 0 {
-                stream.note_on(line[(b / 8) % line.len()], 90);
-            }
-            stream.render(&mut out);
-            black_box(&out);
-        }
-    };
-    run(WARMUP_BLOCKS);
     let start = Instant::now();
-    run(BLOCKS);
-    start.elapsed().as_secs_f64() / BLOCKS as f64
+    for b in 0..blocks {
+        if b % 8 == 0 {
+            stream.note_on(line[(b / 8) % line.len()], 90);
+        }
+        stream.render(&mut out);
+        black_box(&out);
+    }
+    start.elapsed().as_secs_f64() / blocks as f64
 }
 
 /// Seconds per host block of the line and excitation alone (no network).
@@ -61,9 +62,8 @@ fn time_controls(file: &VoiceFile, voice_block: usize) -> f64 {
     start.elapsed().as_secs_f64() / BLOCKS as f64
 }
 
-/// Seconds per host block of the kernel alone, on the chosen path, with fixed controls.
-fn time_network(file: &VoiceFile, voice_block: usize) -> f64 {
-    let mut kernel = VoiceKernel::new(file);
+/// Seconds per host block of the kernel alone, on `kernel`'s path, with fixed controls.
+fn time_network(kernel: &mut VoiceKernel, voice_block: usize) -> f64 {
     let controls = [[0.5f32; BLOCK]; CONTROLS];
     let amplitude = [0.1f32; BLOCK];
     let mut out = [0.0f32; BLOCK];
@@ -91,40 +91,49 @@ fn main() {
         file.config.macs_per_sample(),
         file.config.sample_rate
     );
-    println!("| path | µs per output sample | share of one core |");
-    println!("|---|---|---|");
+    println!(
+        "| path | µs per output sample | share of one core | of which the network alone (µs) |"
+    );
+    println!("|---|---|---|---|");
     let chosen = SimdPath::detect();
+    // Per path: its kernel alone, its whole stream, and their fastest rounds so far.
+    let mut paths: Vec<(SimdPath, VoiceKernel, VoiceStream, f64, f64)> = SimdPath::ALL
+        .into_iter()
+        .filter_map(|path| {
+            let kernel = VoiceKernel::with_simd_path(&file, path)?;
+            let player = VoicePlayer::with_kernel(kernel.clone(), &file);
+            let mut stream = VoiceStream::with_player(player, HOST_RATE as f32);
+            time_blocks(&mut stream, WARMUP_BLOCKS);
+            Some((path, kernel, stream, f64::INFINITY, f64::INFINITY))
+        })
+        .collect();
+    let mut controls = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        for (_, kernel, stream, network, whole) in &mut paths {
+            *network = network.min(time_network(kernel, voice_block));
+            *whole = whole.min(time_blocks(stream, BLOCKS));
+        }
+        controls = controls.min(time_controls(&file, voice_block));
+    }
     for path in SimdPath::ALL {
-        let Some(kernel) = VoiceKernel::with_simd_path(&file, path) else {
-            println!("| {} | not supported by this CPU | |", path.name());
+        let Some((_, _, _, network, whole)) = paths.iter().find(|p| p.0 == path) else {
+            println!("| {} | not supported by this CPU | | |", path.name());
             continue;
         };
-        let player = VoicePlayer::with_kernel(kernel, &file);
-        let mut stream = VoiceStream::with_player(player, HOST_RATE as f32);
-        let per_sample = time_blocks(&mut stream) / HOST_BLOCK as f64;
+        let per_sample = whole / HOST_BLOCK as f64;
         println!(
-            "| {}{} | {:.3} | {:.2} % |",
+            "| {}{} | {:.3} | {:.2} % | {:.3} |",
             path.name(),
             if path == chosen { " (chosen)" } else { "" },
             per_sample * 1e6,
-            per_sample * HOST_RATE * 100.0
+            per_sample * HOST_RATE * 100.0,
+            network / HOST_BLOCK as f64 * 1e6
         );
     }
-    for (part, seconds) in [
-        (
-            "controls only (line + excitation)",
-            time_controls(&file, voice_block),
-        ),
-        (
-            "network only (chosen path)",
-            time_network(&file, voice_block),
-        ),
-    ] {
-        let per_sample = seconds / HOST_BLOCK as f64;
-        println!(
-            "| {part} | {:.3} | {:.2} % |",
-            per_sample * 1e6,
-            per_sample * HOST_RATE * 100.0
-        );
-    }
+    let controls = controls / HOST_BLOCK as f64;
+    println!(
+        "| controls only (line + excitation) | {:.3} | {:.2} % | |",
+        controls * 1e6,
+        controls * HOST_RATE * 100.0
+    );
 }

@@ -109,7 +109,7 @@ pub fn softmax(logits: &[f32], out: &mut [f64]) {
     assert_eq!(logits.len(), out.len(), "softmax lengths");
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     for (o, &l) in out.iter_mut().zip(logits) {
-        *o = f64::from(exp(l - max));
+        *o = f64::from(exp::<false>(l - max));
     }
     let mut sum = 0.0;
     for &o in out.iter() {

@@ -414,7 +414,7 @@ impl WaveNetKernel {
                     gate.copy_from_slice(&layer.dilated_bias);
                     matvec_acc::<L, FMA>(gate, &layer.dilated, taps);
                     let (filter, rest) = gate.split_at(g);
-                    gated_activation(activation, filter, &rest[..g]);
+                    gated_activation::<FMA>(activation, filter, &rest[..g]);
                     if last == Some(t) {
                         matvec_acc::<L, FMA>(skip, &layer.skip, activation);
                     }

@@ -318,13 +318,13 @@ impl VoiceKernel {
             stride: BLOCK,
             starts: [0],
         };
-        init_rows(&mut first.signal, first.capacity, first.at, &input.bias);
         product::<L, FMA, OT, 1>(
             &mut first.signal,
             first.capacity,
             first.at,
             input,
             controls_rows,
+            Onto::Bias,
         );
         for l in 0..layers.len() {
             let (done, rest) = layers.split_at_mut(l + 1);
@@ -334,8 +334,7 @@ impl VoiceKernel {
                 stride: layer.capacity,
                 starts: [layer.at - layer.dilation, layer.at],
             };
-            init_rows(gate, BLOCK, 0, &layer.dilated.bias);
-            product::<L, FMA, OT, 2>(gate, BLOCK, 0, &layer.dilated, signal);
+            product::<L, FMA, OT, 2>(gate, BLOCK, 0, &layer.dilated, signal, Onto::Bias);
             let (filter, sigmoid) = gate.split_at(g * BLOCK);
             let activation = &mut activation[l * g * BLOCK..][..g * BLOCK];
             for ((z, f), s) in activation
@@ -371,32 +370,30 @@ impl VoiceKernel {
                     next.at,
                     residual,
                     activation_rows,
+                    Onto::Rows,
                 );
             }
         }
-        init_rows(skip_sum, BLOCK, 0, &skip.bias);
         let activation_rows = Rows {
             data: activation,
             stride: BLOCK,
             starts: [0],
         };
-        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, activation_rows);
+        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, activation_rows, Onto::Bias);
         relu(skip_sum);
-        init_rows(hidden, BLOCK, 0, &head_hidden.bias);
         let skip_rows = Rows {
             data: skip_sum,
             stride: BLOCK,
             starts: [0],
         };
-        product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows);
+        product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows, Onto::Bias);
         relu(hidden);
-        init_rows(shape, BLOCK, 0, &head_output.bias);
         let hidden_rows = Rows {
             data: hidden,
             stride: BLOCK,
             starts: [0],
         };
-        product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows);
+        product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows, Onto::Bias);
         for ((y, v), a) in out.iter_mut().zip(shape.iter()).zip(amplitude) {
             *y = v * a;
         }
@@ -406,15 +403,16 @@ impl VoiceKernel {
     }
 }
 
-/// Sets row `o` of `out` (rows of `stride`, the block from `at`) to `bias[o]` for the block.
-#[inline(always)]
-fn init_rows(out: &mut [f32], stride: usize, at: usize, bias: &[f32]) {
-    for (row, &b) in out.chunks_exact_mut(stride).zip(bias) {
-        row[at..at + BLOCK].fill(b);
-    }
+/// What a [`product`] adds its sums to.
+#[derive(Clone, Copy)]
+enum Onto {
+    /// The matrix's bias: the output rows' block is overwritten.
+    Bias,
+    /// The output rows' block as it is.
+    Rows,
 }
 
-/// `out += M · x` over the block: row `o` of `out` is `out[o · stride + at ..][..BLOCK]`, the
+/// `out = onto + M · x` over the block: row `o` of `out` is `out[o · stride + at ..][..BLOCK]`, the
 /// inputs are `x`'s rows (see [`Rows`]). Tiles of `OT` rows × [`TIME_CHUNKS`] chunks of `L`
 /// samples; the rows left over go one by one.
 #[inline(always)]
@@ -424,16 +422,26 @@ fn product<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     at: usize,
     m: &Matrix,
     x: Rows<'_, N>,
+    onto: Onto,
 ) {
     debug_assert_eq!(m.inputs % N, 0);
     debug_assert_eq!(BLOCK % (L * TIME_CHUNKS), 0);
+    // Every tile reads its input rows unchecked (see `tile`): they must lie within `x.data`.
+    let per_source = m.inputs / N;
+    for start in x.starts {
+        assert!(start + per_source.saturating_sub(1) * x.stride + BLOCK <= x.data.len());
+    }
     let full = m.outputs - m.outputs % OT;
     for t0 in (0..BLOCK).step_by(L * TIME_CHUNKS) {
+        let x = Rows {
+            starts: x.starts.map(|start| start + t0),
+            ..x
+        };
         for first in (0..full).step_by(OT) {
-            tile::<L, FMA, OT, N>(out, stride, at + t0, m, first, x, t0);
+            tile::<L, FMA, OT, N>(out, stride, at + t0, m, first, x, onto);
         }
         for row in full..m.outputs {
-            tile::<L, FMA, 1, N>(out, stride, at + t0, m, row, x, t0);
+            tile::<L, FMA, 1, N>(out, stride, at + t0, m, row, x, onto);
         }
     }
 }
@@ -447,7 +455,8 @@ fn chunk<const L: usize>(data: &[f32], start: usize) -> [f32; L] {
 }
 
 /// One tile of [`product`]: rows `first..first + OT` of `out` at `out_at` (the tile's first
-/// sample), inputs at sample `t0` of the block, accumulated in registers.
+/// sample), from the inputs at `x`'s starts (moved to the tile's first sample), accumulated in
+/// registers.
 #[inline(always)]
 fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     out: &mut [f32],
@@ -456,27 +465,31 @@ fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     m: &Matrix,
     first: usize,
     x: Rows<'_, N>,
-    t0: usize,
+    onto: Onto,
 ) {
     let mut acc = [[[0.0f32; L]; TIME_CHUNKS]; OT];
     for (o, rows) in acc.iter_mut().enumerate() {
         for (c, v) in rows.iter_mut().enumerate() {
-            *v = chunk(out, (first + o) * stride + out_at + c * L);
+            *v = match onto {
+                Onto::Bias => [m.bias[first + o]; L],
+                Onto::Rows => chunk(out, (first + o) * stride + out_at + c * L),
+            };
         }
     }
     let per_source = m.inputs / N;
     for (k, &start) in x.starts.iter().enumerate() {
-        // NOTE: the reads below are bounds-checked once a tile and source, not per input row,
-        // weight and chunk: checks there were as many instructions as the AVX2 tile's
-        // multiply-adds, and left it at two thirds of the speed it has without them.
+        // NOTE: bounds are checked once a product (the input rows) and tile (the weights), not
+        // per row, weight and chunk: those checks were more instructions than the AVX2 tile's
+        // eight multiply-adds a row (25 multiply-adds a ns there against 35 without them, in a
+        // scratch benchmark of one layer).
         let weights: [&[f32]; OT] = std::array::from_fn(|o| {
             &m.weights[(first + o) * m.inputs + k * per_source..][..per_source]
         });
-        let span = per_source.saturating_sub(1) * x.stride + TIME_CHUNKS * L;
-        let source = &x.data[start + t0..][..span];
+        let source = &x.data[start..];
         for i in 0..per_source {
-            // SAFETY: `i < per_source`, so the row ends at `i · stride + TIME_CHUNKS · L ≤ span`,
-            // the length of `source`.
+            // SAFETY: `i < per_source`, so the row ends at `i · stride + TIME_CHUNKS · L`, within
+            // `source`: `product` asserted that its rows, moved by at most `BLOCK − TIME_CHUNKS ·
+            // L` to the tile's first sample, lie within `x.data`.
             let row = unsafe { source.get_unchecked(i * x.stride..i * x.stride + TIME_CHUNKS * L) };
             let mut xs = [[0.0f32; L]; TIME_CHUNKS];
             for (v, chunk) in xs.iter_mut().zip(row.chunks_exact(L)) {

@@ -429,8 +429,9 @@ fn product<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     onto: Onto,
 ) {
     debug_assert_eq!(m.inputs % N, 0);
-    debug_assert_eq!(BLOCK % (L * TIME_CHUNKS), 0);
-    // Every tile reads its input rows unchecked (see `tile`): they must lie within `x.data`.
+    // Every tile reads its input rows unchecked (see `tile`): its chunks must end within the
+    // block (a constant check), and the rows within `x.data`.
+    assert_eq!(BLOCK % (L * TIME_CHUNKS), 0);
     let per_source = m.inputs / N;
     for start in x.starts {
         assert!(start + per_source.saturating_sub(1) * x.stride + BLOCK <= x.data.len());

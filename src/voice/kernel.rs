@@ -101,6 +101,17 @@ struct Rows<'a, const N: usize> {
     starts: [usize; N],
 }
 
+impl<'a> Rows<'a, 1> {
+    /// One source of rows laid out one block after another (`[rows][BLOCK]`, a scratch's).
+    fn block(data: &'a [f32]) -> Self {
+        Self {
+            data,
+            stride: BLOCK,
+            starts: [0],
+        }
+    }
+}
+
 /// One gated dilated layer: its weights and its input signal.
 #[derive(Debug, Clone)]
 struct Layer {
@@ -317,11 +328,7 @@ impl VoiceKernel {
         }
         // The input 1×1 writes the first layer's signal.
         let first = &mut layers[0];
-        let controls_rows = Rows {
-            data: controls.as_flattened(),
-            stride: BLOCK,
-            starts: [0],
-        };
+        let controls_rows = Rows::block(controls.as_flattened());
         product::<L, FMA, OT, 1>(
             &mut first.signal,
             first.capacity,
@@ -348,11 +355,7 @@ impl VoiceKernel {
             {
                 gated_activation::<FMA>(z, f, s);
             }
-            let activation_rows = Rows {
-                data: activation,
-                stride: BLOCK,
-                starts: [0],
-            };
+            let activation_rows = Rows::block(activation);
             if let (Some(residual), Some(next)) = (&layer.residual, rest.first_mut()) {
                 // next = this layer's input + bias + R · z
                 for ((to, from), bias) in next
@@ -378,25 +381,13 @@ impl VoiceKernel {
                 );
             }
         }
-        let activation_rows = Rows {
-            data: activation,
-            stride: BLOCK,
-            starts: [0],
-        };
-        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, activation_rows, Onto::Bias);
+        let all_activations = Rows::block(activation);
+        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, all_activations, Onto::Bias);
         relu(skip_sum);
-        let skip_rows = Rows {
-            data: skip_sum,
-            stride: BLOCK,
-            starts: [0],
-        };
+        let skip_rows = Rows::block(skip_sum);
         product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows, Onto::Bias);
         relu(hidden);
-        let hidden_rows = Rows {
-            data: hidden,
-            stride: BLOCK,
-            starts: [0],
-        };
+        let hidden_rows = Rows::block(hidden);
         product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows, Onto::Bias);
         for ((y, v), a) in out.iter_mut().zip(shape.iter()).zip(amplitude) {
             *y = v * a;

@@ -253,6 +253,11 @@ impl Line {
         self.held
     }
 
+    /// The pitch sounding (or parked, in silence), Hz.
+    pub fn pitch_hz(&self) -> f32 {
+        self.target.f0_hz
+    }
+
     /// Advances one sample and says what the line does there.
     pub fn step(&mut self) -> Target {
         let dt = 1.0 / self.sample_rate;

@@ -29,14 +29,17 @@ const WARMUP_BLOCKS: usize = 100;
 /// slower than another).
 const ROUNDS: usize = 5;
 
-/// Seconds per host block of `stream` playing `blocks` blocks of a line of notes, one every
-/// eight blocks.
+/// Seconds per host block of `stream` playing `blocks` blocks of a line of detached notes, one
+/// every eight blocks, each released as the next is struck (so it rings on under it).
 fn time_blocks(stream: &mut VoiceStream, blocks: usize) -> f64 {
     let mut out = vec![0.0f32; HOST_BLOCK];
     let line = [62u8, 64, 66, 67, 69, 71, 73, 74];
     let start = Instant::now();
     for b in 0..blocks {
         if b % 8 == 0 {
+            if let Some((held, _)) = stream.held() {
+                stream.note_off(held);
+            }
             stream.note_on(line[(b / 8) % line.len()], 90);
         }
         stream.render(&mut out);

@@ -31,6 +31,8 @@ pub struct VoicePlayer {
     /// `recent_at`.
     recent: Box<[f32; LOOP_MAX]>,
     recent_at: usize,
+    /// Samples rendered since the sounding note started from silence (as far as a loop needs).
+    note_samples: usize,
     /// Released notes ringing on.
     tails: Box<[Tail; TAILS]>,
     /// A tail's gain after one more sample: 60 dB down over [`TAIL_RELEASE`] of the voice's
@@ -169,6 +171,7 @@ impl VoicePlayer {
             last_amplitude: 0.0,
             recent: Box::new([0.0; LOOP_MAX]),
             recent_at: 0,
+            note_samples: 0,
             tails: Box::new([Tail::SILENT; TAILS]),
             tail_decay: 10f32.powf(-3.0 / (TAIL_RELEASE * file.dynamics.release_s * rate as f32)),
             dc: DcBlocker::new(rate),
@@ -188,13 +191,20 @@ impl VoicePlayer {
             self.ring_on();
             self.line.silence();
         }
+        if !self.line.sounding() {
+            self.note_samples = 0;
+        }
         self.line.note_on(pitch, velocity);
     }
 
     /// Loops the last periods of the sound so far into the quietest tail, from the level the
-    /// sound has got to.
+    /// sound has got to; a note shorter than the loop is let go (a loop of it would hold the
+    /// silence before it).
     fn ring_on(&mut self) {
         let len = loop_len(self.sample_rate() as f32 / self.line.pitch_hz());
+        if self.note_samples < len {
+            return;
+        }
         let Some(tail) = self
             .tails
             .iter_mut()
@@ -239,6 +249,7 @@ impl VoicePlayer {
         self.kernel.reset();
         self.recent.fill(0.0);
         self.last_amplitude = 0.0;
+        self.note_samples = 0;
         self.tails.iter_mut().for_each(|tail| tail.gain = 0.0);
         self.dc = DcBlocker::new(self.sample_rate());
     }
@@ -260,6 +271,7 @@ impl VoicePlayer {
                 self.recent_at = (self.recent_at + 1) % LOOP_MAX;
                 self.last_amplitude = a;
             }
+            self.note_samples = self.note_samples.saturating_add(chunk.len());
             for tail in self.tails.iter_mut() {
                 tail.add_onto(chunk, self.tail_decay);
             }
@@ -411,7 +423,15 @@ mod tests {
         legato.note_on(69, 100);
         legato.render(&mut before);
         legato.note_on(76, 100);
-        assert!(legato.tails.iter().all(|tail| tail.gain == 0.0));
+        assert_eq!(gain(&legato), 0.0);
+
+        // A note shorter than a loop has nothing to loop but the silence before it.
+        let mut short = VoicePlayer::new(&file);
+        short.note_on(69, 100);
+        short.render(&mut before[..LOOP_MIN - 1]);
+        short.note_off(69);
+        short.note_on(76, 100);
+        assert_eq!(gain(&short), 0.0);
     }
 
     #[test]

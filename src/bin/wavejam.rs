@@ -9,7 +9,8 @@ use wavejam::assets;
 use wavejam::lab::continuations::{checks_table, continuation_checks};
 use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
 use wavejam::lab::listening::{
-    key_from_the_start, listening_checks, listening_table, melodies, prompts, Playing, PROMPT_BARS,
+    key_from_the_start, listening_checks, listening_table, melodies, prompts, tempo_misses_table,
+    Playing, PROMPT_BARS,
 };
 use wavejam::lab::offline::{continue_tune, infer_bar_phase};
 use wavejam::lab::render::{render, write_wav, RenderSetup, WavFormat};
@@ -674,6 +675,8 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let rows = listening_checks(&prompts, &Playing::all(), takes);
             print!("{}", listening_table(&rows));
+            println!("\nFree-tempo takes heard more than 3 % off the player's tempo:\n");
+            print!("{}", tempo_misses_table(&rows));
             // The key check is cheap: every melody of the folder.
             let every = melodies(&data, usize::MAX).map_err(|e| e.to_string())?;
             println!(

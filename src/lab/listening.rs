@@ -157,6 +157,41 @@ pub struct ListeningRow {
     /// Share of the player's own onsets within [`ON_GRID_BEATS`] of their 16th or triplet grid:
     /// how closely the answers could follow a grid the player only shows this closely.
     pub player_on_grid: f64,
+    /// The takes whose tempo was not heard within 3 % (free tempo only), in prompt order.
+    pub tempo_misses: Vec<TempoMiss>,
+}
+
+/// A free-tempo take whose tempo the plugin heard more than 3 % off the player's.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TempoMiss {
+    pub tune: String,
+    /// Bar length of the tune, in beats.
+    pub bar_beats: f64,
+    /// The prompt's commonest time from one onset to the next, in beats (0.25: it is written
+    /// in 16ths): the level the notes alone cannot tell from another.
+    pub commonest_step_beats: f64,
+    pub take: u32,
+    pub played_bpm: f64,
+    /// 0 if none was heard.
+    pub heard_bpm: f64,
+}
+
+/// The commonest time from one onset of `notes` to the next, in beats (on a 1/48-beat raster;
+/// the shortest of equally common ones), or 0 for fewer than two onsets.
+fn commonest_step(notes: &[Note]) -> f64 {
+    let mut counts = std::collections::BTreeMap::new();
+    for pair in notes.windows(2) {
+        let step = ((pair[1].onset_beats - pair[0].onset_beats) * 48.0).round() as i64;
+        if step > 0 {
+            *counts.entry(step).or_insert(0usize) += 1;
+        }
+    }
+    // NOTE: max_by_key keeps the last of equal counts; the steps go longest first for it.
+    counts
+        .iter()
+        .rev()
+        .max_by_key(|(_, &count)| count)
+        .map_or(0.0, |(&step, _)| step as f64 / 48.0)
 }
 
 /// `count` melodies (tunes without overlapping notes) of the MIDI files under `dir`, spread
@@ -334,7 +369,7 @@ fn hear(prompt: &Prompt, played: &[Note], answer: &[Note], tempo_ratio: f64) -> 
 /// The figures of `playing` over the `prompts` it changes, each played `takes` times (take `k`
 /// of prompt `i`: performance seed `i + 1 + 1000 (k − 1)`, plugin seed `k`, from 1).
 fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
-    let heard: Vec<Heard> = prompts
+    let takes: Vec<(&Prompt, u32, Heard)> = prompts
         .iter()
         .enumerate()
         .filter(|(_, prompt)| playing.changes(prompt))
@@ -342,7 +377,24 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         .map(|(i, prompt, take)| {
             let performance = i as u64 + 1 + 1000 * u64::from(take - 1);
             let (played, notes, heard_bpm) = answer(prompt, playing, performance, take);
-            hear(prompt, &played, &notes, heard_bpm / playing.bpm())
+            let heard = hear(prompt, &played, &notes, heard_bpm / playing.bpm());
+            (prompt, take, heard)
+        })
+        .collect();
+    let heard: Vec<Heard> = takes.iter().map(|(_, _, heard)| *heard).collect();
+    let near = |ratio: f64, target: f64| (ratio / target - 1.0).abs() <= 0.03;
+    let tempo_misses = takes
+        .iter()
+        .filter(|(_, _, heard)| {
+            matches!(playing, Playing::FreeTempo(_)) && !near(heard.tempo_ratio, 1.0)
+        })
+        .map(|(prompt, take, heard)| TempoMiss {
+            tune: prompt.name.clone(),
+            bar_beats: prompt.bar_beats,
+            commonest_step_beats: commonest_step(&prompt.notes),
+            take: *take,
+            played_bpm: playing.bpm(),
+            heard_bpm: heard.tempo_ratio * playing.bpm(),
         })
         .collect();
     let sum = |f: fn(&Heard) -> f64| heard.iter().map(f).sum::<f64>();
@@ -351,7 +403,6 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
     let mean_over_answers = |f: &dyn Fn(&Heard) -> f64| {
         answered.iter().map(|h| f(h)).sum::<f64>() / answered.len().max(1) as f64
     };
-    let near = |ratio: f64, target: f64| (ratio / target - 1.0).abs() <= 0.03;
     let heard_right: Vec<&Heard> = heard.iter().filter(|h| near(h.tempo_ratio, 1.0)).collect();
     let within_octave = heard
         .iter()
@@ -373,6 +424,7 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         tempo_within_3_percent_or_octave: within_octave as f64 / heard.len().max(1) as f64,
         on_grid_when_heard: right_on_grid / right_notes.max(1.0),
         player_on_grid: sum(|h| h.played_on_grid as f64) / sum(|h| h.played as f64).max(1.0),
+        tempo_misses,
     }
 }
 
@@ -442,10 +494,104 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
     out
 }
 
+/// The free-tempo takes heard more than 3 % off, one line per tune and tempo, as a Markdown
+/// table: the tune's bar, its commonest step, and the tempo heard in each of its missed takes.
+pub fn tempo_misses_table(rows: &[ListeningRow]) -> String {
+    let mut out = String::from(
+        "| played (BPM) | tune | bar (beats) | commonest step (beats) | heard (BPM), take by take |\n|---|---|---|---|---|\n",
+    );
+    for miss in rows.iter().flat_map(|r| &r.tempo_misses) {
+        let line_start = format!(
+            "| {:.0} | {} | {} | {} | ",
+            miss.played_bpm, miss.tune, miss.bar_beats, miss.commonest_step_beats
+        );
+        let heard = format!("{:.1} ({})", miss.heard_bpm, miss.take);
+        // The misses come tune by tune: a tune's next take joins its line.
+        if let Some(line) = out.strip_suffix(" |\n").filter(|o| {
+            o.rsplit('\n')
+                .next()
+                .is_some_and(|last| last.starts_with(&line_start))
+        }) {
+            out = format!("{line}, {heard} |\n");
+        } else {
+            out.push_str(&format!("{line_start}{heard} |\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_kit::melody;
+
+    #[test]
+    fn the_commonest_step_is_the_level_a_tune_is_written_at() {
+        let in_16ths = melody(
+            0.0,
+            &[(60, 0.25), (62, 0.25), (64, 0.25), (65, 0.75), (67, 1.0)],
+        );
+        assert_eq!(commonest_step(&in_16ths), 0.25);
+        let in_quarters = melody(
+            0.0,
+            &[(60, 0.5), (62, 1.0), (64, 1.0), (65, 1.0), (67, 1.0)],
+        );
+        assert_eq!(commonest_step(&in_quarters), 1.0);
+        let even = melody(0.0, &[(60, 0.5), (62, 1.0), (64, 1.0)]);
+        assert_eq!(
+            commonest_step(&even),
+            0.5,
+            "the shorter of equally common steps"
+        );
+        assert_eq!(commonest_step(&in_16ths[..1]), 0.0);
+    }
+
+    #[test]
+    fn the_misses_are_listed_a_line_per_tune_and_tempo() {
+        let miss = |tune: &str, take: u32, played_bpm: f64, heard_bpm: f64| TempoMiss {
+            tune: tune.into(),
+            bar_beats: 2.0,
+            commonest_step_beats: 0.25,
+            take,
+            played_bpm,
+            heard_bpm,
+        };
+        let row = |misses: Vec<TempoMiss>| ListeningRow {
+            playing: "free".into(),
+            answers: 0,
+            answer_notes: 0,
+            in_key: 0.0,
+            on_grid: 0.0,
+            chord_time: 0.0,
+            pitch_offset: 0.0,
+            density_ratio: 0.0,
+            swung_offbeats: 0.0,
+            tempo_within_3_percent: 0.0,
+            tempo_within_3_percent_or_octave: 0.0,
+            on_grid_when_heard: 0.0,
+            player_on_grid: 0.0,
+            tempo_misses: misses,
+        };
+        let table = tempo_misses_table(&[
+            row(vec![
+                miss("reel", 1, 70.0, 140.1),
+                miss("reel", 3, 70.0, 139.8),
+            ]),
+            row(vec![
+                miss("reel", 2, 140.0, 70.2),
+                miss("air", 2, 140.0, 104.7),
+            ]),
+        ]);
+        let lines: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            lines,
+            [
+                "| 70 | reel | 2 | 0.25 | 140.1 (1), 139.8 (3) |",
+                "| 140 | reel | 2 | 0.25 | 70.2 (2) |",
+                "| 140 | air | 2 | 0.25 | 104.7 (2) |",
+            ]
+        );
+    }
 
     #[test]
     fn grid_distance_counts_16ths_and_triplets() {

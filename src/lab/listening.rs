@@ -500,22 +500,22 @@ pub fn tempo_misses_table(rows: &[ListeningRow]) -> String {
     let mut out = String::from(
         "| played (BPM) | tune | bar (beats) | commonest step (beats) | heard (BPM), take by take |\n|---|---|---|---|---|\n",
     );
-    for miss in rows.iter().flat_map(|r| &r.tempo_misses) {
-        let line_start = format!(
-            "| {:.0} | {} | {} | {} | ",
-            miss.played_bpm, miss.tune, miss.bar_beats, miss.commonest_step_beats
-        );
-        let heard = format!("{:.1} ({})", miss.heard_bpm, miss.take);
-        // The misses come tune by tune: a tune's next take joins its line.
-        if let Some(line) = out.strip_suffix(" |\n").filter(|o| {
-            o.rsplit('\n')
-                .next()
-                .is_some_and(|last| last.starts_with(&line_start))
-        }) {
-            out = format!("{line}, {heard} |\n");
-        } else {
-            out.push_str(&format!("{line_start}{heard} |\n"));
-        }
+    let misses: Vec<&TempoMiss> = rows.iter().flat_map(|r| &r.tempo_misses).collect();
+    // The misses come tune by tune: a tune's takes at one tempo make one line.
+    for line in misses.chunk_by(|a, b| a.tune == b.tune && a.played_bpm == b.played_bpm) {
+        let first = line[0];
+        let heard: Vec<String> = line
+            .iter()
+            .map(|miss| format!("{:.1} ({})", miss.heard_bpm, miss.take))
+            .collect();
+        out.push_str(&format!(
+            "| {:.0} | {} | {} | {} | {} |\n",
+            first.played_bpm,
+            first.tune,
+            first.bar_beats,
+            first.commonest_step_beats,
+            heard.join(", ")
+        ));
     }
     out
 }

@@ -258,6 +258,11 @@ impl Line {
         self.target.f0_hz
     }
 
+    /// Seconds since the sounding note was struck (a legato note continues the one before).
+    pub fn since_onset_s(&self) -> f32 {
+        self.target.since_onset_s
+    }
+
     /// Advances one sample and says what the line does there.
     pub fn step(&mut self) -> Target {
         let dt = 1.0 / self.sample_rate;

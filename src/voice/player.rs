@@ -31,8 +31,6 @@ pub struct VoicePlayer {
     /// `recent_at`.
     recent: Box<[f32; LOOP_MAX]>,
     recent_at: usize,
-    /// Samples rendered since the sounding note started from silence (as far as a loop needs).
-    note_samples: usize,
     /// Released notes ringing on.
     tails: Box<[Tail; TAILS]>,
     /// A tail's gain after one more sample: 60 dB down over [`TAIL_RELEASE`] of the voice's
@@ -171,7 +169,6 @@ impl VoicePlayer {
             last_amplitude: 0.0,
             recent: Box::new([0.0; LOOP_MAX]),
             recent_at: 0,
-            note_samples: 0,
             tails: Box::new([Tail::SILENT; TAILS]),
             tail_decay: 10f32.powf(-3.0 / (TAIL_RELEASE * file.dynamics.release_s * rate as f32)),
             dc: DcBlocker::new(rate),
@@ -191,9 +188,6 @@ impl VoicePlayer {
             self.ring_on();
             self.line.silence();
         }
-        if !self.line.sounding() {
-            self.note_samples = 0;
-        }
         self.line.note_on(pitch, velocity);
     }
 
@@ -202,7 +196,7 @@ impl VoicePlayer {
     /// silence before it).
     fn ring_on(&mut self) {
         let len = loop_len(self.sample_rate() as f32 / self.line.pitch_hz());
-        if self.note_samples < len {
+        if self.line.since_onset_s() * (self.sample_rate() as f32) < len as f32 {
             return;
         }
         let Some(tail) = self
@@ -249,7 +243,6 @@ impl VoicePlayer {
         self.kernel.reset();
         self.recent.fill(0.0);
         self.last_amplitude = 0.0;
-        self.note_samples = 0;
         self.tails.iter_mut().for_each(|tail| tail.gain = 0.0);
         self.dc = DcBlocker::new(self.sample_rate());
     }
@@ -269,9 +262,8 @@ impl VoicePlayer {
             for (x, &a) in chunk.iter().zip(&self.amplitude) {
                 self.recent[self.recent_at] = if a > 0.0 { x / a } else { 0.0 };
                 self.recent_at = (self.recent_at + 1) % LOOP_MAX;
-                self.last_amplitude = a;
             }
-            self.note_samples = self.note_samples.saturating_add(chunk.len());
+            self.last_amplitude = self.amplitude[chunk.len() - 1];
             for tail in self.tails.iter_mut() {
                 tail.add_onto(chunk, self.tail_decay);
             }

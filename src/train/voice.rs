@@ -89,7 +89,7 @@ pub struct Stft {
 /// Added to magnitudes before their log, relative to a full-scale sine's bin: 100 dB below it,
 /// where `wavejam voice-checks` floors them too. What lies below is inaudible (a render's
 /// dither, the last of a release), and a loss that weighed it would spend the network on it:
-/// floored at 1e-5 of a bin's raw magnitude instead (42–54 dB lower at these sizes), the voices
+/// floored at 1e-5 of a bin's raw magnitude instead (36–54 dB lower at these sizes), the voices
 /// scored 0.827 and 0.602 on the checks' STFT distance, retrained with this floor 0.816 and 0.576
 /// (the README's Voices section).
 const MAGNITUDE_FLOOR: f64 = 1e-5;

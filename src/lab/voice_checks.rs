@@ -9,6 +9,7 @@ use crate::lab::voice_data::Instrument;
 use crate::lab::voice_render::{render_notes, RenderVoice};
 use crate::music::Note;
 use crate::voice::analysis::{analyse, midi_of_hz, AnalysisSettings};
+use crate::voice::SPECTRUM_FLOOR;
 
 /// The rate both signals are compared at, Hz.
 pub const CHECK_RATE: u32 = 24_000;
@@ -16,16 +17,13 @@ pub const CHECK_RATE: u32 = 24_000;
 pub const STFT_SIZES: [usize; 3] = [512, 1024, 2048];
 /// Beats of each melody played (at its file's tempo, 120 BPM in the corpus: 16 s).
 const MELODY_BEATS: f64 = 32.0;
-/// Magnitudes below this (of a full-scale sine's bin, 1) count as this: silence in both signals
-/// is no difference, and the log stays finite (−100 dB).
-const MAGNITUDE_FLOOR: f32 = 1e-5;
 /// A frame is heard at the written pitch within this many cents.
 const PITCH_CENTS: f32 = 25.0;
 
 /// The mean absolute difference of the natural-log STFT magnitudes of `a` and `b` (at the same
 /// rate, compared over the shorter one's length), averaged over [`STFT_SIZES`]: Hann-windowed
 /// frames every quarter size, magnitudes scaled so that a full-scale sine's bin is 1, floored at
-/// [`MAGNITUDE_FLOOR`].
+/// [`SPECTRUM_FLOOR`] (silence in both signals is no difference, and the log stays finite).
 pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
     let len = a.len().min(b.len());
     let mut planner = RealFftPlanner::<f32>::new();
@@ -46,7 +44,7 @@ pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
             let _ = fft.process(&mut input, &mut spectrum);
             spectrum
                 .iter()
-                .map(|c| (c.norm() * scale).max(MAGNITUDE_FLOOR).ln())
+                .map(|c| (c.norm() * scale).max(SPECTRUM_FLOOR).ln())
                 .collect()
         };
         let (mut sum, mut count) = (0.0f64, 0usize);

@@ -10,7 +10,7 @@ use candle_nn::{VarBuilder, VarMap};
 
 use super::wavenet::{varmap_tensors, GatedStack, Taps};
 use crate::models::container::Precision;
-use crate::voice::{file, Dynamics, VoiceConfig, CONTROLS};
+use crate::voice::{file, Dynamics, VoiceConfig, CONTROLS, SPECTRUM_FLOOR};
 
 /// The voice WaveNet: input 1×1, gated dilated causal layers, a two-layer head to one sample,
 /// scaled by the loudness's amplitude.
@@ -86,14 +86,6 @@ pub struct Stft {
     basis: Tensor,
 }
 
-/// Added to magnitudes before their log, relative to a full-scale sine's bin: 100 dB below it,
-/// where `wavejam voice-checks` floors them too. What lies below is inaudible (a render's
-/// dither, the last of a release), and a loss that weighed it would spend the network on it:
-/// floored at 1e-5 of a bin's raw magnitude instead (36–54 dB lower at these sizes), the voices
-/// scored 0.827 and 0.602 on the checks' STFT distance, retrained with this floor 0.816 and 0.576
-/// (the README's Voices section).
-const MAGNITUDE_FLOOR: f64 = 1e-5;
-
 impl Stft {
     /// The STFT of `size` samples (a multiple of 4) on `device`.
     pub fn new(size: usize, device: &Device) -> Result<Self> {
@@ -135,8 +127,9 @@ impl Stft {
         let re = spectrum.narrow(1, 0, bins)?;
         let im = spectrum.narrow(1, bins, bins)?;
         let power = (re.sqr()? + im.sqr()?)?;
-        // A Hann window's coherent gain is ½: a full-scale sine's bin is `size / 4`.
-        let floor = MAGNITUDE_FLOOR * self.size as f64 / 4.0;
+        // Added in quadrature before the log: [`SPECTRUM_FLOOR`] of a full-scale sine's bin,
+        // which is `size / 4` (a Hann window's coherent gain is ½).
+        let floor = f64::from(SPECTRUM_FLOOR) * self.size as f64 / 4.0;
         (power + floor * floor)?
             .sqrt()?
             .reshape((batch, frames, bins))

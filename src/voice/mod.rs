@@ -49,6 +49,12 @@ pub use controls::CONTROLS;
 pub use file::VoiceFile;
 pub use kernel::VoiceKernel;
 
+/// Where a voice's spectra stop counting, as a fraction of a full-scale sine's STFT bin
+/// (−100 dB): magnitudes below it count as it, in the loss a voice trains on and in the checks
+/// that compare it with its instrument alike, so training spends nothing on what the checks (and
+/// a listener) cannot hear — a render's dither, the last of a release.
+pub const SPECTRUM_FLOOR: f32 = 1e-5;
+
 /// Hyperparameters of a voice WaveNet; recorded in every voice file's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct VoiceConfig {

@@ -597,6 +597,28 @@ fn run(cli: Cli) -> Result<(), String> {
                     if r.finite { "" } else { " NOT FINITE" }
                 );
             }
+            println!(
+                "\nWhere the distance lies ({}-sample frames: share of frames × their distance; in held notes, the distance at the harmonics and between them, and the voice's level there less the instrument's, natural log):",
+                wavejam::lab::voice_checks::BREAKDOWN_SIZE
+            );
+            println!("| voice | held notes | note changes | no note written | at harmonics | between harmonics | voice − instrument between |");
+            println!("|---|---|---|---|---|---|---|");
+            for r in rows.iter().skip(1) {
+                let b = &r.breakdown;
+                let kind = |k: &wavejam::lab::voice_checks::FrameShare| {
+                    format!("{:.2} × {:.3}", k.share, k.distance)
+                };
+                println!(
+                    "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.3} |",
+                    r.voice,
+                    kind(&b.held),
+                    kind(&b.changes),
+                    kind(&b.unwritten),
+                    b.at_harmonics,
+                    b.between_harmonics,
+                    b.between_bias
+                );
+            }
             println!("({:.0} s)", started.elapsed().as_secs_f64());
             Ok(())
         }

@@ -2,7 +2,10 @@
 //! Voices table): validation melodies rendered by a voice and by fluidsynth's instrument, compared
 //! by their spectra (multi-resolution STFT distance) and by the pitch a tracker hears in them.
 
-use realfft::RealFftPlanner;
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::lab::fluidsynth;
 use crate::lab::voice_data::Instrument;
@@ -20,36 +23,75 @@ const MELODY_BEATS: f64 = 32.0;
 /// A frame is heard at the written pitch within this many cents.
 const PITCH_CENTS: f32 = 25.0;
 
-/// The mean absolute difference of the natural-log STFT magnitudes of `a` and `b` (at the same
-/// rate, compared over the shorter one's length), averaged over [`STFT_SIZES`]: Hann-windowed
-/// frames every quarter size, magnitudes scaled so that a full-scale sine's bin is 1, floored at
+/// The natural-log magnitude spectra of one FFT size, as [`stft_distance`] compares them:
+/// Hann-windowed frames, magnitudes scaled so that a full-scale sine's bin is 1, floored at
 /// [`SPECTRUM_FLOOR`] (silence in both signals is no difference, and the log stays finite).
-pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
-    let len = a.len().min(b.len());
-    let mut planner = RealFftPlanner::<f32>::new();
-    let mut total = 0.0;
-    for size in STFT_SIZES {
+struct LogSpectra {
+    size: usize,
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    scale: f32,
+    input: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+}
+
+impl LogSpectra {
+    fn new(planner: &mut RealFftPlanner<f32>, size: usize) -> Self {
         let fft = planner.plan_fft_forward(size);
         let window: Vec<f32> = (0..size)
             .map(|n| 0.5 - 0.5 * (std::f32::consts::TAU * n as f32 / size as f32).cos())
             .collect();
         let scale = 2.0 / window.iter().sum::<f32>();
-        let mut input = fft.make_input_vec();
-        let mut spectrum = fft.make_output_vec();
-        let mut log_magnitudes = |signal: &[f32], start: usize| -> Vec<f32> {
-            for ((x, s), w) in input.iter_mut().zip(&signal[start..]).zip(&window) {
-                *x = s * w;
-            }
-            // NOTE: the buffers are the plan's own sizes, so the transform cannot fail.
-            let _ = fft.process(&mut input, &mut spectrum);
-            spectrum
+        Self {
+            size,
+            input: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
+            fft,
+            window,
+            scale,
+        }
+    }
+
+    /// The first sample of every frame over `len` samples (one every quarter size).
+    fn starts(&self, len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (0..len.saturating_sub(self.size - 1)).step_by(self.size / 4)
+    }
+
+    /// The log magnitudes of the frame of `signal` from `start` into `out` (one per bin).
+    fn frame(&mut self, signal: &[f32], start: usize, out: &mut Vec<f32>) {
+        for ((x, s), w) in self
+            .input
+            .iter_mut()
+            .zip(&signal[start..])
+            .zip(&self.window)
+        {
+            *x = s * w;
+        }
+        // NOTE: the buffers are the plan's own sizes, so the transform cannot fail.
+        let _ = self.fft.process(&mut self.input, &mut self.spectrum);
+        out.clear();
+        out.extend(
+            self.spectrum
                 .iter()
-                .map(|c| (c.norm() * scale).max(SPECTRUM_FLOOR).ln())
-                .collect()
-        };
+                .map(|c| (c.norm() * self.scale).max(SPECTRUM_FLOOR).ln()),
+        );
+    }
+}
+
+/// The mean absolute difference of the natural-log STFT magnitudes of `a` and `b` (at the same
+/// rate, compared over the shorter one's length), averaged over [`STFT_SIZES`]: frames every
+/// quarter size, as [`LogSpectra`] takes them.
+pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
+    let len = a.len().min(b.len());
+    let mut planner = RealFftPlanner::<f32>::new();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut total = 0.0;
+    for size in STFT_SIZES {
+        let mut spectra = LogSpectra::new(&mut planner, size);
         let (mut sum, mut count) = (0.0f64, 0usize);
-        for start in (0..len.saturating_sub(size - 1)).step_by(size / 4) {
-            let (x, y) = (log_magnitudes(a, start), log_magnitudes(b, start));
+        for start in spectra.starts(len) {
+            spectra.frame(a, start, &mut x);
+            spectra.frame(b, start, &mut y);
             sum += x
                 .iter()
                 .zip(&y)
@@ -60,6 +102,117 @@ pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
         total += sum / count.max(1) as f64;
     }
     total / STFT_SIZES.len() as f64
+}
+
+/// The FFT size [`distance_breakdown`] looks at (the middle one of [`STFT_SIZES`]).
+pub const BREAKDOWN_SIZE: usize = 1024;
+/// A frame is in a held note from this long after the note's onset (an instrument's attack is
+/// over by then), seconds.
+const SETTLED_S: f64 = 0.08;
+/// A bin is at a harmonic when it is within this many bins of a multiple of the note's pitch.
+const HARMONIC_BINS: f64 = 1.5;
+
+/// Frames of one kind: how many, and the sum of their distances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct FrameShare {
+    /// Share of all frames.
+    pub share: f64,
+    /// Their mean distance (mean absolute natural-log difference over the bins).
+    pub distance: f64,
+}
+
+/// Where a voice's STFT distance to its instrument lies, in frames of [`BREAKDOWN_SIZE`]
+/// samples: each frame's distance is what [`stft_distance`] averages, so the three kinds' shares
+/// times their distances add up to that size's distance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct DistanceBreakdown {
+    /// Frames wholly inside one written note, from [`SETTLED_S`] after its onset.
+    pub held: FrameShare,
+    /// Frames with a note change in them: an onset (or its first [`SETTLED_S`]), a note's end,
+    /// two notes.
+    pub changes: FrameShare,
+    /// Frames where no note is written (rests, the releases after a phrase, the end).
+    pub unwritten: FrameShare,
+    /// In held frames: the mean absolute log difference in the bins at the note's harmonics
+    /// (within [`HARMONIC_BINS`] of a multiple of its pitch)…
+    pub at_harmonics: f64,
+    /// …in the bins between them…
+    pub between_harmonics: f64,
+    /// …and there the mean of voice − instrument (below 0: the voice is quieter between its
+    /// harmonics).
+    pub between_bias: f64,
+}
+
+/// The [`DistanceBreakdown`] of `renders` against `references`, the renderings of `melodies`
+/// (notes in beats at `tempo_bpm`, audio at [`CHECK_RATE`]), over all their frames together.
+pub fn distance_breakdown(
+    renders: &[Vec<f32>],
+    references: &[Vec<f32>],
+    melodies: &[Vec<Note>],
+    tempo_bpm: f64,
+) -> DistanceBreakdown {
+    let mut spectra = LogSpectra::new(&mut RealFftPlanner::<f32>::new(), BREAKDOWN_SIZE);
+    let bin_hz = f64::from(CHECK_RATE) / BREAKDOWN_SIZE as f64;
+    let seconds = |beats: f64| beats * 60.0 / tempo_bpm;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    // Frames and summed distances of held, changing and unwritten frames; bins and summed
+    // differences at and between harmonics.
+    let (mut frames, mut sums) = ([0usize; 3], [0.0f64; 3]);
+    let (mut harmonic, mut between, mut between_signed) = ((0usize, 0.0f64), (0usize, 0.0f64), 0.0);
+    for ((render, reference), notes) in renders.iter().zip(references).zip(melodies) {
+        let len = render.len().min(reference.len());
+        for start in spectra.starts(len) {
+            spectra.frame(render, start, &mut x);
+            spectra.frame(reference, start, &mut y);
+            let distance = x
+                .iter()
+                .zip(&y)
+                .map(|(p, q)| f64::from((p - q).abs()))
+                .sum::<f64>()
+                / x.len() as f64;
+            let from = start as f64 / f64::from(CHECK_RATE);
+            let to = (start + BREAKDOWN_SIZE) as f64 / f64::from(CHECK_RATE);
+            let mut sounding = notes
+                .iter()
+                .filter(|n| seconds(n.onset_beats) < to && from < seconds(n.end_beats()));
+            let kind = match (sounding.next(), sounding.next()) {
+                (None, _) => 2,
+                (Some(n), None)
+                    if from >= seconds(n.onset_beats) + SETTLED_S
+                        && to <= seconds(n.end_beats()) =>
+                {
+                    let f0_bins = 440.0 * 2f64.powf((f64::from(n.pitch) - 69.0) / 12.0) / bin_hz;
+                    for (bin, (p, q)) in x.iter().zip(&y).enumerate() {
+                        let k = (bin as f64 / f0_bins).round();
+                        let difference = f64::from(p - q);
+                        if k >= 1.0 && (bin as f64 - k * f0_bins).abs() <= HARMONIC_BINS {
+                            harmonic = (harmonic.0 + 1, harmonic.1 + difference.abs());
+                        } else {
+                            between = (between.0 + 1, between.1 + difference.abs());
+                            between_signed += difference;
+                        }
+                    }
+                    0
+                }
+                _ => 1,
+            };
+            frames[kind] += 1;
+            sums[kind] += distance;
+        }
+    }
+    let all = frames.iter().sum::<usize>().max(1) as f64;
+    let share = |kind: usize| FrameShare {
+        share: frames[kind] as f64 / all,
+        distance: sums[kind] / frames[kind].max(1) as f64,
+    };
+    DistanceBreakdown {
+        held: share(0),
+        changes: share(1),
+        unwritten: share(2),
+        at_harmonics: harmonic.1 / harmonic.0.max(1) as f64,
+        between_harmonics: between.1 / between.0.max(1) as f64,
+        between_bias: between_signed / between.0.max(1) as f64,
+    }
 }
 
 /// What a pitch tracker hears in a rendering of `notes` (beats at `tempo_bpm`, `audio` at
@@ -178,6 +331,8 @@ pub struct VoiceCheck {
     pub voice: String,
     /// Mean [`stft_distance`] to fluidsynth's rendering.
     pub stft_distance: f64,
+    /// Where that distance lies.
+    pub breakdown: DistanceBreakdown,
     /// [`pitch_accuracy`]'s shares over all frames of all melodies.
     pub pitch_within_25_cents: f64,
     pub octave_errors: f64,
@@ -245,6 +400,7 @@ fn check(
     VoiceCheck {
         voice: name.to_string(),
         stft_distance: distance,
+        breakdown: distance_breakdown(renders, references, melodies, tempo_bpm),
         pitch_within_25_cents: pitches.iter().map(|p| p.0).sum::<f64>() / n,
         octave_errors: pitches.iter().map(|p| p.1).sum::<f64>() / n,
         clicks: renders
@@ -293,6 +449,108 @@ mod tests {
         let quieter = sine(440.0, 0.25, 24_000);
         let other = sine(660.0, 0.5, 24_000);
         assert!(stft_distance(&a, &other) > 2.0 * stft_distance(&a, &quieter));
+    }
+
+    /// Two noises of one level but not the same noise are ln 2 apart: in every bin the ratio of
+    /// two independent exponential powers has a standard logistic log, whose mean absolute
+    /// value is 2 ln 2, and a magnitude is the square root of a power. A voice that breathes
+    /// as much as its instrument, but not the very breath of its recording, pays that between
+    /// the harmonics.
+    #[test]
+    fn independent_noises_of_one_level_are_ln_2_apart() {
+        let noise = |mut seed: u32| -> Vec<f32> {
+            (0..48_000)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as f32 / u32::MAX as f32 - 0.5
+                })
+                .collect()
+        };
+        let distance = stft_distance(&noise(1), &noise(2));
+        assert!(
+            (distance - std::f64::consts::LN_2).abs() < 0.01,
+            "{distance}"
+        );
+    }
+
+    /// One note of A440 (0.25–0.75 s at 120 BPM) with all its harmonics below 12 kHz at 0.02
+    /// each, and white noise of `noise` peak to peak under it, in 1 s of audio.
+    fn tone_with_noise(noise: f32) -> Vec<f32> {
+        let mut seed = 7u32;
+        let harmonics: Vec<Vec<f32>> = (1..=27)
+            .map(|k| sine(440.0 * k as f32, 0.02, 24_000))
+            .collect();
+        (0..24_000)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                let white = seed as f32 / u32::MAX as f32 - 0.5;
+                if (6_000..18_000).contains(&i) {
+                    harmonics.iter().map(|h| h[i]).sum::<f32>() + noise * white
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_breakdown_adds_up_to_the_distance_and_tells_harmonics_from_what_lies_between() {
+        let note = Note {
+            pitch: 69,
+            velocity: 100,
+            onset_beats: 0.5,
+            duration_beats: 1.0,
+        };
+        let reference = tone_with_noise(0.1);
+        // The same tone over the same noise at half its level: up to ln 2 quieter between the
+        // harmonics (less where a harmonic's skirt reaches), nearly the same at them.
+        let render: Vec<f32> = reference
+            .iter()
+            .zip(tone_with_noise(0.0))
+            .map(|(r, t)| t + 0.5 * (r - t))
+            .collect();
+        let b = distance_breakdown(
+            std::slice::from_ref(&render),
+            std::slice::from_ref(&reference),
+            &[vec![note]],
+            120.0,
+        );
+        let kinds = [b.held, b.changes, b.unwritten];
+        assert!(kinds.iter().all(|k| k.share > 0.0), "{b:?}");
+        assert!((kinds.iter().map(|k| k.share).sum::<f64>() - 1.0).abs() < 1e-12);
+        // The same frames as the distance at this size.
+        let mut spectra = LogSpectra::new(&mut RealFftPlanner::new(), BREAKDOWN_SIZE);
+        let (mut x, mut y, mut sum, mut frames) = (Vec::new(), Vec::new(), 0.0, 0);
+        for start in spectra.starts(render.len()) {
+            spectra.frame(&render, start, &mut x);
+            spectra.frame(&reference, start, &mut y);
+            sum += x
+                .iter()
+                .zip(&y)
+                .map(|(p, q)| f64::from((p - q).abs()))
+                .sum::<f64>()
+                / x.len() as f64;
+            frames += 1;
+        }
+        let total: f64 = kinds.iter().map(|k| k.share * k.distance).sum();
+        assert!((total - sum / f64::from(frames)).abs() < 1e-9, "{total}");
+        assert_eq!(b.unwritten.distance, 0.0, "silence in both");
+        let ln2 = std::f64::consts::LN_2;
+        assert!(b.at_harmonics < 0.5 * b.between_harmonics, "{b:?}");
+        assert!(
+            b.between_bias > -ln2 - 0.01 && b.between_bias < -0.45,
+            "{b:?}"
+        );
+        // The voice louder between its harmonics reads the other way.
+        let louder = distance_breakdown(&[reference], &[render], &[vec![note]], 120.0);
+        assert!(
+            (louder.between_bias + b.between_bias).abs() < 1e-9,
+            "{louder:?}"
+        );
     }
 
     /// A note cut off mid-wave clicks; the same note faded over 5 ms does not.

@@ -11,7 +11,7 @@ use crate::lab::fluidsynth;
 use crate::lab::voice_data::Instrument;
 use crate::lab::voice_render::{render_notes, RenderVoice};
 use crate::music::Note;
-use crate::voice::analysis::{analyse, midi_of_hz, AnalysisSettings};
+use crate::voice::analysis::{analyse, hz_of_midi, midi_of_hz, AnalysisSettings};
 use crate::voice::SPECTRUM_FLOOR;
 
 /// The rate both signals are compared at, Hz.
@@ -78,6 +78,15 @@ impl LogSpectra {
     }
 }
 
+/// The mean absolute difference of two frames' log magnitudes, over their bins.
+fn frame_distance(x: &[f32], y: &[f32]) -> f64 {
+    x.iter()
+        .zip(y)
+        .map(|(p, q)| f64::from((p - q).abs()))
+        .sum::<f64>()
+        / x.len().max(1) as f64
+}
+
 /// The mean absolute difference of the natural-log STFT magnitudes of `a` and `b` (at the same
 /// rate, compared over the shorter one's length), averaged over [`STFT_SIZES`]: frames every
 /// quarter size, as [`LogSpectra`] takes them.
@@ -88,18 +97,14 @@ pub fn stft_distance(a: &[f32], b: &[f32]) -> f64 {
     let mut total = 0.0;
     for size in STFT_SIZES {
         let mut spectra = LogSpectra::new(&mut planner, size);
-        let (mut sum, mut count) = (0.0f64, 0usize);
+        let (mut sum, mut frames) = (0.0f64, 0usize);
         for start in spectra.starts(len) {
             spectra.frame(a, start, &mut x);
             spectra.frame(b, start, &mut y);
-            sum += x
-                .iter()
-                .zip(&y)
-                .map(|(p, q)| f64::from((p - q).abs()))
-                .sum::<f64>();
-            count += x.len();
+            sum += frame_distance(&x, &y);
+            frames += 1;
         }
-        total += sum / count.max(1) as f64;
+        total += sum / frames.max(1) as f64;
     }
     total / STFT_SIZES.len() as f64
 }
@@ -112,7 +117,7 @@ const SETTLED_S: f64 = 0.08;
 /// A bin is at a harmonic when it is within this many bins of a multiple of the note's pitch.
 const HARMONIC_BINS: f64 = 1.5;
 
-/// Frames of one kind: how many, and the sum of their distances.
+/// Frames of one kind: their share of all frames and their mean distance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct FrameShare {
     /// Share of all frames.
@@ -155,6 +160,10 @@ pub fn distance_breakdown(
     let bin_hz = f64::from(CHECK_RATE) / BREAKDOWN_SIZE as f64;
     let seconds = |beats: f64| beats * 60.0 / tempo_bpm;
     let (mut x, mut y) = (Vec::new(), Vec::new());
+    // Indices of the kinds of frame in `frames` and `sums`.
+    const HELD: usize = 0;
+    const CHANGES: usize = 1;
+    const UNWRITTEN: usize = 2;
     // Frames and summed distances of held, changing and unwritten frames; bins and summed
     // differences at and between harmonics.
     let (mut frames, mut sums) = ([0usize; 3], [0.0f64; 3]);
@@ -164,24 +173,19 @@ pub fn distance_breakdown(
         for start in spectra.starts(len) {
             spectra.frame(render, start, &mut x);
             spectra.frame(reference, start, &mut y);
-            let distance = x
-                .iter()
-                .zip(&y)
-                .map(|(p, q)| f64::from((p - q).abs()))
-                .sum::<f64>()
-                / x.len() as f64;
+            let distance = frame_distance(&x, &y);
             let from = start as f64 / f64::from(CHECK_RATE);
             let to = (start + BREAKDOWN_SIZE) as f64 / f64::from(CHECK_RATE);
             let mut sounding = notes
                 .iter()
                 .filter(|n| seconds(n.onset_beats) < to && from < seconds(n.end_beats()));
             let kind = match (sounding.next(), sounding.next()) {
-                (None, _) => 2,
+                (None, _) => UNWRITTEN,
                 (Some(n), None)
                     if from >= seconds(n.onset_beats) + SETTLED_S
                         && to <= seconds(n.end_beats()) =>
                 {
-                    let f0_bins = 440.0 * 2f64.powf((f64::from(n.pitch) - 69.0) / 12.0) / bin_hz;
+                    let f0_bins = f64::from(hz_of_midi(f32::from(n.pitch))) / bin_hz;
                     for (bin, (p, q)) in x.iter().zip(&y).enumerate() {
                         let k = (bin as f64 / f0_bins).round();
                         let difference = f64::from(p - q);
@@ -192,9 +196,9 @@ pub fn distance_breakdown(
                             between_signed += difference;
                         }
                     }
-                    0
+                    HELD
                 }
-                _ => 1,
+                _ => CHANGES,
             };
             frames[kind] += 1;
             sums[kind] += distance;
@@ -206,9 +210,9 @@ pub fn distance_breakdown(
         distance: sums[kind] / frames[kind].max(1) as f64,
     };
     DistanceBreakdown {
-        held: share(0),
-        changes: share(1),
-        unwritten: share(2),
+        held: share(HELD),
+        changes: share(CHANGES),
+        unwritten: share(UNWRITTEN),
         at_harmonics: harmonic.1 / harmonic.0.max(1) as f64,
         between_harmonics: between.1 / between.0.max(1) as f64,
         between_bias: between_signed / between.0.max(1) as f64,

@@ -391,6 +391,11 @@ pub fn midi_of_hz(hz: f32) -> f32 {
     69.0 + 12.0 * (hz / 440.0).log2()
 }
 
+/// The frequency in Hz of a MIDI pitch (69 = A440), fractional: [`midi_of_hz`] undone.
+pub fn hz_of_midi(midi: f32) -> f32 {
+    440.0 * 2f32.powf((midi - 69.0) / 12.0)
+}
+
 #[cfg(test)]
 mod tests {
     use std::f32::consts::TAU;
@@ -432,11 +437,6 @@ mod tests {
     fn envelope(t: f32, start: f32, end: f32) -> f32 {
         let ramp = 0.005;
         ((t - start) / ramp).min((end - t) / ramp).clamp(0.0, 1.0)
-    }
-
-    /// Frequency of a MIDI pitch, Hz.
-    fn hz_of_midi(midi: f32) -> f32 {
-        440.0 * ((midi - 69.0) / 12.0).exp2()
     }
 
     fn analyse_24k(samples: &[f32]) -> Analysis {

@@ -16,6 +16,7 @@
 //! the waveform). The noise restarts with [`Excitation::reset`], so the same line gives the same
 //! audio.
 
+use crate::voice::analysis::hz_of_midi;
 use crate::voice::Dynamics;
 
 /// Number of control signals per sample.
@@ -223,7 +224,7 @@ impl Line {
     pub fn note_on(&mut self, pitch: u8, velocity: u8) {
         let legato = self.held.is_some();
         self.held = Some((pitch, velocity));
-        self.goal_hz = 440.0 * 2f32.powf((f32::from(pitch) - 69.0) / 12.0);
+        self.goal_hz = hz_of_midi(f32::from(pitch));
         self.goal_db = self.levels.loudness_db(velocity, pitch);
         if !legato {
             self.target.since_onset_s = 0.0;

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use wavejam::lab::listening::{listening_checks, melodies, prompts, ListeningRow, Playing};
+use wavejam::lab::listening::{
+    listening_checks, melodies, prompts, ListeningRow, Playing, FREE_TEMPOS,
+};
 
 /// Takes of each prompt (seeded performances, plugin seeds 1 to this).
 const TAKES: u32 = 4;
@@ -47,7 +49,7 @@ fn answers_to_live_chordal_and_swung_playing_are_as_good_as_to_notation() {
 
 #[test]
 fn a_free_player_is_answered_at_their_tempo() {
-    let all = rows(&[Playing::FreeTempo(95.0), Playing::FreeTempo(140.0)]);
+    let all = rows(&FREE_TEMPOS.map(Playing::FreeTempo));
     eprintln!("{}", wavejam::lab::listening::listening_table(&all));
     eprintln!("{}", wavejam::lab::listening::tempo_misses_table(&all));
     for row in &all {
@@ -58,12 +60,15 @@ fn a_free_player_is_answered_at_their_tempo() {
             heard_off.round() as usize,
             "{row:?}"
         );
-        // Measured: 1.00 and 0.88; the misses are an octave off (a 2/4 tune in 16ths heard in
-        // 8ths at twice the tempo, a chorale in quarters heard in 8ths at half).
+        // Measured: 0.92, 1.00, 0.88, 0.88 at 70, 95, 140, 170 BPM; every miss is an octave
+        // off (a 2/4 tune in 16ths heard in 8ths at twice the tempo, a chorale in quarters heard
+        // in 8ths at half), none at another tempo (with the grid fit's spread at 25 ms, before
+        // it was 15, one take at 170 BPM was heard at 2/3 of it).
         assert!(row.tempo_within_3_percent >= 0.85, "{row:?}");
-        assert!(row.tempo_within_3_percent_or_octave >= 0.95, "{row:?}");
-        // On the player's grid as closely as their own onsets are (measured 0.80 against
-        // 0.74 at 95 BPM, 0.56 against 0.56 at 140, where 1/48 beat is 9 ms).
+        assert!(row.tempo_within_3_percent_or_octave >= 0.99, "{row:?}");
+        // On the player's grid as closely as their own onsets are (measured 0.91 against 0.87
+        // at 70 BPM, 0.83/0.74 at 95, 0.67/0.56 at 140, 0.56/0.47 at 170, where 1/48 beat is
+        // 7 ms).
         assert!(
             row.on_grid_when_heard >= row.player_on_grid - 0.02,
             "{row:?}"

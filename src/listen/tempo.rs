@@ -4,7 +4,7 @@
 //! A beat is a reading of the onsets: every onset lands on a point of a grid of twelve points a
 //! beat (16ths and triplets), a little early or late. Many readings fit any phrase (the same
 //! notes are 8ths at 140 BPM or 16ths at 70), so each reading is scored as a musician would
-//! weigh it: how closely the onsets fit its grid (players spread by tens of milliseconds, not
+//! weigh it: how closely the onsets fit its grid (players spread by 10–20 milliseconds, not
 //! more), and how usual each step from one onset's place in the beat to the next is in the
 //! tunes WaveJam learned from ([`RhythmModel`]). The best reading is fitted to the onsets by
 //! least squares and folded into [`SLOWEST_BPM`]–[`FASTEST_BPM`].
@@ -27,8 +27,13 @@ pub const MIN_ONSETS: usize = 4;
 const CHORD_SECONDS: f64 = 0.04;
 /// Most onsets read: the latest ones of a longer phrase.
 const MAX_ONSETS: usize = 48;
-/// How far a player's onsets spread around the grid (standard deviation, seconds).
-const SPREAD_SECONDS: f64 = 0.025;
+/// How far a player's onsets spread around the grid (standard deviation, seconds): a keyboard
+/// player's 10–20 ms. Wider lets a fast phrase fit a grid at a wrong tempo, for a twelfth of a
+/// beat is short there (29 ms at 170 BPM): `wavejam listen-checks` heard 11 of 240 takes at
+/// 170 BPM at another tempo than the player's or an octave of it with 25 ms, 3 with 15 ms (and
+/// 14–16 ms alike); 10 ms, narrower than the players it hears, fits their tempo less closely
+/// (the answers on their grid within 1/48 beat 0.58 of the time at 170 BPM, against 0.62).
+const SPREAD_SECONDS: f64 = 0.015;
 /// Ratio between neighbouring candidate tempos (0.5 %).
 const TEMPO_STEP: f64 = 1.005;
 /// Grid points per beat: 16ths and triplets.

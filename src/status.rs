@@ -59,6 +59,10 @@ pub struct Status {
     /// The player's tempo heard with the transport stopped (free tempo), in BPM; 0 while the
     /// host's tempo rules or none was heard.
     pub heard_tempo_bpm: AtomicF64,
+    /// Where the player's latest phrase began in their bar as heard with the transport stopped
+    /// (free tempo), in their beats after its bar line: 0 on the downbeat, 2.5 for a pickup 8th
+    /// before the next bar of 3/4. Meaningful while [`Status::heard_tempo_bpm`] is not 0.
+    pub heard_start_in_bar: AtomicF64,
     /// The grid of the latest phrase heard, as [`crate::listen::transcribe::Grid`] `as u8` + 1
     /// (0: none heard yet).
     pub heard_grid: AtomicU8,

@@ -74,6 +74,10 @@ fn a_free_player_is_answered_at_their_tempo() {
             "{row:?}"
         );
         assert!(row.chord_time <= 0.03, "{row:?}");
+        // Heard in the player's bars: the phrase begins where it does in them (measured 0.56,
+        // 0.62, 0.71, 0.71; 0.17–0.23 on the 60 melodies of the README when a free player's
+        // bar began on their first beat, and most of these tunes begin with a pickup).
+        assert!(row.bar_heard >= 0.5, "{row:?}");
     }
 }
 
@@ -82,7 +86,7 @@ fn a_free_player_is_answered_at_their_tempo() {
 /// test melody, unpadded.
 #[test]
 fn the_bar_phase_of_an_unpadded_pickup_is_found() {
-    use wavejam::lab::offline::infer_bar_phase;
+    use wavejam::listen::bar::find_bar_phase;
     use wavejam::models::engines::EngineKind;
     use wavejam::music::meter::Meter;
     use wavejam::music::{Note, TICKS_PER_BEAT};
@@ -101,13 +105,14 @@ fn the_bar_phase_of_an_unpadded_pickup_is_found() {
             })
             .collect();
         let meter = Meter::constant((bar_beats * f64::from(TICKS_PER_BEAT)).round() as u32);
-        let phase = infer_bar_phase(&brains, EngineKind::Hybrid, &head, &meter);
+        let mut model = brains.engine(EngineKind::Hybrid);
+        let phase = find_bar_phase(model.as_mut(), brains.wavenet.vocabulary(), &head, &meter);
         let right = (phase - first.rem_euclid(*bar_beats)).abs() < 1e-9;
         eprintln!("{name}: pickup at {first}, heard at {phase}");
         found += usize::from(right);
     }
     eprintln!("bar phase found for {found} of {}", tunes.len());
-    // Measured: 16 of 24; most misses are half a bar off (beat 3 of 4/4 for beat 1, the second
-    // half of a 6/8 bar), which the notes alone leave open.
-    assert!(found * 3 >= tunes.len() * 2, "{found} of {}", tunes.len());
+    // Measured: 20 of 24 (16 before a phrase was held unlikely to begin in the first half of
+    // its bar off the downbeat: most misses were half a bar off, beat 3 of 4/4 for beat 1).
+    assert!(found * 5 >= tunes.len() * 4, "{found} of {}", tunes.len());
 }

@@ -12,11 +12,12 @@ use wavejam::lab::listening::{
     key_from_the_start, listening_checks, listening_table, melodies, prompts, tempo_misses_table,
     Playing, PROMPT_BARS,
 };
-use wavejam::lab::offline::{continue_tune, infer_bar_phase};
+use wavejam::lab::offline::continue_tune;
 use wavejam::lab::render::{render, write_wav, RenderSetup, WavFormat};
 use wavejam::lab::voice_checks::{in_range, voice_checks};
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
 use wavejam::lab::voice_render::{render_notes, RenderVoice};
+use wavejam::listen::bar::find_bar_phase;
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
@@ -804,7 +805,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 long_term: Some(assets::default_long_term()),
             };
             let phrase = if infer_bars {
-                let phase = infer_bar_phase(&brains, kind, &phrase, &meter);
+                let vocabulary = *brains.wavenet.vocabulary();
+                let phase =
+                    find_bar_phase(brains.engine(kind).as_mut(), &vocabulary, &phrase, &meter);
                 println!("bar phase: the phrase's beat 0 is {phase} beats into its bar");
                 phrase
                     .iter()

@@ -42,15 +42,19 @@ pub fn heard_grid(status: &Status) -> Option<Grid> {
     Grid::ALL.get(usize::from(index)).copied()
 }
 
-/// What WaveJam heard in the player: "D major · swung 8ths · 72 BPM" (key, grid, and the
-/// player's own tempo when it follows it), or `None` before anything was heard.
+/// What WaveJam heard in the player: "D major · swung 8ths · 72 BPM from beat 3.5" (key, grid,
+/// and when it follows the player's own tempo, that and the beat of their bar their phrase began
+/// on, to a quarter beat), or `None` before anything was heard.
 pub fn heard(status: &Status) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     parts.extend(heard_key(status).map(|k| k.to_string()));
     parts.extend(heard_grid(status).map(|g| g.label().to_string()));
     let bpm = status.heard_tempo_bpm.load(Ordering::Relaxed);
     if bpm.is_finite() && bpm > 0.0 {
-        parts.push(format!("{bpm:.0} BPM"));
+        let start = status.heard_start_in_bar.load(Ordering::Relaxed);
+        // NOTE: a phrase may begin a hair before its beat; it began on it.
+        let beat = 1.0 + ((start * 4.0).round() / 4.0).max(0.0);
+        parts.push(format!("{bpm:.0} BPM from beat {beat}"));
     }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
@@ -157,9 +161,14 @@ mod tests {
             .store(Grid::Swung8 as u8 + 1, Ordering::Relaxed);
         assert_eq!(heard(&status).unwrap(), "D major · swung 8ths");
         status.heard_tempo_bpm.store(71.6, Ordering::Relaxed);
-        assert_eq!(heard(&status).unwrap(), "D major · swung 8ths · 72 BPM");
+        status.heard_start_in_bar.store(2.48, Ordering::Relaxed);
+        assert_eq!(
+            heard(&status).unwrap(),
+            "D major · swung 8ths · 72 BPM from beat 3.5"
+        );
         status.heard_grid.store(9, Ordering::Relaxed);
-        assert_eq!(heard(&status).unwrap(), "D major · 72 BPM");
+        status.heard_start_in_bar.store(-0.1, Ordering::Relaxed);
+        assert_eq!(heard(&status).unwrap(), "D major · 72 BPM from beat 1");
     }
 
     #[test]

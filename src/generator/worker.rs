@@ -14,6 +14,7 @@ use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::stream_seed;
 use crate::generator::shape::play_with_groove;
+use crate::listen::bar::find_bar_phase;
 use crate::listen::tempo::find_beat;
 use crate::listen::transcribe::{transcribe, Groove};
 use crate::models::choice::{
@@ -288,21 +289,11 @@ impl Worker {
     /// from its first note (no notes and origin 0 if there is none); held notes end at the latest
     /// beat. In the player's time, if it is followed, else in the clock's.
     fn current_phrase(&self) -> (Placed, Groove, Option<PitchSet>) {
-        let (to_beats, scale) = match self.player {
-            Some(player) => (player.origin_beat, player.clock_beats),
-            None => (0.0, 1.0),
+        let clock = PlayerTime {
+            origin_beat: 0.0,
+            clock_beats: 1.0,
         };
-        let played: Vec<Note> = self
-            .heard
-            .iter()
-            .map(|n| Note {
-                pitch: n.pitch,
-                velocity: n.velocity,
-                onset_beats: (n.start - to_beats) / scale,
-                duration_beats: ((n.end.unwrap_or(self.latest_beat) - n.start) / scale)
-                    .max(1.0 / 24.0),
-            })
-            .collect();
+        let played = self.played(self.player.unwrap_or(clock));
         // The engines read notation: the line the player played, on its grid.
         let heard = transcribe(&played);
         let Some(first) = heard.melody.first().map(|n| n.onset_beats) else {
@@ -321,6 +312,21 @@ impl Worker {
                 .collect(),
         };
         (placed, heard.groove, chord)
+    }
+
+    /// The phrase in progress as played, in beats of `time` from its origin; held notes end at
+    /// the latest beat.
+    fn played(&self, time: PlayerTime) -> Vec<Note> {
+        self.heard
+            .iter()
+            .map(|n| Note {
+                pitch: n.pitch,
+                velocity: n.velocity,
+                onset_beats: time.to_player(n.start),
+                duration_beats: ((n.end.unwrap_or(self.latest_beat) - n.start) / time.clock_beats)
+                    .max(1.0 / 24.0),
+            })
+            .collect()
     }
 
     /// Handle one observation; returns the answer for a request.
@@ -441,15 +447,42 @@ impl Worker {
                 let phase = beat.phase_seconds / seconds_per_beat;
                 let first = self.heard.iter().map(|n| n.start).fold(f64::MAX, f64::min);
                 let beats_before = ((first - phase) / clock_beats + EARLY_ON_BEAT).floor();
-                self.player = Some(PlayerTime {
+                let on_beat = PlayerTime {
                     origin_beat: phase + beats_before * clock_beats,
                     clock_beats,
-                });
+                };
+                let into_bar = self.bar_phase(request, on_beat);
+                let player = PlayerTime {
+                    origin_beat: on_beat.origin_beat - into_bar * clock_beats,
+                    clock_beats,
+                };
+                self.status
+                    .heard_start_in_bar
+                    .store(player.to_player(first), Ordering::Relaxed);
+                self.player = Some(player);
             }
         }
         let bpm = self.player.map_or(0.0, |p| p.bpm(request.tempo_bpm));
         self.status.heard_tempo_bpm.store(bpm, Ordering::Relaxed);
         self.player
+    }
+
+    /// How far into the player's bar their beat line `on_beat` falls (in their beats, bars of
+    /// `request`'s length): where the engine of `request` finds the phrase in progress likeliest
+    /// (see [`find_bar_phase`]), so a player who starts with a pickup is heard with it, not with
+    /// a bar line on its first note. 0 (the bar starts on the phrase's first beat) without a
+    /// corpus-trained engine.
+    fn bar_phase(&mut self, request: &Request, on_beat: PlayerTime) -> f64 {
+        let (Some(kind), Some(brains)) = (request.engine.event_engine(), &self.brains) else {
+            return 0.0;
+        };
+        if !(request.bar_beats.is_finite() && request.bar_beats > 0.0) {
+            return 0.0;
+        }
+        let played = self.played(on_beat);
+        let engine = cached_engine(&mut self.engine, brains, kind);
+        let meter = Meter::constant(ticks(request.bar_beats));
+        find_bar_phase(engine, brains.wavenet.vocabulary(), &played, &meter)
     }
 
     /// The answer to `request`, whose beats are those the phrases are heard in.
@@ -556,17 +589,14 @@ impl Worker {
             placed.push(prompt.in_bar(bar_beats, origin));
         }
         let context: Vec<&[Note]> = placed.iter().map(Vec::as_slice).collect();
-        let engine = match &mut self.engine {
-            Some((cached, engine)) if *cached == kind => engine,
-            cache => &mut cache.insert((kind, brains.engine(kind))).1,
-        };
+        let engine = cached_engine(&mut self.engine, brains, kind);
         let layout = Layout {
             meter: Meter::constant(ticks(bar_beats)),
             answer_offset_ticks: ticks(offset_in_bar(request.start_beat - origin, bar_beats)),
         };
         answer_phrases(
             &mut self.answerer,
-            engine.as_mut(),
+            engine,
             &context,
             &layout,
             request.length_beats,
@@ -647,6 +677,21 @@ fn in_player_time(request: &Request, player: PlayerTime) -> Request {
         trigger_beat: trigger,
         ..*request
     }
+}
+
+/// The engine of `kind`: `cache`'s if it holds one of that kind, else one built from `brains`
+/// and kept there (building one copies the WaveNet's weights).
+fn cached_engine<'a>(
+    cache: &'a mut Option<(EngineKind, Box<dyn EventModel + Send>)>,
+    brains: &Brains,
+    kind: EngineKind,
+) -> &'a mut (dyn EventModel + Send) {
+    if cache.as_ref().is_none_or(|(cached, _)| *cached != kind) {
+        *cache = Some((kind, brains.engine(kind)));
+    }
+    // NOTE: `cache` holds an engine of `kind` now; this only takes it out of the option.
+    let (_, engine) = cache.get_or_insert_with(|| (kind, brains.engine(kind)));
+    engine.as_mut()
 }
 
 /// `beats` in event ticks, as a bar length or a place in a bar.

@@ -9,6 +9,7 @@
 use serde::Serialize;
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use crate::lab::eval::{load_folder, EvalError};
 use crate::lab::host::Host;
@@ -127,6 +128,8 @@ struct Heard {
     /// The player's own onsets, and those within [`ON_GRID_BEATS`] of their grid.
     played: usize,
     played_on_grid: usize,
+    /// The plugin heard the phrase begin where it does in the player's bar (free tempo).
+    bar_heard: bool,
 }
 
 /// The figures of one way of playing, over every prompt.
@@ -154,6 +157,10 @@ pub struct ListeningRow {
     pub tempo_within_3_percent_or_octave: f64,
     /// [`ListeningRow::on_grid`] over the answers whose tempo was heard within 3 %.
     pub on_grid_when_heard: f64,
+    /// Share of the takes whose tempo was heard within 3 % in which the phrase was heard to
+    /// begin where it does in the player's bar (on the downbeat, or a pickup before it), within
+    /// a 16th: the engines read the phrase in the player's bars.
+    pub bar_heard: f64,
     /// Share of the player's own onsets within [`ON_GRID_BEATS`] of their 16th or triplet grid:
     /// how closely the answers could follow a grid the player only shows this closely.
     pub player_on_grid: f64,
@@ -238,16 +245,22 @@ pub fn prompts(tunes: &[(String, Vec<Note>, f64)]) -> Vec<Prompt> {
         .collect()
 }
 
+/// What the plugin played and heard in one take.
+struct Take {
+    /// The notes played.
+    played: Vec<Note>,
+    /// The answer's notes: onsets in the player's beats from their first bar line, as the
+    /// played ones.
+    answer: Vec<Note>,
+    /// The tempo the plugin heard (BPM, 0 if none), and where in the player's bar it heard the
+    /// phrase begin (their beats after its bar line).
+    heard_bpm: f64,
+    heard_start_in_bar: f64,
+}
+
 /// `prompt` played `playing` (seeded by `seed`) into a fresh plugin at default settings (Thru
-/// off) but its seed parameter at `plugin_seed`: the notes played, its answer's notes (onsets
-/// in the player's beats from their first bar line, as the played ones), and the tempo the
-/// plugin heard (BPM, 0 if none).
-fn answer(
-    prompt: &Prompt,
-    playing: Playing,
-    seed: u64,
-    plugin_seed: u32,
-) -> (Vec<Note>, Vec<Note>, f64) {
+/// off) but its seed parameter at `plugin_seed`.
+fn answer(prompt: &Prompt, playing: Playing, seed: u64, plugin_seed: u32) -> Take {
     let mut host = Host::new(SAMPLE_RATE_HZ, BLOCK, true);
     host.set_param("thru", 0.0);
     host.set_param("seed", plugin_seed as f32);
@@ -281,11 +294,9 @@ fn answer(
     // Wait + grid + the answer (2 bars) + its tail, in the player's beats.
     let until = phrase_end + 2.0 + 4.0 * prompt.bar_beats;
     host.run(to_sample(until) as u64, BLOCK);
-    let heard_bpm = host
-        .plugin
-        .status()
-        .heard_tempo_bpm
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let status = host.plugin.status();
+    let heard_bpm = status.heard_tempo_bpm.load(Ordering::Relaxed);
+    let heard_start_in_bar = status.heard_start_in_bar.load(Ordering::Relaxed);
     // The recorded notes come from their first note-on; put them back in the player's beats.
     let first_on = host.notes.iter().find(|e| e.velocity.is_some());
     let from_first = first_on.map_or(0.0, |e| {
@@ -295,7 +306,12 @@ fn answer(
     for n in &mut notes {
         n.onset_beats += from_first;
     }
-    (played, notes, heard_bpm)
+    Take {
+        played,
+        answer: notes,
+        heard_bpm,
+        heard_start_in_bar,
+    }
 }
 
 /// The host time signature of bars of `bar_beats` quarter-note beats.
@@ -376,8 +392,20 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         .flat_map(|(i, prompt)| (1..=takes).map(move |take| (i, prompt, take)))
         .map(|(i, prompt, take)| {
             let performance = i as u64 + 1 + 1000 * u64::from(take - 1);
-            let (played, notes, heard_bpm) = answer(prompt, playing, performance, take);
-            let heard = hear(prompt, &played, &notes, heard_bpm / playing.bpm());
+            let played = answer(prompt, playing, performance, take);
+            let mut heard = hear(
+                prompt,
+                &played.played,
+                &played.answer,
+                played.heard_bpm / playing.bpm(),
+            );
+            let start = prompt
+                .notes
+                .iter()
+                .map(|n| n.onset_beats)
+                .fold(f64::MAX, f64::min);
+            let miss = (played.heard_start_in_bar - start).rem_euclid(prompt.bar_beats);
+            heard.bar_heard = miss.min(prompt.bar_beats - miss) <= 0.25;
             (prompt, take, heard)
         })
         .collect();
@@ -410,6 +438,7 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         .count();
     let right_notes: f64 = heard_right.iter().map(|h| h.notes as f64).sum();
     let right_on_grid: f64 = heard_right.iter().map(|h| h.on_grid as f64).sum();
+    let bar_heard = heard_right.iter().filter(|h| h.bar_heard).count();
     ListeningRow {
         playing: playing.label(),
         answers: answered.len(),
@@ -423,6 +452,7 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         tempo_within_3_percent: heard_right.len() as f64 / heard.len().max(1) as f64,
         tempo_within_3_percent_or_octave: within_octave as f64 / heard.len().max(1) as f64,
         on_grid_when_heard: right_on_grid / right_notes.max(1.0),
+        bar_heard: bar_heard as f64 / heard_right.len() as f64,
         player_on_grid: sum(|h| h.played_on_grid as f64) / sum(|h| h.played as f64).max(1.0),
         tempo_misses,
     }
@@ -458,7 +488,7 @@ pub fn key_from_the_start(tunes: &[(String, Vec<Note>, f64)]) -> f64 {
 /// The rows as a Markdown table.
 pub fn listening_table(rows: &[ListeningRow]) -> String {
     let mut out = String::from(
-        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard (player's own) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard (player's own) | phrase start in bar heard |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let swung = if r.swung_offbeats.is_finite() {
@@ -466,19 +496,20 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
         } else {
             "–".into()
         };
-        let (tempo, heard_grid) = if r.playing.starts_with("free") {
+        let (tempo, heard_grid, bar) = if r.playing.starts_with("free") {
             (
                 format!(
                     "{:.2} ({:.2})",
                     r.tempo_within_3_percent, r.tempo_within_3_percent_or_octave
                 ),
                 format!("{:.3} ({:.3})", r.on_grid_when_heard, r.player_on_grid),
+                format!("{:.3}", r.bar_heard),
             )
         } else {
-            ("–".into(), "–".into())
+            ("–".into(), "–".into(), "–".into())
         };
         out.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:+.1} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:+.1} | {:.2} | {} | {} | {} | {} |\n",
             r.playing,
             r.answers,
             r.in_key,
@@ -488,7 +519,8 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
             r.density_ratio,
             swung,
             tempo,
-            heard_grid
+            heard_grid,
+            bar
         ));
     }
     out
@@ -569,6 +601,7 @@ mod tests {
             tempo_within_3_percent: 0.0,
             tempo_within_3_percent_or_octave: 0.0,
             on_grid_when_heard: 0.0,
+            bar_heard: 0.0,
             player_on_grid: 0.0,
             tempo_misses: misses,
         };

@@ -9,7 +9,6 @@ use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::mix_seed;
 use crate::listen::transcribe::transcribe;
 use crate::models::engines::{Brains, EngineKind};
-use crate::music::encoding::TokenClass;
 use crate::music::meter::Meter;
 use crate::music::{beats_to_ticks, ticks_to_beats, Note};
 
@@ -57,50 +56,6 @@ pub fn continue_tune(
         start_beats: ticks_to_beats(start_ticks),
         notes,
     }
-}
-
-/// Bar phases [`infer_bar_phase`] tries: every 8th of the bar.
-const PHASE_STEP_BEATS: f64 = 0.5;
-
-/// Where `phrase`'s beat 0 falls in its first bar, in beats after the bar line (0 when the file's
-/// bar lines are right): the phase, of every 8th of the bar of `meter`, at which `kind` finds the
-/// phrase (heard as the plugin hears a player) most likely — a pickup not padded to its bar is
-/// found where it belongs. The bits of the rest before the first note are not counted, so no
-/// phase pays for its padding; a tie goes to the earliest phase.
-pub fn infer_bar_phase(brains: &Brains, kind: EngineKind, phrase: &[Note], meter: &Meter) -> f64 {
-    let heard = transcribe(phrase).melody;
-    let vocabulary = *brains.wavenet.vocabulary();
-    let mut model = brains.engine(kind);
-    model.set_meter(meter);
-    let mut scratch = vec![0.0; vocabulary.len()];
-    let bar_beats = ticks_to_beats(u64::from(meter.bar_ticks(0)));
-    let phases = (bar_beats / PHASE_STEP_BEATS).ceil().max(1.0) as usize;
-    let mut best = (f64::INFINITY, 0.0);
-    for phase in (0..phases).map(|i| i as f64 * PHASE_STEP_BEATS) {
-        let shifted: Vec<Note> = heard
-            .iter()
-            .map(|n| Note {
-                onset_beats: n.onset_beats + phase,
-                ..*n
-            })
-            .collect();
-        let tokens = vocabulary.encode_ids(&shifted);
-        model.reset();
-        let mut bits = 0.0;
-        let mut started = false;
-        for &token in &tokens {
-            started |= vocabulary.class(token) == TokenClass::NoteOn;
-            if started {
-                model.distribution(&mut scratch);
-                bits -= scratch[usize::from(token)].log2();
-            }
-            model.observe(token);
-        }
-        if bits < best.0 {
-            best = (bits, phase);
-        }
-    }
-    best.1
 }
 
 #[cfg(test)]

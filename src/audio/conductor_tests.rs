@@ -663,8 +663,9 @@ fn performed(notes: &[Note], bpm: f64, start_seconds: f64) -> Vec<(u64, InputEve
 }
 
 /// With the transport stopped, a player at their own tempo (70 or 160 BPM against the host's
-/// 120) is answered at their tempo, on their beat: every answer onset within 1/48 of their beat
-/// of a 16th or triplet point of it, the first after their phrase and its Wait (in their beats).
+/// 120) is answered at their tempo, on their beat, in their bars: every answer onset within 1/48
+/// of their beat of a 16th or triplet point of it, the first after their phrase and its Wait (in
+/// their beats), the phrase's pickup heard as one.
 #[test]
 fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
     for bpm in [70.0, 160.0] {
@@ -680,6 +681,12 @@ fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
         assert!(
             (heard / bpm - 1.0).abs() < 0.03,
             "heard {heard:.1} BPM, played {bpm}"
+        );
+        // In their bars (4/4, the host's): the tune begins with a pickup 8th, on beat 4.5.
+        let start = rig.status.heard_start_in_bar.load(Ordering::Relaxed);
+        assert!(
+            (start - 3.5).abs() < 0.1,
+            "{bpm} BPM: heard to begin {start:.2} beats into its bar"
         );
         let ons = rig.answer_ons();
         assert!(ons.len() >= 4, "{bpm} BPM: {} answer notes", ons.len());

@@ -686,11 +686,10 @@ fn cached_engine<'a>(
     brains: &Brains,
     kind: EngineKind,
 ) -> &'a mut (dyn EventModel + Send) {
-    if cache.as_ref().is_none_or(|(cached, _)| *cached != kind) {
-        *cache = Some((kind, brains.engine(kind)));
-    }
-    // NOTE: `cache` holds an engine of `kind` now; this only takes it out of the option.
-    let (_, engine) = cache.get_or_insert_with(|| (kind, brains.engine(kind)));
+    let (_, engine) = match cache.take() {
+        Some((cached, engine)) if cached == kind => cache.insert((cached, engine)),
+        _ => cache.insert((kind, brains.engine(kind))),
+    };
     engine.as_mut()
 }
 

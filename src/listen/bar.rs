@@ -16,23 +16,29 @@ const PHASE_STEP_BEATS: f64 = 0.5;
 /// Without it, the first 4 bars of the 24 test melodies (`tests/listening.rs`) were placed
 /// right 16 times, most misses half a bar off; with 4 bits or 8, 20 times.
 const MID_BAR_START_BITS: f64 = 4.0;
+/// Most notes of a phrase read, from its first: enough to hear where its bars fall, and a bound
+/// on the cost (each phase reads them all; the phrase in progress may hold hundreds of notes,
+/// and 12–30 notes take 5–31 ms at the 8 phases of a 4/4 bar in a release build).
+const MAX_NOTES: usize = 48;
 /// A first note this close to a bar line or the bar's middle (beats) is on it.
 const BAR_LINE_BEATS: f64 = 1e-6;
 
 /// Where `phrase`'s beat 0 falls in its first bar, in beats after the bar line (0 when the
 /// phrase's bar lines are right): the phase, of every 8th of the bar of `meter`, at which `model`
-/// (reading `vocabulary`'s events) finds the phrase, heard as the plugin hears a player, most
-/// likely, the first half of the bar after its downbeat being an unlikely place to begin
-/// ([`MID_BAR_START_BITS`]) — a pickup not padded to its bar is found where it belongs. The
-/// bits of the rest before the first note are not counted, so no phase pays for its padding; a
-/// tie goes to the earliest phase. `model` is left reset to no tune, in `meter`.
+/// (reading `vocabulary`'s events) finds the phrase's first [`MAX_NOTES`] notes, heard as the
+/// plugin hears a player, most likely, the first half of the bar after its downbeat being an
+/// unlikely place to begin ([`MID_BAR_START_BITS`]) — a pickup not padded to its bar is found
+/// where it belongs. The bits of the rest before the first note are not counted, so no phase
+/// pays for its padding; a tie goes to the earliest phase. `model` is left reset to no tune, in
+/// `meter`.
 pub fn find_bar_phase(
     model: &mut dyn EventModel,
     vocabulary: &Vocabulary,
     phrase: &[Note],
     meter: &Meter,
 ) -> f64 {
-    let heard = transcribe(phrase).melody;
+    let mut heard = transcribe(phrase).melody;
+    heard.truncate(MAX_NOTES);
     model.set_meter(meter);
     let mut scratch = vec![0.0; vocabulary.len()];
     let bar_beats = ticks_to_beats(u64::from(meter.bar_ticks(0)));

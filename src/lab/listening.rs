@@ -392,19 +392,19 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         .flat_map(|(i, prompt)| (1..=takes).map(move |take| (i, prompt, take)))
         .map(|(i, prompt, take)| {
             let performance = i as u64 + 1 + 1000 * u64::from(take - 1);
-            let played = answer(prompt, playing, performance, take);
+            let outcome = answer(prompt, playing, performance, take);
             let mut heard = hear(
                 prompt,
-                &played.played,
-                &played.answer,
-                played.heard_bpm / playing.bpm(),
+                &outcome.played,
+                &outcome.answer,
+                outcome.heard_bpm / playing.bpm(),
             );
             let start = prompt
                 .notes
                 .iter()
                 .map(|n| n.onset_beats)
                 .fold(f64::MAX, f64::min);
-            let miss = (played.heard_start_in_bar - start).rem_euclid(prompt.bar_beats);
+            let miss = (outcome.heard_start_in_bar - start).rem_euclid(prompt.bar_beats);
             heard.bar_heard = miss.min(prompt.bar_beats - miss) <= 0.25;
             (prompt, take, heard)
         })

@@ -14,7 +14,7 @@ use wavejam::lab::listening::{
 };
 use wavejam::lab::offline::continue_tune;
 use wavejam::lab::render::{render, write_wav, RenderSetup, WavFormat};
-use wavejam::lab::voice_checks::{in_range, voice_checks};
+use wavejam::lab::voice_checks::{in_range, voice_checks, FrameShare, BREAKDOWN_SIZE};
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
 use wavejam::lab::voice_render::{render_notes, RenderVoice};
 use wavejam::listen::bar::find_bar_phase;
@@ -600,15 +600,13 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             println!(
                 "\nWhere the distance lies ({}-sample frames: share of frames × their distance; in held notes, the distance at the harmonics and between them, and the voice's level there less the instrument's, natural log):",
-                wavejam::lab::voice_checks::BREAKDOWN_SIZE
+                BREAKDOWN_SIZE
             );
             println!("| voice | held notes | note changes | no note written | at harmonics | between harmonics | voice − instrument between |");
             println!("|---|---|---|---|---|---|---|");
             for r in rows.iter().skip(1) {
                 let b = &r.breakdown;
-                let kind = |k: &wavejam::lab::voice_checks::FrameShare| {
-                    format!("{:.2} × {:.3}", k.share, k.distance)
-                };
+                let kind = |k: &FrameShare| format!("{:.2} × {:.3}", k.share, k.distance);
                 println!(
                     "| {} | {} | {} | {} | {:.3} | {:.3} | {:+.3} |",
                     r.voice,

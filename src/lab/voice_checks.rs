@@ -462,36 +462,35 @@ mod tests {
     /// the harmonics.
     #[test]
     fn independent_noises_of_one_level_are_ln_2_apart() {
-        let noise = |mut seed: u32| -> Vec<f32> {
-            (0..48_000)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as f32 / u32::MAX as f32 - 0.5
-                })
-                .collect()
-        };
-        let distance = stft_distance(&noise(1), &noise(2));
+        let distance = stft_distance(&white_noise(1, 48_000), &white_noise(2, 48_000));
         assert!(
             (distance - std::f64::consts::LN_2).abs() < 0.01,
             "{distance}"
         );
     }
 
-    /// One note of A440 (0.25–0.75 s at 120 BPM) with all its harmonics below 12 kHz at 0.02
-    /// each, and white noise of `noise` peak to peak under it, in 1 s of audio.
-    fn tone_with_noise(noise: f32) -> Vec<f32> {
-        let mut seed = 7u32;
-        let harmonics: Vec<Vec<f32>> = (1..=27)
-            .map(|k| sine(440.0 * k as f32, 0.02, 24_000))
-            .collect();
-        (0..24_000)
-            .map(|i| {
+    /// `samples` of seeded white noise (xorshift), uniform in ±0.5.
+    fn white_noise(mut seed: u32, samples: usize) -> Vec<f32> {
+        (0..samples)
+            .map(|_| {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
                 seed ^= seed << 5;
-                let white = seed as f32 / u32::MAX as f32 - 0.5;
+                seed as f32 / u32::MAX as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// One note of A440 (0.25–0.75 s at 120 BPM) with all its harmonics below 12 kHz at 0.02
+    /// each, and white noise of `noise` peak to peak under it, in 1 s of audio.
+    fn tone_with_noise(noise: f32) -> Vec<f32> {
+        let harmonics: Vec<Vec<f32>> = (1..=27)
+            .map(|k| sine(440.0 * k as f32, 0.02, 24_000))
+            .collect();
+        white_noise(7, 24_000)
+            .iter()
+            .enumerate()
+            .map(|(i, white)| {
                 if (6_000..18_000).contains(&i) {
                     harmonics.iter().map(|h| h[i]).sum::<f32>() + noise * white
                 } else {
@@ -532,12 +531,7 @@ mod tests {
         for start in spectra.starts(render.len()) {
             spectra.frame(&render, start, &mut x);
             spectra.frame(&reference, start, &mut y);
-            sum += x
-                .iter()
-                .zip(&y)
-                .map(|(p, q)| f64::from((p - q).abs()))
-                .sum::<f64>()
-                / x.len() as f64;
+            sum += frame_distance(&x, &y);
             frames += 1;
         }
         let total: f64 = kinds.iter().map(|k| k.share * k.distance).sum();

@@ -228,9 +228,10 @@ fn host_note_event(event: &OutEvent) -> NoteEvent<()> {
 }
 
 /// A note event from the host as the conductor wants it (other events are ignored).
-/// Wildcard channels count as channel 1; a wildcard key on a release means every key.
+/// A wildcard channel or key on a release means every channel or key (a note-on on a wildcard
+/// channel is channel 1's).
 fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
-    let channel_of = |channel: Channel| channel.number().unwrap_or(0);
+    let channel_of = |channel: Channel| channel.number();
     match event {
         NoteEvent::NoteOn {
             timing,

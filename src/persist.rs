@@ -7,6 +7,10 @@ use crate::music::Note;
 
 /// Most notes kept per saved phrase or answer.
 pub const MAX_SAVED_NOTES: usize = 512;
+/// Latest end of a saved note, in beats from its phrase's start (a quarter of an hour at 120
+/// BPM): a phrase or an answer is far shorter, and the panel and the engines spend time on
+/// every beat of one.
+pub const MAX_SAVED_BEATS: f64 = 2048.0;
 
 /// The musical memory of a session, as saved in the project. Locked only by the generator thread
 /// and the GUI, never by the audio thread.
@@ -52,8 +56,9 @@ impl From<SavedSession> for Session {
 }
 
 impl Session {
-    /// Drop notes a corrupt or hand-edited project could carry (non-finite times, keys > 127,
-    /// zero velocity), and keep at most [`MAX_SAVED_NOTES`] per list.
+    /// Drop notes a corrupt or hand-edited project could carry (non-finite times or ends past
+    /// [`MAX_SAVED_BEATS`], keys > 127, zero velocity), and keep at most [`MAX_SAVED_NOTES`] per
+    /// list.
     pub fn sanitized(mut self) -> Self {
         for notes in [&mut self.last_phrase, &mut self.last_answer] {
             notes.retain(|n| {
@@ -63,6 +68,7 @@ impl Session {
                     && n.onset_beats >= 0.0
                     && n.duration_beats.is_finite()
                     && n.duration_beats > 0.0
+                    && n.onset_beats + n.duration_beats <= MAX_SAVED_BEATS
             });
             notes.truncate(MAX_SAVED_NOTES);
         }
@@ -99,6 +105,14 @@ mod tests {
                 },
                 Note {
                     duration_beats: -1.0,
+                    ..good
+                },
+                Note {
+                    onset_beats: 1e12,
+                    ..good
+                },
+                Note {
+                    duration_beats: MAX_SAVED_BEATS,
                     ..good
                 },
             ],

@@ -86,7 +86,7 @@ fn a_free_player_is_answered_at_their_tempo() {
 /// test melody, unpadded.
 #[test]
 fn the_bar_phase_of_an_unpadded_pickup_is_found() {
-    use wavejam::listen::bar::find_bar_phase;
+    use wavejam::listen::bar::{find_bar_phase, BarPrior};
     use wavejam::models::engines::EngineKind;
     use wavejam::music::meter::Meter;
     use wavejam::music::{Note, TICKS_PER_BEAT};
@@ -106,7 +106,13 @@ fn the_bar_phase_of_an_unpadded_pickup_is_found() {
             .collect();
         let meter = Meter::constant((bar_beats * f64::from(TICKS_PER_BEAT)).round() as u32);
         let mut model = brains.engine(EngineKind::Hybrid);
-        let phase = find_bar_phase(model.as_mut(), brains.wavenet.vocabulary(), &head, &meter);
+        let phase = find_bar_phase(
+            model.as_mut(),
+            brains.wavenet.vocabulary(),
+            &head,
+            &meter,
+            BarPrior::Opening,
+        );
         let right = (phase - first.rem_euclid(*bar_beats)).abs() < 1e-9;
         eprintln!("{name}: pickup at {first}, heard at {phase}");
         found += usize::from(right);

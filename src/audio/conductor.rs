@@ -85,18 +85,25 @@ impl Default for Settings {
 pub struct InputEvent {
     /// Sample offset in the block.
     pub offset: u32,
-    pub channel: u8,
+    /// MIDI channel, 0–15; `None` on a release means every channel (a note-on on it is
+    /// channel 1's).
+    pub channel: Option<u8>,
     /// MIDI key; `None` on a release means every key (a host's "all notes off").
     pub key: Option<u8>,
     /// `Some(velocity 1–127)` for a note-on, `None` for a note-off.
     pub velocity: Option<u8>,
 }
 
+/// The channels `channel` names, a bit each (`None`: all 16).
+fn channel_bits(channel: Option<u8>) -> u16 {
+    channel.map_or(u16::MAX, |c| 1 << (c & 15))
+}
+
 /// Where the player's current phrase stands.
 #[derive(Debug, Clone, Copy)]
 struct Phrase {
-    /// Keys held by the player.
-    held: [bool; 128],
+    /// Keys held by the player: the channels each is held on, a bit each.
+    held: [u16; 128],
     /// Notes since the last phrase end.
     has_notes: bool,
     /// Beat of the last release with no key held.
@@ -106,7 +113,7 @@ struct Phrase {
 impl Default for Phrase {
     fn default() -> Self {
         Self {
-            held: [false; 128],
+            held: [0; 128],
             has_notes: false,
             last_release_beat: 0.0,
         }
@@ -115,7 +122,7 @@ impl Default for Phrase {
 
 impl Phrase {
     fn any_held(&self) -> bool {
-        self.held.iter().any(|h| *h)
+        self.held.iter().any(|h| *h != 0)
     }
 }
 
@@ -277,9 +284,10 @@ impl Conductor {
         if settings.bypass {
             // Keep track of releases, so a key let go while bypassed doesn't stay held forever.
             for input in inputs.into_iter().filter(|i| i.velocity.is_none()) {
+                let channels = channel_bits(input.channel);
                 match input.key {
-                    Some(key) => self.phrase.held[key as usize & 127] = false,
-                    None => self.phrase.held = [false; 128],
+                    Some(key) => self.phrase.held[key as usize & 127] &= !channels,
+                    None => self.phrase.held.iter_mut().for_each(|h| *h &= !channels),
                 }
             }
             self.publish();
@@ -291,16 +299,22 @@ impl Conductor {
         self.previous = Some(*settings);
 
         for input in inputs {
-            let offset = input.offset.min(samples.saturating_sub(1) as u32);
+            // In time order, even from a host that sends them out of it.
+            let offset = input
+                .offset
+                .min(samples.saturating_sub(1) as u32)
+                .max(self.cursor);
             self.advance_to(offset, settings);
-            match input.key {
-                Some(key) => {
-                    self.handle_input(input.channel, key, input.velocity, offset, settings)
+            match (input.key, input.velocity) {
+                (Some(key), Some(velocity)) => {
+                    let channel = input.channel.unwrap_or(0);
+                    self.strike(channel, key, velocity, offset, settings);
                 }
-                None => {
+                (Some(key), None) => self.release(input.channel, key, offset, settings),
+                (None, _) => {
                     for key in 0..128u8 {
-                        if self.phrase.held[key as usize] {
-                            self.handle_input(input.channel, key, None, offset, settings);
+                        if self.phrase.held[key as usize] & channel_bits(input.channel) != 0 {
+                            self.release(input.channel, key, offset, settings);
                         }
                     }
                 }
@@ -445,61 +459,61 @@ impl Conductor {
         self.phrase_index += 1;
     }
 
-    fn handle_input(
-        &mut self,
-        channel: u8,
-        key: u8,
-        velocity: Option<u8>,
-        offset: u32,
-        settings: &Settings,
-    ) {
+    /// The player strikes `key` on `channel`.
+    fn strike(&mut self, channel: u8, key: u8, velocity: u8, offset: u32, settings: &Settings) {
         let beat = self.time.beat_at(offset as usize);
         let (channel, key) = (channel & 15, key & 127);
-        match velocity {
-            Some(velocity) => {
-                if settings.barge_in && self.answer.is_engaged() {
-                    self.release_answer(offset);
-                }
-                if !self.answer.is_playing() {
-                    // The phrase goes on: any prepared answer is stale.
-                    self.serial += 1;
-                    self.answer.expect(self.serial);
-                }
-                self.phrase.held[key as usize] = true;
-                self.phrase.has_notes = true;
-                self.send(Observation::NoteOn {
-                    pitch: key,
-                    velocity,
-                    beat,
-                });
-                if settings.thru {
-                    self.events.note_on(OutEvent {
-                        offset,
-                        source: VoiceSource::Player,
-                        channel,
-                        key,
-                        velocity: Some(velocity),
-                        midi: settings.output.midi(),
-                        audio: settings.output.audio(),
-                    });
-                }
+        if settings.barge_in && self.answer.is_engaged() {
+            self.release_answer(offset);
+        }
+        if !self.answer.is_playing() {
+            // The phrase goes on: any prepared answer is stale.
+            self.serial += 1;
+            self.answer.expect(self.serial);
+        }
+        self.phrase.held[key as usize] |= 1 << channel;
+        self.phrase.has_notes = true;
+        self.send(Observation::NoteOn {
+            pitch: key,
+            velocity,
+            beat,
+        });
+        if settings.thru {
+            self.events.note_on(OutEvent {
+                offset,
+                source: VoiceSource::Player,
+                channel,
+                key,
+                velocity: Some(velocity),
+                midi: settings.output.midi(),
+                audio: settings.output.audio(),
+            });
+        }
+    }
+
+    /// The player lets `key` go on `channel` (`None`: on every channel it is held on).
+    fn release(&mut self, channel: Option<u8>, key: u8, offset: u32, settings: &Settings) {
+        let beat = self.time.beat_at(offset as usize);
+        let key = key & 127;
+        let held = &mut self.phrase.held[key as usize];
+        let released = *held & channel_bits(channel);
+        *held &= !released;
+        // Released whatever the thru setting is now, so a change mid-note can't hang it: on
+        // every channel it was held on, and the one named.
+        let named = channel.map_or(0, |c| 1u16 << (c & 15));
+        for channel in (0..16u8).filter(|c| (released | named) & (1 << c) != 0) {
+            self.events
+                .note_off(offset, VoiceSource::Player, channel, key, true);
+            if released & (1 << channel) != 0 {
+                self.send(Observation::NoteOff { pitch: key, beat });
             }
-            None => {
-                let was_held = std::mem::replace(&mut self.phrase.held[key as usize], false);
-                if was_held {
-                    self.send(Observation::NoteOff { pitch: key, beat });
-                }
-                // Released whatever the thru setting is now, so a change mid-note can't hang it.
-                self.events
-                    .note_off(offset, VoiceSource::Player, channel, key, true);
-                if was_held && !self.phrase.any_held() && self.phrase.has_notes {
-                    self.phrase.last_release_beat = beat;
-                    if settings.mode != Mode::Manual && !self.answer.is_playing() {
-                        // Prepare the answer now, so it is ready when the wait is over.
-                        let wait = self.wait_beats(settings);
-                        self.request(settings, Source::Phrase, beat + wait);
-                    }
-                }
+        }
+        if released != 0 && !self.phrase.any_held() && self.phrase.has_notes {
+            self.phrase.last_release_beat = beat;
+            if settings.mode != Mode::Manual && !self.answer.is_playing() {
+                // Prepare the answer now, so it is ready when the wait is over.
+                let wait = self.wait_beats(settings);
+                self.request(settings, Source::Phrase, beat + wait);
             }
         }
     }
@@ -543,8 +557,10 @@ impl Conductor {
             }
         }
         while let Some(event) = self.next_answer_event(limit) {
+            // In time order, within the block (`cursor` is `limit` on a second call for it).
+            let last = limit.max(1) - 1;
             let offset =
-                (self.time.offset_of(event.beat()) as u32).clamp(self.cursor, limit.max(1) - 1);
+                (self.time.offset_of(event.beat()) as u32).clamp(self.cursor.min(last), last);
             match event {
                 AnswerEvent::On { key, velocity, .. } => {
                     self.events.note_on(OutEvent {

@@ -130,7 +130,7 @@ impl Rig {
 fn on(key: u8) -> InputEvent {
     InputEvent {
         offset: 0,
-        channel: 0,
+        channel: Some(0),
         key: Some(key),
         velocity: Some(100),
     }
@@ -561,7 +561,7 @@ fn a_midi_flood_is_survived_and_leaves_nothing_hanging() {
     let flood: Vec<InputEvent> = (0..5000u32)
         .map(|i| InputEvent {
             offset: i % 512,
-            channel: (i % 16) as u8,
+            channel: Some((i % 16) as u8),
             ..on((i % 128) as u8)
         })
         .collect();
@@ -570,16 +570,18 @@ fn a_midi_flood_is_survived_and_leaves_nothing_hanging() {
     rig.block(512, &sorted);
     let all_off: Vec<InputEvent> = (0..16u8)
         .map(|channel| InputEvent {
-            channel,
+            channel: Some(channel),
             key: None,
             velocity: None,
             offset: 0,
         })
         .collect();
     rig.block(512, &all_off);
-    rig.conductor.request_release();
-    rig.block(512, &[]);
-    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert_eq!(
+        rig.conductor.midi_sounding(),
+        0,
+        "each channel's all-notes-off"
+    );
     assert!(rig.status.observation_overflows.load(Ordering::Relaxed) > 0);
     assert_all_closed(&rig.out);
 }
@@ -722,6 +724,103 @@ fn a_free_players_next_phrase_is_heard_at_the_tempo_they_set() {
     let heard = rig.status.heard_tempo_bpm.load(Ordering::Relaxed);
     assert!((heard / bpm - 1.0).abs() < 0.03, "heard {heard:.1} BPM");
     assert_all_closed(&rig.out);
+}
+
+/// A free player who comes back in after the answer keeps counting its bars: a phrase that
+/// enters on beat 2 (the folk tune from its second beat) is heard there after a phrase that set
+/// the bars, though alone its notes say a phrase begins on a downbeat or with a pickup.
+#[test]
+fn a_free_players_next_phrase_is_heard_in_the_bars_they_kept() {
+    let bpm = 160.0;
+    let mut rig = Rig::new();
+    rig.host.playing = false;
+    let beat_samples = 60.0 / bpm * f64::from(SR);
+    let start = 0.37;
+    let tune = crate::lab::performance::played_live(&crate::test_kit::folk_tune(0), bpm, 5);
+    let first = performed(&tune, bpm, start);
+    let first_end = first.last().unwrap().0;
+    let second_from = first_end + (12.0 * beat_samples) as u64;
+    rig.run_to(second_from, 256, &first);
+    let heard = rig.status.heard_start_in_bar.load(Ordering::Relaxed);
+    assert!(
+        (heard - 3.5).abs() < 0.1,
+        "first phrase heard from {heard:.2}"
+    );
+    // The player's bar lines fall on the tune's beats 0, 4, 8, … (its pickup 8th is beat 4.5);
+    // the second phrase, the tune's beats 5 to 11.5 (up to its first rest), enters on beat 2
+    // of the first bar after `second_from`.
+    let since_start = second_from as f64 / beat_samples - start * bpm / 60.0;
+    let bar = (since_start / 4.0).ceil() * 4.0;
+    let from_beat_two: Vec<Note> = crate::test_kit::folk_tune(0)
+        .into_iter()
+        .filter(|n| (5.0..11.5).contains(&n.onset_beats))
+        .map(|n| Note {
+            onset_beats: n.onset_beats - 4.0 + bar,
+            ..n
+        })
+        .collect();
+    let second = performed(
+        &crate::lab::performance::played_live(&from_beat_two, bpm, 6),
+        bpm,
+        start,
+    );
+    let second_end = second.last().unwrap().0;
+    rig.run_to(second_end + (12.0 * beat_samples) as u64, 256, &second);
+    let heard = rig.status.heard_start_in_bar.load(Ordering::Relaxed);
+    assert!(
+        (heard - 1.0).abs() < 0.1,
+        "second phrase heard from {heard:.2}"
+    );
+    assert_all_closed(&rig.out);
+}
+
+/// A release on every channel (a CLAP note-off with channel −1) lets go of a key struck on
+/// channel 4, on the MIDI output and the voice.
+#[test]
+fn a_release_on_every_channel_lets_go_of_a_key_held_on_any() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.block(
+        256,
+        &[InputEvent {
+            channel: Some(3),
+            ..on(60)
+        }],
+    );
+    assert_eq!(rig.conductor.midi_sounding(), 1);
+    let offs = rig.block(
+        256,
+        &[InputEvent {
+            channel: None,
+            ..off(60)
+        }],
+    );
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    assert!(offs.iter().any(|e| e.channel == 3
+        && e.key == 60
+        && e.velocity.is_none()
+        && e.midi
+        && e.audio));
+}
+
+/// A host that sends a block's events out of time order (CLAP asks it not to) gets WaveJam's
+/// back in time order, so the voice never renders a span that ends before it starts.
+#[test]
+fn events_sent_out_of_order_come_back_in_order() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    let late = InputEvent {
+        offset: 100,
+        ..on(60)
+    };
+    let early = InputEvent {
+        offset: 50,
+        ..on(62)
+    };
+    let events = rig.block(256, &[late, early]);
+    let offsets: Vec<u32> = events.iter().map(|e| e.offset).collect();
+    assert_eq!(events.len(), 2);
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
 }
 
 /// With the transport playing, the host's tempo rules, whatever the player's.

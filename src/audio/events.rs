@@ -30,6 +30,11 @@ pub struct BlockEvents {
     events: Vec<OutEvent>,
     /// `sounding[channel * 128 + key]`: a note-on was sent to the host and not yet released.
     sounding: [bool; 16 * 128],
+    /// `voiced[channel * 128 + key]`: a note-on was sent to WaveJam's voice and not yet
+    /// released. Note-offs go out only for keys sounding on either side, so a block's note-offs
+    /// never outnumber the keys that can sound (a flood of note-offs for keys never struck takes
+    /// no room).
+    voiced: [bool; 16 * 128],
     /// Note-offs the host refused (its queue was full), retried at the start of the next block.
     refused: [bool; 16 * 128],
     any_refused: bool,
@@ -42,6 +47,7 @@ impl Default for BlockEvents {
         Self {
             events: Vec::with_capacity(BLOCK_EVENT_CAPACITY),
             sounding: [false; 16 * 128],
+            voiced: [false; 16 * 128],
             refused: [false; 16 * 128],
             any_refused: false,
             dropped_note_ons: 0,
@@ -56,6 +62,8 @@ impl BlockEvents {
         if std::mem::take(&mut self.any_refused) {
             for slot in 0..self.refused.len() {
                 if std::mem::take(&mut self.refused[slot]) {
+                    // Still sounding there, even if a new note-on for it was refused since.
+                    self.sounding[slot] = true;
                     let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
                     self.push_off(0, VoiceSource::Answer, channel, key, false);
                 }
@@ -86,15 +94,16 @@ impl BlockEvents {
         if event.midi && self.is_sounding(event.channel, event.key) {
             self.push_off(event.offset, event.source, event.channel, event.key, false);
         }
-        if event.midi {
-            self.sounding[Self::slot(event.channel, event.key)] = true;
-        }
+        let slot = Self::slot(event.channel, event.key);
+        self.sounding[slot] |= event.midi;
+        self.voiced[slot] |= event.audio;
         event.velocity = Some(event.velocity.unwrap_or(100).clamp(1, 127));
         self.events.push(event);
         true
     }
 
-    /// Emit a note-off; the MIDI side is sent only if that key is sounding there.
+    /// Emit a note-off; each side (MIDI, and the voice if `audio`) is sent only if that key is
+    /// sounding there.
     pub fn note_off(
         &mut self,
         offset: u32,
@@ -109,10 +118,12 @@ impl BlockEvents {
     fn push_off(&mut self, offset: u32, source: VoiceSource, channel: u8, key: u8, audio: bool) {
         let slot = Self::slot(channel, key);
         let midi = std::mem::replace(&mut self.sounding[slot], false);
+        let audio = audio && std::mem::replace(&mut self.voiced[slot], false);
         if !(midi || audio) {
             return;
         }
-        // NOTE: capacity is reserved for note-offs, so this never reallocates.
+        // NOTE: capacity is reserved for note-offs (at most one a key sounding), so this never
+        // reallocates.
         debug_assert!(self.events.len() < BLOCK_EVENT_CAPACITY);
         if self.events.len() < BLOCK_EVENT_CAPACITY {
             self.events.push(OutEvent {
@@ -141,8 +152,9 @@ impl BlockEvents {
     }
 
     /// Release every key sounding on the MIDI output at `offset` (the voice is released by the
-    /// caller with `Synth::release_all`).
+    /// caller with `Synth::release_all`, so no key sounds there either).
     pub fn release_all_midi(&mut self, offset: u32) {
+        self.voiced = [false; 16 * 128];
         for slot in 0..self.sounding.len() {
             if self.sounding[slot] {
                 let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
@@ -266,6 +278,46 @@ mod tests {
             .filter(|e| e.velocity.is_none())
             .count();
         assert!(offs >= sounding && accepted > 0);
+        assert_eq!(events.sounding_count(), 0);
+    }
+
+    fn offs_of(events: &BlockEvents, key: u8) -> Vec<OutEvent> {
+        events
+            .as_slice()
+            .iter()
+            .filter(|e| e.key == key && e.velocity.is_none())
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_of_note_offs_for_keys_never_struck_leaves_room_for_the_one_that_counts() {
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.clear();
+        for _ in 0..BLOCK_EVENT_CAPACITY {
+            events.note_off(1, VoiceSource::Player, 0, 61, true);
+        }
+        events.note_off(2, VoiceSource::Answer, 0, 60, true);
+        let offs = offs_of(&events, 60);
+        assert_eq!(offs.len(), 1, "{} events", events.as_slice().len());
+        assert!(offs[0].midi && offs[0].audio);
+        assert_eq!(events.sounding_count(), 0);
+    }
+
+    #[test]
+    fn a_retrigger_the_host_refused_whole_still_releases_the_first_note() {
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.clear();
+        // The host takes neither the release nor the new note-on (in the order they went).
+        events.note_on(on(5, 60));
+        events.retry_off(0, 60);
+        events.forget(0, 60);
+        events.clear();
+        let offs = offs_of(&events, 60);
+        assert_eq!(offs.len(), 1);
+        assert!(offs[0].midi);
         assert_eq!(events.sounding_count(), 0);
     }
 }

@@ -83,7 +83,9 @@ impl AudioSide {
         let mut released = false;
         for i in 0..self.conductor.events().len() {
             let event = self.conductor.events()[i];
-            let offset = (event.offset as usize).min(samples);
+            // NOTE: the conductor emits its events in time order; `max` keeps a slip from
+            // slicing backwards.
+            let offset = (event.offset as usize).min(samples).max(rendered);
             self.sound
                 .render(&mut left[rendered..offset], &mut right[rendered..offset]);
             rendered = offset;

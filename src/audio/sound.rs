@@ -173,27 +173,30 @@ impl Sound {
 
     /// Who plays a note struck now.
     fn player(&self) -> Player {
+        match self.chosen_neural() {
+            Some(slot) if !self.fallback => Player::Neural(slot),
+            _ => Player::Synth,
+        }
+    }
+
+    /// The slot of the neural voice chosen, if it is there.
+    fn chosen_neural(&self) -> Option<usize> {
         let slot = match self.choice {
-            VoiceChoice::Synth => return Player::Synth,
+            VoiceChoice::Synth => return None,
             VoiceChoice::Fiddle => FIDDLE,
             VoiceChoice::Flute => FLUTE,
             VoiceChoice::Custom => CUSTOM,
         };
-        if self.fallback || self.neural[slot].is_none() {
-            Player::Synth
-        } else {
-            Player::Neural(slot)
-        }
+        self.neural[slot].is_some().then_some(slot)
     }
 
-    /// The latency of the voice chosen, in host samples (0 for the synth).
+    /// The latency of the voice chosen, in host samples (0 for the synth). The same while the
+    /// synth stands in for a neural voice that missed its deadline: a change of latency makes
+    /// hosts restart the plugin, which would cut off the answer the synth took over.
     pub fn latency(&self) -> usize {
-        match self.player() {
-            Player::Neural(slot) => self.neural[slot]
-                .as_ref()
-                .map_or(0, |voice| voice.stream.latency()),
-            Player::Synth => 0,
-        }
+        self.chosen_neural()
+            .and_then(|slot| self.neural[slot].as_ref())
+            .map_or(0, |voice| voice.stream.latency())
     }
 
     /// Starts a note; `velocity` is `0.0..=1.0`.
@@ -409,8 +412,8 @@ mod tests {
     }
 
     /// A neural voice that misses its deadline hands the held note to the synth, fading out
-    /// without a click, counts once, and plays again once the line has fallen silent; a bounce
-    /// never falls back.
+    /// without a click, counts once, keeps the latency reported, and plays again once the line
+    /// has fallen silent; a bounce never falls back.
     #[test]
     fn a_missed_deadline_hands_the_line_to_the_synth_without_a_click() {
         let (mut sound, _panel) = sound();
@@ -419,9 +422,12 @@ mod tests {
         let (before, fallbacks) = blocks(&mut sound, 20, false);
         assert_eq!(fallbacks, 0, "a bounce has no deadline");
         assert_eq!(sound.synth.active_voices(), 0, "the fiddle plays it");
+        let latency = sound.latency();
+        assert!(latency > 0);
         sound.set_deadline_share(0.0);
         let (during, fallbacks) = blocks(&mut sound, 20, true);
         assert_eq!(fallbacks, 1, "counted once, then the synth has the line");
+        assert_eq!(sound.latency(), latency, "no restart asked of the host");
         assert_eq!(
             sound.synth.active_voices(),
             1,

@@ -17,7 +17,7 @@ use wavejam::lab::render::{render, write_wav, RenderSetup, WavFormat};
 use wavejam::lab::voice_checks::{in_range, voice_checks, FrameShare, BREAKDOWN_SIZE};
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
 use wavejam::lab::voice_render::{render_notes, RenderVoice};
-use wavejam::listen::bar::find_bar_phase;
+use wavejam::listen::bar::{find_bar_phase, BarPrior};
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
@@ -804,8 +804,13 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let phrase = if infer_bars {
                 let vocabulary = *brains.wavenet.vocabulary();
-                let phase =
-                    find_bar_phase(brains.engine(kind).as_mut(), &vocabulary, &phrase, &meter);
+                let phase = find_bar_phase(
+                    brains.engine(kind).as_mut(),
+                    &vocabulary,
+                    &phrase,
+                    &meter,
+                    BarPrior::Opening,
+                );
                 println!("bar phase: the phrase's beat 0 is {phase} beats into its bar");
                 phrase
                     .iter()

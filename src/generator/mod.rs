@@ -133,7 +133,8 @@ impl Drop for GeneratorThread {
 }
 
 /// Handle a batch of observations in order; of several answer requests only the last is worked
-/// out (the audio thread plays only the latest anyway).
+/// out (the audio thread plays only the latest anyway), the others only heard for the player's
+/// time (see [`Worker::follow`]), so a busy generator answers as an idle one.
 fn run_batch(
     worker: &mut Worker,
     batch: &[Observation],
@@ -145,8 +146,11 @@ fn run_batch(
         .iter()
         .rposition(|o| matches!(o, Observation::Answer(_)));
     for (i, observation) in batch.iter().enumerate() {
-        if matches!(observation, Observation::Answer(_)) && Some(i) != last_request {
-            continue;
+        if let Observation::Answer(request) = observation {
+            if Some(i) != last_request {
+                worker.follow(request);
+                continue;
+            }
         }
         if let Some((request, answer)) = worker.handle(*observation) {
             for message in answer.messages(request.serial) {
@@ -233,5 +237,75 @@ mod tests {
             GeneratorThread::spawn_with(parked, params, status.clone(), false).unwrap();
         assert!(!status.generator_dead.load(Ordering::Acquire));
         assert!(thread.stop().unwrap().worker.is_some());
+    }
+
+    /// A busy generator answers as an idle one: a request it skips (a later one came in the same
+    /// batch) still hears the free player's time, which the phrase is committed in and the next
+    /// phrase's reading leans to.
+    #[test]
+    fn a_skipped_request_still_hears_the_players_time() {
+        let free = |serial: u64| {
+            Observation::Answer(Request {
+                serial,
+                free_tempo: true,
+                ..crate::test_kit::request(EngineChoice::WaveNet)
+            })
+        };
+        // 8ths at 90 BPM against the clock's 120: two of its beats an 8th.
+        let played = |from: f64, pitches: &[u8]| -> Vec<Observation> {
+            let mut notes = Vec::new();
+            for (i, &pitch) in pitches.iter().enumerate() {
+                let beat = from + i as f64 * 2.0 / 3.0;
+                notes.push(Observation::NoteOn {
+                    pitch,
+                    velocity: 90,
+                    beat,
+                });
+                notes.push(Observation::NoteOff {
+                    pitch,
+                    beat: beat + 0.6,
+                });
+            }
+            notes
+        };
+        let mut batch = played(0.0, &[62, 64, 66, 67, 69, 71, 69, 67, 66, 64, 62, 64]);
+        batch.extend([free(1), Observation::Commit]);
+        batch.extend(played(12.0, &[69, 71, 74, 71, 69, 67, 66, 64]));
+        batch.push(free(2));
+        let answered = |batched: bool| {
+            let status = Arc::new(Status::default());
+            let mut worker = Worker::new(&WaveJamParams::default(), status.clone());
+            let (mut schedule, mut from_generator) = rtrb::RingBuffer::new(SCHEDULE_RING_CAPACITY);
+            if batched {
+                run_batch(
+                    &mut worker,
+                    &batch,
+                    &mut schedule,
+                    &status,
+                    &AtomicBool::new(false),
+                );
+            } else {
+                for observation in &batch {
+                    run_batch(
+                        &mut worker,
+                        std::slice::from_ref(observation),
+                        &mut schedule,
+                        &status,
+                        &AtomicBool::new(false),
+                    );
+                }
+            }
+            let mut second = Vec::new();
+            while let Ok(message) = from_generator.pop() {
+                let (Scheduled::Note { serial, .. } | Scheduled::End { serial, .. }) = message;
+                if serial == 2 {
+                    second.push(message);
+                }
+            }
+            second
+        };
+        let idle = answered(false);
+        assert!(idle.len() > 2, "{idle:?}");
+        assert_eq!(answered(true), idle);
     }
 }

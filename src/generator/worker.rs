@@ -14,7 +14,7 @@ use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
 use crate::generator::sampling::stream_seed;
 use crate::generator::shape::play_with_groove;
-use crate::listen::bar::find_bar_phase;
+use crate::listen::bar::{find_bar_phase, BarPrior};
 use crate::listen::tempo::find_beat;
 use crate::listen::transcribe::{transcribe, Groove};
 use crate::models::choice::{
@@ -88,6 +88,12 @@ fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
 /// A player's first onset this little (in beats) before one of their beats is on it: the bar
 /// they start is that beat's.
 const EARLY_ON_BEAT: f64 = 0.125;
+/// A free player's next phrase is in the bars of the last one (and of its answer) if it comes
+/// at that tempo within this share, its beats on that phrase's beats within [`KEPT_BEAT_SLIP`],
+/// and its first note within the answer's length and this many bars after the last phrase ends.
+const KEPT_TEMPO_SHARE: f64 = 0.03;
+const KEPT_BEAT_SLIP: f64 = 0.25;
+const KEPT_GRID_BARS: f64 = 4.0;
 
 /// An answer, ready to schedule.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +151,9 @@ pub struct Worker {
     /// Free tempo: the tempo heard in the last committed phrase (BPM), which the next phrase's
     /// reading leans to.
     kept_bpm: Option<f64>,
+    /// Free tempo: the time the last committed phrase was heard (and answered) in, and the
+    /// clock beat it ended on: the next phrase's bars lean to its bars.
+    kept_time: Option<(PlayerTime, f64)>,
     session: Arc<SessionState>,
     /// The project's model choice (a loaded project may change it) and the choice in use.
     model_choice: Arc<ModelChoiceState>,
@@ -186,6 +195,7 @@ impl Worker {
             player: None,
             phrase_bpm: None,
             kept_bpm: None,
+            kept_time: None,
             chord: None,
             session: params.session.clone(),
             model_choice: params.model.clone(),
@@ -367,6 +377,7 @@ impl Worker {
                 self.heard.clear();
                 if let Some(bpm) = self.phrase_bpm.take() {
                     self.kept_bpm = Some(bpm);
+                    self.kept_time = self.player.map(|time| (time, self.latest_beat));
                 }
                 if !phrase.notes.is_empty() {
                     self.memory.learn(&phrase.notes);
@@ -385,11 +396,19 @@ impl Worker {
             }
             Observation::Discontinuity => {
                 self.heard.clear();
+                // The clock may have gone back: a note held on is not held to the old time.
+                self.latest_beat = 0.0;
                 self.forget_player();
             }
             Observation::Answer(request) => return Some((request, self.answer(&request))),
         }
         None
+    }
+
+    /// Hear the player's time as [`Worker::answer`] does for `request`, without answering it
+    /// (a request the generator skips for a later one).
+    pub fn follow(&mut self, request: &Request) {
+        self.follow_player(request);
     }
 
     /// Generate the answer to `request`: in the host's time, or with the transport stopped in
@@ -426,6 +445,7 @@ impl Worker {
         self.player = None;
         self.phrase_bpm = None;
         self.kept_bpm = None;
+        self.kept_time = None;
     }
 
     /// With the transport stopped, the player's time as heard in the phrase in progress (kept
@@ -451,7 +471,8 @@ impl Worker {
                     origin_beat: phase + beats_before * clock_beats,
                     clock_beats,
                 };
-                let into_bar = self.bar_phase(request, on_beat);
+                let prior = self.bar_prior(request, on_beat, first);
+                let into_bar = self.bar_phase(request, on_beat, prior);
                 let player = PlayerTime {
                     origin_beat: on_beat.origin_beat - into_bar * clock_beats,
                     clock_beats,
@@ -467,14 +488,34 @@ impl Worker {
         self.player
     }
 
+    /// What the jam so far says of where the bars of the phrase whose beat lines are `on_beat`
+    /// and whose first note is at clock beat `first` fall: the last phrase's bars, if the player
+    /// comes back in at its tempo, on its beats, soon after its answer; else nothing.
+    fn bar_prior(&self, request: &Request, on_beat: PlayerTime, first: f64) -> BarPrior {
+        let bars = request.bar_beats.is_finite() && request.bar_beats > 0.0;
+        let Some((kept, end)) = self.kept_time.filter(|_| bars) else {
+            return BarPrior::Opening;
+        };
+        let same_tempo = (on_beat.clock_beats / kept.clock_beats - 1.0).abs() <= KEPT_TEMPO_SHARE;
+        let gap = (first - end) / kept.clock_beats;
+        let soon = gap <= request.length_beats + KEPT_GRID_BARS * request.bar_beats;
+        let beats = kept.to_player(on_beat.origin_beat);
+        let on_kept_beat = (beats - beats.round()).abs() <= KEPT_BEAT_SLIP;
+        if same_tempo && soon && on_kept_beat {
+            BarPrior::Kept(beats.round().rem_euclid(request.bar_beats))
+        } else {
+            BarPrior::Opening
+        }
+    }
+
     /// How far into the player's bar their beat line `on_beat` falls (in their beats, bars of
     /// `request`'s length): where the engine of `request` finds the phrase in progress likeliest
-    /// (see [`find_bar_phase`]), so a player who starts with a pickup is heard with it, not with
-    /// a bar line on its first note. 0 (the bar starts on the phrase's first beat) without a
-    /// corpus-trained engine.
-    fn bar_phase(&mut self, request: &Request, on_beat: PlayerTime) -> f64 {
+    /// with `prior` (see [`find_bar_phase`]), so a player who starts with a pickup is heard with
+    /// it, not with a bar line on its first note. Without a corpus-trained engine, the kept
+    /// bars' phase, or 0 (the bar starts on the phrase's first beat).
+    fn bar_phase(&mut self, request: &Request, on_beat: PlayerTime, prior: BarPrior) -> f64 {
         let (Some(kind), Some(brains)) = (request.engine.event_engine(), &self.brains) else {
-            return 0.0;
+            return prior.guess();
         };
         if !(request.bar_beats.is_finite() && request.bar_beats > 0.0) {
             return 0.0;
@@ -482,7 +523,7 @@ impl Worker {
         let played = self.played(on_beat);
         let engine = cached_engine(&mut self.engine, brains, kind);
         let meter = Meter::constant(ticks(request.bar_beats));
-        find_bar_phase(engine, brains.wavenet.vocabulary(), &played, &meter)
+        find_bar_phase(engine, brains.wavenet.vocabulary(), &played, &meter, prior)
     }
 
     /// The answer to `request`, whose beats are those the phrases are heard in.
@@ -722,6 +763,24 @@ mod tests {
                 beat: beat + 0.5,
             });
         }
+    }
+
+    /// After the timeline jumps back (a loop, a restart), a note held on ends at the new time,
+    /// not at the latest beat before the jump.
+    #[test]
+    fn a_jump_back_does_not_stretch_a_held_note_to_the_old_time() {
+        let mut worker = Worker::new(&WaveJamParams::default(), Arc::new(Status::default()));
+        play(&mut worker, 1000.0, PHRASE);
+        worker.handle(Observation::Discontinuity);
+        play(&mut worker, 0.0, [62, 64]);
+        worker.handle(Observation::NoteOn {
+            pitch: 66,
+            velocity: 90,
+            beat: 1.0,
+        });
+        let (phrase, _, _) = worker.current_phrase();
+        let held = phrase.notes.last().unwrap();
+        assert!(held.duration_beats <= 1.0, "{held:?}");
     }
 
     /// The player plays `notes` (onsets in host beats), note-ons and note-offs in time order.

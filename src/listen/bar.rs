@@ -20,15 +20,65 @@ const MID_BAR_START_BITS: f64 = 4.0;
 /// on the cost (each phase reads them all; the phrase in progress may hold hundreds of notes,
 /// and 12–30 notes take 5–31 ms at the 8 phases of a 4/4 bar in a release build).
 const MAX_NOTES: usize = 48;
+/// How much less likely (bits) a phrase of a jam in progress is to begin elsewhere in the bar
+/// than the bars kept so far say: a player who comes back in after an answer keeps counting
+/// its bars, wherever in them they enter.
+const KEPT_BAR_BITS: f64 = 8.0;
 /// A first note this close to a bar line or the bar's middle (beats) is on it.
 const BAR_LINE_BEATS: f64 = 1e-6;
+
+/// What is known of where a phrase's bars fall before its notes are read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BarPrior {
+    /// Nothing: it begins as tunes begin, on a downbeat or with a pickup of half a bar or less
+    /// ([`MID_BAR_START_BITS`]).
+    Opening,
+    /// The jam's bars go on: the phrase's beat 0 falls this many beats after one of their bar
+    /// lines ([`KEPT_BAR_BITS`] against any other place).
+    Kept(f64),
+}
+
+impl BarPrior {
+    /// Where the prior alone places the phrase's beat 0, in beats after a bar line: the kept
+    /// phase, or the bar line.
+    pub fn guess(self) -> f64 {
+        match self {
+            BarPrior::Opening => 0.0,
+            BarPrior::Kept(phase) => phase,
+        }
+    }
+
+    /// The bits the prior costs the phrase's beat 0 placed `phase` beats after a bar line of
+    /// `bar_beats`, its first note `first` beats after beat 0.
+    fn bits(self, phase: f64, first: f64, bar_beats: f64) -> f64 {
+        match self {
+            BarPrior::Opening => {
+                let start = (first + phase).rem_euclid(bar_beats);
+                let mid_bar = start > BAR_LINE_BEATS && start < bar_beats / 2.0 - BAR_LINE_BEATS;
+                if mid_bar {
+                    MID_BAR_START_BITS
+                } else {
+                    0.0
+                }
+            }
+            BarPrior::Kept(kept) => {
+                // The phase tried nearest the kept one is it.
+                let off = (phase - kept).rem_euclid(bar_beats);
+                if off.min(bar_beats - off) > PHASE_STEP_BEATS / 2.0 {
+                    KEPT_BAR_BITS
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
 
 /// Where `phrase`'s beat 0 falls in its first bar, in beats after the bar line (0 when the
 /// phrase's bar lines are right): the phase, of every 8th of the bar of `meter`, at which `model`
 /// (reading `vocabulary`'s events) finds the phrase's first [`MAX_NOTES`] notes, heard as the
-/// plugin hears a player, most likely, the first half of the bar after its downbeat being an
-/// unlikely place to begin ([`MID_BAR_START_BITS`]) — a pickup not padded to its bar is found
-/// where it belongs. The bits of the rest before the first note are not counted, so no phase
+/// plugin hears a player, most likely, with what `prior` says of its bars — a pickup not
+/// padded to its bar is found where it belongs. The bits of the rest before the first note are not counted, so no phase
 /// pays for its padding; a tie goes to the earliest phase. `model` is left reset to no tune, in
 /// `meter`.
 pub fn find_bar_phase(
@@ -36,6 +86,7 @@ pub fn find_bar_phase(
     vocabulary: &Vocabulary,
     phrase: &[Note],
     meter: &Meter,
+    prior: BarPrior,
 ) -> f64 {
     let mut heard = transcribe(phrase).melody;
     heard.truncate(MAX_NOTES);
@@ -64,12 +115,8 @@ pub fn find_bar_phase(
             }
             model.observe(token);
         }
-        let start = heard
-            .first()
-            .map_or(0.0, |n| (n.onset_beats + phase).rem_euclid(bar_beats));
-        if start > BAR_LINE_BEATS && start < bar_beats / 2.0 - BAR_LINE_BEATS {
-            bits += MID_BAR_START_BITS;
-        }
+        let first = heard.first().map_or(0.0, |n| n.onset_beats);
+        bits += prior.bits(phase, first, bar_beats);
         if bits < best.0 {
             best = (bits, phase);
         }

@@ -386,17 +386,21 @@ fn top_voice(sorted: Vec<(Note, Note)>) -> (Vec<(Note, Note)>, Vec<Note>) {
     (line, harmony)
 }
 
-/// The line (one note per onset, in onset order: (written, played) on `grid`) as one voice,
-/// written: each note ends by the next one's onset. A note let go early — between grid points,
-/// not just after one (a note held a little over its end), and by less than [`DETACHED`] of the
-/// time to the next note — was played detached, not followed by a rest: it lasts to the next
-/// note.
+/// The line (one note per onset, in onset order: (written, played) on `grid`; a phrase of
+/// chords only has a chord per onset) as one voice, written: each note ends by the next onset.
+/// A note let go early — between grid points, not just after one (a note held a little over its
+/// end), and by less than [`DETACHED`] of the time to the next note — was played detached, not
+/// followed by a rest: it lasts to the next note.
 fn one_line(line: &[(Note, Note)], grid: Grid) -> Vec<Note> {
     let mut written: Vec<Note> = line.iter().map(|(written, _)| *written).collect();
-    for i in 1..written.len() {
-        let next_onset = written[i].onset_beats;
-        let (played, next_played) = (line[i - 1].1, line[i].1);
-        let note = &mut written[i - 1];
+    for i in 0..written.len() {
+        let onset = written[i].onset_beats;
+        let Some(next) = (i + 1..written.len()).find(|&j| written[j].onset_beats > onset) else {
+            break;
+        };
+        let next_onset = written[next].onset_beats;
+        let (played, next_played) = (line[i].1, line[next].1);
+        let note = &mut written[i];
         let between = next_onset - note.onset_beats;
         let gap = next_played.onset_beats - played.end_beats();
         let played_between = next_played.onset_beats - played.onset_beats;
@@ -502,7 +506,7 @@ mod tests {
         }
     }
 
-    /// A phrase of chords only stays chords.
+    /// A phrase of chords only stays chords, each chord held to the next.
     #[test]
     fn chords_alone_stay_chords() {
         let chords = with_chords(&[], 4.0);
@@ -513,7 +517,9 @@ mod tests {
                 block.push(crate::test_kit::note(root + offset, i as f64, 1.0));
             }
         }
-        assert_eq!(transcribe(&block).melody.len(), 12);
+        let melody = transcribe(&block).melody;
+        assert_eq!(melody.len(), 12);
+        assert!(melody.iter().all(|n| n.duration_beats == 1.0), "{melody:?}");
     }
 
     /// Swung 8ths are written straight, and the swing is measured.

@@ -9,6 +9,7 @@
 //! saved is reported, and the default model plays instead. [`ModelSlot`] owns the loading, the
 //! hand-over and the panel's line about the model.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -173,15 +174,44 @@ pub fn load_file<T>(
     parse: impl FnOnce(&[u8]) -> Result<T, ModelError>,
 ) -> Result<(T, String), ModelFileError> {
     let named = || path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ModelFileError::Unreadable {
+    let bytes = read_bounded(path).map_err(|reason| ModelFileError::Unreadable {
         path: named(),
-        reason: e.to_string(),
+        reason,
     })?;
     let loaded = parse(&bytes).map_err(|error| ModelFileError::Invalid {
         path: named(),
         error,
     })?;
     Ok((loaded, content_hash(&bytes)))
+}
+
+/// Largest file [`load_file`] reads, in bytes: far more than any model or voice WaveJam makes
+/// (the embedded phrase model is 1 MB), so a wrong file (a recording, a device, a pipe) is
+/// refused at once rather than read for minutes or into all the memory there is.
+pub const MAX_MODEL_FILE_BYTES: u64 = 64 << 20;
+
+/// The bytes of the regular file at `path`, if it holds at most [`MAX_MODEL_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a file".into());
+    }
+    if meta.len() > MAX_MODEL_FILE_BYTES {
+        return Err(format!(
+            "{} MB, more than any model or voice ({} MB at most)",
+            meta.len() >> 20,
+            MAX_MODEL_FILE_BYTES >> 20
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_MODEL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+        return Err("it grew past the largest model while being read".into());
+    }
+    Ok(bytes)
 }
 
 /// The model `choice` names, as the project is reopened: `Ok(None)` for the default, the model
@@ -335,5 +365,25 @@ mod tests {
         assert!(matches!(slot.take(), Some(None)));
         assert_eq!(*choice.lock().unwrap(), ModelChoice::default());
         assert_eq!(slot.generation.load(Ordering::Acquire), 2);
+    }
+
+    /// A file far larger than any model (a sparse 4 GB one: nothing is read) and a device that
+    /// never ends are refused at once, with the reason.
+    #[test]
+    fn a_huge_file_or_a_device_is_refused_unread() {
+        let dir = TempDir::new("huge");
+        let huge = dir.0.join("huge.safetensors");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+        for path in [huge.as_path(), Path::new("/dev/zero")] {
+            let err = load_model_file(path).err();
+            assert!(
+                matches!(err, Some(ModelFileError::Unreadable { .. })),
+                "{}: {err:?}",
+                path.display()
+            );
+        }
     }
 }

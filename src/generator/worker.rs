@@ -90,7 +90,13 @@ fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
 const EARLY_ON_BEAT: f64 = 0.125;
 /// A free player's next phrase is in the bars of the last one (and of its answer) if it comes
 /// at that tempo within this share, its beats on that phrase's beats within [`KEPT_BEAT_SLIP`],
-/// and its first note within the answer's length and this many bars after the last phrase ends.
+/// and its first note a bar or more (the answer's bars heard) but no more than the answer's
+/// length and [`KEPT_GRID_BARS`] after the last phrase ends. A player who comes back in sooner
+/// goes on with their own phrase, cut by a pause (at 70 BPM an 8th rest is longer than the
+/// clock's beat that ends a phrase before their tempo is heard): its bars are heard afresh, for
+/// the cut piece before gives less to go on (`wavejam listen-checks`, whose phrases are cut so
+/// at 70 and 95 BPM: the phrase start in the bar heard 0.569 and 0.625 of the time with the
+/// piece's bars kept, against 0.612 and 0.650 afresh).
 const KEPT_TEMPO_SHARE: f64 = 0.03;
 const KEPT_BEAT_SLIP: f64 = 0.25;
 const KEPT_GRID_BARS: f64 = 4.0;
@@ -490,7 +496,7 @@ impl Worker {
 
     /// What the jam so far says of where the bars of the phrase whose beat lines are `on_beat`
     /// and whose first note is at clock beat `first` fall: the last phrase's bars, if the player
-    /// comes back in at its tempo, on its beats, soon after its answer; else nothing.
+    /// comes back in at its tempo, on its beats, after hearing its answer; else nothing.
     fn bar_prior(&self, request: &Request, on_beat: PlayerTime, first: f64) -> BarPrior {
         let bars = request.bar_beats.is_finite() && request.bar_beats > 0.0;
         let Some((kept, end)) = self.kept_time.filter(|_| bars) else {
@@ -498,10 +504,11 @@ impl Worker {
         };
         let same_tempo = (on_beat.clock_beats / kept.clock_beats - 1.0).abs() <= KEPT_TEMPO_SHARE;
         let gap = (first - end) / kept.clock_beats;
-        let soon = gap <= request.length_beats + KEPT_GRID_BARS * request.bar_beats;
+        let after_the_answer = gap >= request.bar_beats
+            && gap <= request.length_beats + KEPT_GRID_BARS * request.bar_beats;
         let beats = kept.to_player(on_beat.origin_beat);
         let on_kept_beat = (beats - beats.round()).abs() <= KEPT_BEAT_SLIP;
-        if same_tempo && soon && on_kept_beat {
+        if same_tempo && after_the_answer && on_kept_beat {
             BarPrior::Kept(beats.round().rem_euclid(request.bar_beats))
         } else {
             BarPrior::Opening

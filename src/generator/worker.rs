@@ -161,6 +161,8 @@ pub struct Worker {
     /// clock beat it ended on: the next phrase's bars lean to its bars.
     kept_time: Option<(PlayerTime, f64)>,
     session: Arc<SessionState>,
+    /// Whether the phrase model playing is the embedded default (else a file's).
+    playing_default: bool,
     /// The project's model choice (a loaded project may change it) and the choice in use.
     model_choice: Arc<ModelChoiceState>,
     choice_in_use: ModelChoice,
@@ -204,6 +206,7 @@ impl Worker {
             kept_time: None,
             chord: None,
             session: params.session.clone(),
+            playing_default: true,
             model_choice: params.model.clone(),
             choice_in_use,
             status,
@@ -221,23 +224,29 @@ impl Worker {
         worker
     }
 
-    /// Plays the model the project names (`choice_in_use`), or the default, and says which.
+    /// Plays the model the project names (`choice_in_use`), or the default, and says which; a
+    /// file that cannot play leaves the model playing as it is.
     fn restore_model(&mut self) {
         let choice = &self.choice_in_use;
         let line = match (restore(choice), &mut self.brains) {
             (Ok(Some(kernel)), Some(brains)) => {
                 let text = describe(&kernel, choice.path.as_deref().unwrap_or_default());
                 brains.wavenet = kernel;
+                self.playing_default = false;
                 ModelLine::playing(text)
             }
             (Ok(None), Some(brains)) => match default_wavenet() {
                 Ok(kernel) => {
                     brains.wavenet = kernel;
+                    self.playing_default = true;
                     ModelLine::playing(DEFAULT_MODEL_MESSAGE)
                 }
                 Err(_) => ModelLine::playing(EMBEDDED_MODEL_BROKEN),
             },
-            (Err(error), _) => ModelLine::failed(error, "playing the default model"),
+            (Err(error), _) if self.playing_default => {
+                ModelLine::failed(error, "playing the default model")
+            }
+            (Err(error), _) => ModelLine::failed(error, "still playing the model loaded before"),
             (_, None) => ModelLine::playing(
                 "the embedded models failed to load: answering as the Continuator",
             ),
@@ -262,6 +271,7 @@ impl Worker {
     /// model file, takes over.
     fn follow_model_choice(&mut self) {
         if let (Some(offer), Some(brains)) = (self.status.model_slot.take(), &mut self.brains) {
+            self.playing_default = offer.is_none();
             match offer.or_else(|| default_wavenet().ok()) {
                 Some(kernel) => {
                     brains.wavenet = kernel;
@@ -1066,5 +1076,26 @@ mod tests {
         play(&mut reference, 0.0, PHRASE);
         let request = request(EngineChoice::Hybrid);
         assert_eq!(worker.answer(&request), reference.answer(&request));
+    }
+
+    /// A project loaded into a playing instance that names a model file that is gone leaves the
+    /// model loaded before playing, and the panel says so (not that the default plays).
+    #[test]
+    fn a_missing_model_file_leaves_the_model_playing_as_it_was() {
+        let params = WaveJamParams::default();
+        let status = Arc::new(Status::default());
+        let mut worker = Worker::new(&params, status.clone());
+        play(&mut worker, 0.0, PHRASE);
+        status.model_slot.offer(Some(random_kernel(4)));
+        let request = request(EngineChoice::WaveNet);
+        let loaded = worker.answer(&request);
+        *params.model.lock().unwrap() = crate::models::choice::ModelChoice {
+            path: Some("/nonexistent/wavejam/model.safetensors".into()),
+            hash: Some("0123456789abcdef".into()),
+        };
+        assert_eq!(worker.answer(&request), loaded);
+        let line = status.model_slot.line();
+        assert!(line.error.is_some(), "{line:?}");
+        assert!(line.text.contains("before"), "{line:?}");
     }
 }

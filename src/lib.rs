@@ -51,6 +51,10 @@ pub struct WaveJam {
     /// The host announced an offline render (bounce): the audio thread may wait, bounded, for
     /// the generator.
     offline: bool,
+    /// The state loads (see [`persist::SessionState::loads`]) the running parts started from,
+    /// and whether a restart was asked of the host for a load since.
+    loads_seen: u64,
+    restart_asked: bool,
     /// Test-only: allocate inside `process()` to prove the allocation checker fires.
     #[cfg(test)]
     plant_allocation: bool,
@@ -67,6 +71,8 @@ impl Default for WaveJam {
             generator: None,
             parked: None,
             offline: false,
+            loads_seen: 0,
+            restart_asked: false,
             #[cfg(test)]
             plant_allocation: false,
         }
@@ -311,7 +317,15 @@ impl Plugin for WaveJam {
         // engines answer without it until it is ready.
         assets::prepare_long_term_in_background();
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
-        let parked = self.prepare(buffer_config.sample_rate);
+        let mut parked = self.prepare(buffer_config.sample_rate);
+        let loads = self.params.session.loads();
+        if loads != self.loads_seen {
+            // A state was loaded: the generator starts from it, as on reopening the project.
+            self.loads_seen = loads;
+            parked.worker = None;
+            self.status.session_revision.fetch_add(1, Ordering::Relaxed);
+        }
+        self.restart_asked = false;
         self.restore_voice(buffer_config.sample_rate);
         if let Some(audio) = &mut self.audio {
             audio.sound.select(self.params.voice.value());
@@ -368,6 +382,12 @@ impl Plugin for WaveJam {
         };
         if self.panic.swap(false, Ordering::Relaxed) {
             running.conductor.request_release();
+        }
+        if self.params.session.loads() != self.loads_seen && !self.restart_asked {
+            // A state loaded into the playing plugin: its voice, phrase model and session take
+            // over on the host's restart (deactivate, activate), which releases every note.
+            context.request_restart();
+            self.restart_asked = true;
         }
         let host = host_time(context.transport());
         running.conductor.process(

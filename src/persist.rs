@@ -1,7 +1,10 @@
 //! Non-parameter state saved with the DAW project: the last phrase and the last answer (so the
 //! panel shows them, `generate` can answer after reopening, and the answer can be exported).
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nice_plug::params::persist::PersistentField;
 
 use crate::music::Note;
 
@@ -76,8 +79,51 @@ impl Session {
     }
 }
 
-/// The persisted field (`#[persist = "session"]`).
-pub type SessionState = Mutex<Session>;
+/// The persisted field (`#[persist = "session"]`): the session, and how many times a state was
+/// loaded into it — a project or preset loaded into a plugin that is already playing asks the
+/// host to restart it, so every part starts from the loaded state (nice-plug does not
+/// reinitialize the plugin after a state load).
+#[derive(Debug, Default)]
+pub struct SessionState {
+    session: Mutex<Session>,
+    loads: AtomicU64,
+}
+
+impl SessionState {
+    pub fn new(session: Session) -> Self {
+        Self {
+            session: Mutex::new(session),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times a saved state was loaded into it.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for SessionState {
+    type Target = Mutex<Session>;
+
+    fn deref(&self) -> &Mutex<Session> {
+        &self.session
+    }
+}
+
+impl<'a> PersistentField<'a, Session> for Arc<SessionState> {
+    fn set(&self, new_value: Session) {
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = new_value;
+        self.loads.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn map<F, R>(&self, f: F) -> R
+    where
+        F: Fn(&Session) -> R,
+    {
+        f(&self.session.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 #[cfg(test)]
 mod tests {

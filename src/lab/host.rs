@@ -50,6 +50,8 @@ struct Context<'a> {
     transport: Transport,
     input: &'a mut VecDeque<NoteEvent<()>>,
     output: &'a mut Vec<(u32, NoteEvent<()>)>,
+    /// The plugin asked to be restarted (deactivated and activated) after this block.
+    restart: std::cell::Cell<bool>,
 }
 
 impl ProcessContext<WaveJam> for Context<'_> {
@@ -75,7 +77,9 @@ impl ProcessContext<WaveJam> for Context<'_> {
         Ok(())
     }
     fn set_latency_samples(&self, _samples: u32) {}
-    fn request_restart(&self) {}
+    fn request_restart(&self) {
+        self.restart.set(true);
+    }
     fn set_current_voice_capacity(&self, _capacity: u32) {}
 }
 
@@ -93,6 +97,9 @@ impl ActivateContext<WaveJam> for Activation {
 /// The in-process host.
 pub struct Host {
     pub plugin: WaveJam,
+    config: BufferConfig,
+    /// Restarts the plugin asked for and got (a deactivation and an activation each).
+    pub restarts: usize,
     sample_rate_hz: f32,
     max_block: usize,
     /// Samples rendered so far.
@@ -120,7 +127,7 @@ impl Host {
     /// Activate `plugin` (e.g. one whose state was restored), once the long-term memory is
     /// built.
     pub fn with_plugin(
-        mut plugin: WaveJam,
+        plugin: WaveJam,
         sample_rate_hz: f32,
         max_block: usize,
         offline: bool,
@@ -143,14 +150,10 @@ impl Host {
         // Renders are reproducible: the engines answer with their long-term memory from the
         // first phrase (a DAW's first seconds answer without it, see `Worker::warming`).
         drop(crate::assets::default_long_term());
-        let layout = WaveJam::AUDIO_IO_LAYOUTS[0];
-        assert!(
-            plugin.activate(&layout, &config, &mut Activation),
-            "activate() failed"
-        );
-        plugin.reset();
-        Self {
+        let mut host = Self {
             plugin,
+            config,
+            restarts: 0,
             sample_rate_hz,
             max_block,
             position: 0,
@@ -162,7 +165,19 @@ impl Host {
             right: vec![0.0; max_block],
             notes: Vec::new(),
             audio: [Vec::new(), Vec::new()],
-        }
+        };
+        host.activate();
+        host
+    }
+
+    /// Activate the plugin, as a host does before it plays (again).
+    fn activate(&mut self) {
+        let layout = WaveJam::AUDIO_IO_LAYOUTS[0];
+        assert!(
+            self.plugin.activate(&layout, &self.config, &mut Activation),
+            "activate() failed"
+        );
+        self.plugin.reset();
     }
 
     /// Samples rendered so far.
@@ -277,6 +292,7 @@ impl Host {
             transport,
             input: &mut self.block_input,
             output: &mut self.block_output,
+            restart: std::cell::Cell::new(false),
         };
         let plugin = &mut self.plugin;
         let status = nice_assert_no_alloc::assert_no_alloc(|| {
@@ -286,6 +302,7 @@ impl Host {
             !matches!(status, ProcessStatus::Error(_)),
             "process() failed: {status:?}"
         );
+        let restart = context.restart.get();
         drop(buffer);
         for (timing, event) in self.block_output.drain(..) {
             let sample = self.position + timing as u64;
@@ -313,6 +330,11 @@ impl Host {
         self.audio[0].extend_from_slice(&self.left[..samples]);
         self.audio[1].extend_from_slice(&self.right[..samples]);
         self.position = end;
+        if restart {
+            self.plugin.deactivate();
+            self.activate();
+            self.restarts += 1;
+        }
     }
 
     /// Render `total` samples in blocks of `block` samples.
@@ -524,5 +546,43 @@ mod voice_tests {
         assert!(host.plugin.audio.as_ref().unwrap().sound.custom().is_none());
         let line = host.plugin.status.voice_slot.line();
         assert!(line.text.contains("changed"), "{}", line.text);
+    }
+
+    /// A project or preset loaded into a playing plugin (the host sets its state while it
+    /// processes) takes over whole: the plugin asks the host for a restart, once, and comes back
+    /// with the loaded voice and session.
+    #[test]
+    fn a_state_loaded_while_playing_takes_over_after_one_restart() {
+        let dir = TempDir::new("state-load");
+        let path = dir.0.join("mine.safetensors");
+        std::fs::write(&path, FLUTE_VOICE).unwrap();
+        let saved = {
+            let plugin = WaveJam::default();
+            plugin
+                .status
+                .voice_slot
+                .load_file(path.to_str().unwrap(), &plugin.params.voice_file)
+                .unwrap();
+            plugin.params.session.lock().unwrap().last_phrase =
+                crate::test_kit::folk_tune(0)[..8].to_vec();
+            plugin.params().serialize_fields()
+        };
+        let mut host = Host::new(RATE, 256, true);
+        host.run(4096, 256);
+        assert!(host.plugin.audio.as_ref().unwrap().sound.custom().is_none());
+        let revision = host.plugin.status.session_revision.load(Ordering::Relaxed);
+        host.plugin.params().deserialize_fields(&saved);
+        host.run(4096, 256);
+        assert_eq!(host.restarts, 1, "one restart asked for, and no more");
+        let custom = host.plugin.audio.as_ref().unwrap().sound.custom();
+        assert_eq!(
+            custom.map(|c| &c.choice),
+            Some(&*host.plugin.params.voice_file.lock().unwrap())
+        );
+        assert!(host.plugin.status.session_revision.load(Ordering::Relaxed) > revision);
+        assert_eq!(
+            host.plugin.params.session.lock().unwrap().last_phrase.len(),
+            8
+        );
     }
 }

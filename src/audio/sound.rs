@@ -296,7 +296,15 @@ impl Sound {
         if let Some(started) = started {
             self.spent += started.elapsed();
         }
-        if let Some(fade) = self.fade.filter(|f| f.left == 0) {
+        // A fade is over when it has run out, or when its voice fell silent first (its tail
+        // ended within the fade).
+        let over = self.fade.filter(|f| {
+            f.left == 0
+                || !self.neural[f.slot]
+                    .as_ref()
+                    .is_some_and(|v| v.stream.active())
+        });
+        if let Some(fade) = over {
             self.fade = None;
             self.end_fade(fade.slot);
         }
@@ -454,6 +462,27 @@ mod tests {
             sound.latency(),
             sound.neural[FIDDLE].as_ref().unwrap().stream.latency()
         );
+    }
+
+    /// A voice whose tail ends within the fade that hands its line to the synth ends the fade
+    /// too: the next note after the line falls silent plays on the neural voice again.
+    #[test]
+    fn a_fade_ends_when_its_voice_falls_silent_first() {
+        let (mut sound, _panel) = sound();
+        sound.select(VoiceChoice::Fiddle);
+        sound.note_on(key(69), 0.8);
+        blocks(&mut sound, 4, false);
+        sound.set_deadline_share(0.0);
+        assert_eq!(blocks(&mut sound, 1, true).1, 1);
+        assert!(sound.fade.is_some());
+        // The tail ends now, in the middle of the fade.
+        sound.neural[FIDDLE].as_mut().unwrap().stream.reset();
+        sound.set_deadline_share(DEADLINE_SHARE);
+        sound.note_off(key(69));
+        blocks(&mut sound, 100, true);
+        assert!(sound.fade.is_none());
+        sound.note_on(key(72), 0.8);
+        assert!(sound.neural[FIDDLE].as_ref().unwrap().stream.active());
     }
 
     /// Changing the voice releases what the old one plays; the next note goes to the new one.

@@ -426,10 +426,6 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.steps_per_epoch = steps_per_epoch;
             opts.progress = true;
             opts.command_line = std::env::args().collect::<Vec<_>>().join(" ");
-            if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            }
             let report = wavejam::train::train(&opts)?;
             println!(
                 "{} train / {} validation tunes ({} / {} events); untrained validation {:.4} bits/event",

@@ -57,6 +57,10 @@ fn events(notes: &[Note], tempo_bpm: f64) -> Vec<Event> {
     events
 }
 
+/// Longest render, in seconds: an hour of notes (a longer one is a broken file's times, and
+/// would fill the memory).
+pub const LONGEST_RENDER_S: f64 = 3600.0;
+
 /// `notes` (beats from 0) at `tempo_bpm` played by `voice`, mono at `sample_rate` Hz, from time
 /// 0 until the sound has died away after the last note (at most [`TAIL_S`] later).
 ///
@@ -64,7 +68,7 @@ fn events(notes: &[Note], tempo_bpm: f64) -> Vec<Event> {
 /// stream's latency taken off the start.
 ///
 /// # Errors
-/// A sample rate outside 8–768 kHz.
+/// A sample rate outside 8–768 kHz, or notes lasting longer than [`LONGEST_RENDER_S`].
 pub fn render_notes(
     notes: &[Note],
     tempo_bpm: f64,
@@ -75,6 +79,12 @@ pub fn render_notes(
         return Err(format!("a sample rate of {sample_rate} Hz (8000–768000)"));
     }
     let events = events(notes, tempo_bpm);
+    let last = events.last().map_or(0.0, |e| e.seconds);
+    if !(0.0..=LONGEST_RENDER_S).contains(&last) {
+        return Err(format!(
+            "notes lasting {last:.0} s (renders last {LONGEST_RENDER_S:.0} s at most)"
+        ));
+    }
     Ok(match voice {
         RenderVoice::Synth => render_synth(&events, sample_rate),
         RenderVoice::Neural(file) => render_neural(&events, file, sample_rate),
@@ -203,6 +213,10 @@ mod tests {
         assert!(audio[..11_900].iter().all(|&v| v == 0.0));
         assert!(audio[12_500..36_000].iter().any(|v| v.abs() > 0.01));
         assert!(audio.len() < 36_000 + 48_000 * 3);
+        // Notes a day long are a broken file: refused, not rendered into all the memory.
+        let day = [note(69, 0.0, 2.0 * 86_400.0)];
+        let err = render_notes(&day, 120.0, &RenderVoice::Synth, 48_000).unwrap_err();
+        assert!(err.contains("86400 s"), "{err}");
         assert!(audio.iter().all(|v| v.is_finite()));
     }
 }

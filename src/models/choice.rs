@@ -192,8 +192,8 @@ pub const MAX_MODEL_FILE_BYTES: u64 = 64 << 20;
 
 /// The bytes of the regular file at `path`, if it holds at most [`MAX_MODEL_FILE_BYTES`].
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+    // Asked before opening: opening a pipe waits for a writer.
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a file".into());
     }
@@ -204,6 +204,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
             MAX_MODEL_FILE_BYTES >> 20
         ));
     }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_MODEL_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -367,8 +368,8 @@ mod tests {
         assert_eq!(slot.generation.load(Ordering::Acquire), 2);
     }
 
-    /// A file far larger than any model (a sparse 4 GB one: nothing is read) and a device that
-    /// never ends are refused at once, with the reason.
+    /// A file far larger than any model (a sparse 4 GB one: nothing is read), a device that
+    /// never ends and a pipe with no writer are refused at once, with the reason.
     #[test]
     fn a_huge_file_or_a_device_is_refused_unread() {
         let dir = TempDir::new("huge");
@@ -377,7 +378,10 @@ mod tests {
             .unwrap()
             .set_len(4 << 30)
             .unwrap();
-        for path in [huge.as_path(), Path::new("/dev/zero")] {
+        let pipe = dir.0.join("pipe.safetensors");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        for path in [huge.as_path(), Path::new("/dev/zero"), pipe.as_path()] {
             let err = load_model_file(path).err();
             assert!(
                 matches!(err, Some(ModelFileError::Unreadable { .. })),

@@ -8,6 +8,54 @@ use crate::music::{beats_to_ticks, Note};
 
 /// Ticks per quarter note in files we write (divisible by 24 ticks per beat and by 5 and 3).
 pub const PPQ: u16 = 480;
+/// Latest note end read, in beats (9 hours at 120 BPM): a file whose times run further is
+/// broken, and every beat of a tune costs the engines and the renderers work and memory.
+pub const MAX_TUNE_BEATS: f64 = 65_536.0;
+/// Tempos read, in BPM: one outside them is not a tempo (a broken file's 0 µs a beat is 60
+/// million BPM), and would crush a render of a tune into microseconds or stretch it over days.
+pub const FILE_BPM: std::ops::RangeInclusive<f64> = 10.0..=2000.0;
+
+/// Why a MIDI file cannot be read.
+#[derive(Debug)]
+pub enum MidiFileError {
+    /// Not a standard MIDI file, or a corrupt one.
+    Parse(midly::Error),
+    /// SMPTE timing with no ticks in a frame: no time base.
+    NoTimeBase,
+    /// A tempo outside [`FILE_BPM`].
+    Tempo { bpm: f64 },
+    /// A note ending past [`MAX_TUNE_BEATS`].
+    TooLong { beats: f64 },
+}
+
+impl std::fmt::Display for MidiFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MidiFileError::Parse(error) => write!(f, "not a readable MIDI file ({error})"),
+            MidiFileError::NoTimeBase => write!(f, "SMPTE timing with 0 ticks a frame"),
+            MidiFileError::Tempo { bpm } => {
+                write!(
+                    f,
+                    "a tempo of {bpm:.3} BPM (read: {} to {} BPM)",
+                    FILE_BPM.start(),
+                    FILE_BPM.end()
+                )
+            }
+            MidiFileError::TooLong { beats } => write!(
+                f,
+                "a note ends {beats:.0} beats in (the latest read is {MAX_TUNE_BEATS})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MidiFileError {}
+
+impl From<midly::Error> for MidiFileError {
+    fn from(error: midly::Error) -> Self {
+        MidiFileError::Parse(error)
+    }
+}
 
 /// A time signature of a MIDI file: from `at_beats` on, bars of `numerator` notes of
 /// `1 / denominator` (a power of two: 6/8 is 6 and 8).
@@ -132,19 +180,23 @@ pub fn to_smf_bytes_with_program(
 }
 
 /// The notes of a MIDI file (type 0 or 1, any PPQ, all channels and tracks merged), in beats.
-pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, midly::Error> {
+pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, MidiFileError> {
     read_tune(bytes).map(|tune| tune.notes)
 }
 
 /// The notes of a MIDI file (as [`read_notes`]), its time signatures (from any track) and the
-/// meter they set.
-pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
+/// meter they set; an error for a file without a time base, with a tempo outside [`FILE_BPM`],
+/// or with notes past [`MAX_TUNE_BEATS`].
+pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
     let smf = Smf::parse(bytes)?;
     let ppq = match smf.header.timing {
         Timing::Metrical(ppq) => ppq.as_int().max(1) as f64,
         // SMPTE files: treat 1 second as 2 beats (120 BPM), the MIDI default.
         Timing::Timecode(fps, sub) => fps.as_f32() as f64 * sub as f64 / 2.0,
     };
+    if ppq <= 0.0 {
+        return Err(MidiFileError::NoTimeBase);
+    }
     let mut notes = Vec::new();
     let mut signatures = Vec::new();
     let mut tempo: Option<(u64, f64)> = None;
@@ -170,7 +222,10 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
                     continue;
                 }
                 TrackEventKind::Meta(MetaMessage::Tempo(micros_per_beat)) => {
-                    let bpm = 60e6 / f64::from(micros_per_beat.as_int().max(1));
+                    let bpm = 60e6 / f64::from(micros_per_beat.as_int());
+                    if !FILE_BPM.contains(&bpm) {
+                        return Err(MidiFileError::Tempo { bpm });
+                    }
                     if tempo.is_none_or(|(at, _)| tick < at) {
                         tempo = Some((tick, bpm));
                     }
@@ -183,6 +238,11 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, midly::Error> {
                 MidiMessage::NoteOff { key, .. } => (key.as_int(), 0),
                 _ => continue,
             };
+            if tick as f64 / ppq > MAX_TUNE_BEATS {
+                return Err(MidiFileError::TooLong {
+                    beats: tick as f64 / ppq,
+                });
+            }
             let slot = (channel.as_int(), key);
             if let Some((start, velocity)) = open.remove(&slot) {
                 if tick > start {
@@ -378,5 +438,71 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(read_notes(b"not a midi file").is_err());
         assert!(read_notes(&[]).is_err());
+    }
+
+    /// A file with `timing` and `events` (delta ticks, kind), and a note-off after them.
+    fn file(timing: Timing, events: &[(u32, TrackEventKind<'static>)]) -> Vec<u8> {
+        let note = |on: bool| TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: if on {
+                MidiMessage::NoteOn {
+                    key: u7::new(60),
+                    vel: u7::new(90),
+                }
+            } else {
+                MidiMessage::NoteOff {
+                    key: u7::new(60),
+                    vel: u7::new(0),
+                }
+            },
+        };
+        let mut track: Vec<TrackEvent> = events
+            .iter()
+            .map(|&(delta, kind)| TrackEvent {
+                delta: u28::new(delta),
+                kind,
+            })
+            .collect();
+        track.push(TrackEvent {
+            delta: u28::new(0),
+            kind: note(true),
+        });
+        track.push(TrackEvent {
+            delta: u28::new(10),
+            kind: note(false),
+        });
+        track.push(TrackEvent {
+            delta: u28::new(0),
+            kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+        });
+        let smf = Smf {
+            header: Header::new(Format::SingleTrack, timing),
+            tracks: vec![track],
+        };
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// Files a parser takes but no tune has — no time base, a tempo of 0, a note days in — are
+    /// refused with the reason, not read into infinite or enormous times.
+    #[test]
+    fn broken_times_are_refused_with_the_reason() {
+        let metrical = Timing::Metrical(u15::new(1));
+        assert!(read_tune(&file(metrical, &[])).is_ok());
+        let smpte = Timing::Timecode(midly::Fps::Fps25, 0);
+        assert!(matches!(
+            read_tune(&file(smpte, &[])),
+            Err(MidiFileError::NoTimeBase)
+        ));
+        let still = TrackEventKind::Meta(MetaMessage::Tempo(u24::new(0)));
+        assert!(matches!(
+            read_tune(&file(metrical, &[(0, still)])),
+            Err(MidiFileError::Tempo { .. })
+        ));
+        let rest = TrackEventKind::Meta(MetaMessage::Text(b"rest"));
+        let far = read_tune(&file(metrical, &[(u28::max_value().as_int(), rest)]));
+        assert!(matches!(far, Err(MidiFileError::TooLong { .. })), "{far:?}");
+        assert!(far.unwrap_err().to_string().contains("beats in"));
     }
 }

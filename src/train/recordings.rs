@@ -16,6 +16,9 @@ const F0_RANGE: (f32, f32) = (60.0, 2_600.0);
 /// measure them; these suit bowed and blown instruments).
 const ATTACK_S: f32 = 0.03;
 const RELEASE_S: f32 = 0.2;
+/// Sample rates read, Hz: a header outside them is broken (and the resampler's cost grows with
+/// the rate's ratio to the voice's).
+const FILE_RATES: std::ops::RangeInclusive<u32> = 8_000..=384_000;
 
 /// One recording at the voice's rate, with its controls.
 #[derive(Debug, Clone)]
@@ -94,11 +97,23 @@ pub fn wav_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// The samples of a WAV file mixed to mono (as f32 in ±1) and its rate.
+/// The samples of a WAV file mixed to mono (as f32 in ±1) and its rate; an error for a rate
+/// outside [`FILE_RATES`] or a sample that is not a number (one would make the whole training
+/// run NaN).
 fn read_mono(path: &Path) -> Result<(Vec<f32>, u32), String> {
     let fail = |e: hound::Error| format!("cannot read {}: {e}", path.display());
     let mut reader = hound::WavReader::open(path).map_err(fail)?;
     let spec = reader.spec();
+    if !FILE_RATES.contains(&spec.sample_rate) || !(1..=32).contains(&spec.bits_per_sample) {
+        return Err(format!(
+            "{}: {} Hz, {} bits a sample (read: {} to {} Hz, up to 32 bits)",
+            path.display(),
+            spec.sample_rate,
+            spec.bits_per_sample,
+            FILE_RATES.start(),
+            FILE_RATES.end()
+        ));
+    }
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
         hound::SampleFormat::Int => {
@@ -110,6 +125,9 @@ fn read_mono(path: &Path) -> Result<(Vec<f32>, u32), String> {
         }
     }
     .map_err(fail)?;
+    if let Some(at) = interleaved.iter().position(|x| !x.is_finite()) {
+        return Err(format!("{}: sample {at} is not a number", path.display()));
+    }
     let channels = usize::from(spec.channels.max(1));
     let mono = interleaved
         .chunks_exact(channels)
@@ -217,4 +235,50 @@ pub fn dynamics(recordings: &[Recording]) -> Result<Dynamics, String> {
     };
     dynamics.validate()?;
     Ok(dynamics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_kit::TempDir;
+
+    fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for &x in samples {
+            writer.write_sample(x).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+
+    /// A recording with a sample that is not a number, or at a rate no recorder makes, is
+    /// refused with its name and the reason; a good one reads.
+    #[test]
+    fn a_nan_sample_or_a_broken_rate_is_refused_by_name() {
+        let dir = TempDir::new("recordings");
+        let tone: Vec<f32> = (0..4800)
+            .map(|i| 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin())
+            .collect();
+        let good = dir.0.join("good.wav");
+        write_wav(&good, 48_000, &tone);
+        assert!(Recording::read(&good, 24_000).is_ok());
+        let mut broken = tone.clone();
+        broken[100] = f32::NAN;
+        let nan = dir.0.join("nan.wav");
+        write_wav(&nan, 48_000, &broken);
+        let err = Recording::read(&nan, 24_000).unwrap_err();
+        assert!(
+            err.contains("nan.wav") && err.contains("not a number"),
+            "{err}"
+        );
+        let slow = dir.0.join("slow.wav");
+        write_wav(&slow, 1_000, &tone);
+        let err = Recording::read(&slow, 24_000).unwrap_err();
+        assert!(err.contains("slow.wav") && err.contains("1000 Hz"), "{err}");
+    }
 }

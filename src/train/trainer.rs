@@ -335,6 +335,20 @@ pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("cannot write {}: {e}", path.display())
 }
 
+/// Writes `bytes` to `path` whole or not at all: to a file beside it, then renamed over it, so
+/// a run stopped mid-write leaves the last checkpoint or model as it was. The folder is made
+/// if it is missing.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io_err(path))?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, bytes).map_err(io_err(&partial))?;
+    std::fs::rename(&partial, path).map_err(io_err(path))
+}
+
 pub(crate) fn candle_err(e: candle_core::Error) -> String {
     e.to_string()
 }
@@ -575,7 +589,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
                 Precision::Half,
             )
             .map_err(candle_err)?;
-            std::fs::write(&opts.out, bytes).map_err(io_err(&opts.out))?;
+            write_whole(&opts.out, &bytes)?;
         }
         let meta = serde_json::to_string(&ResumeMetadata {
             resume: state.clone(),
@@ -590,7 +604,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
             Precision::Single,
         )
         .map_err(candle_err)?;
-        std::fs::write(&resume_path, bytes).map_err(io_err(&resume_path))?;
+        write_whole(&resume_path, &bytes)?;
         let svg_path = opts.svg_path();
         let validation: Vec<(usize, f64)> = state
             .history

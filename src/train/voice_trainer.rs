@@ -25,7 +25,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::recordings::{dynamics, wav_files, Recording};
 use super::trainer::{
-    candle_err, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg, Proportional,
+    candle_err, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg, write_whole,
+    Proportional,
 };
 use super::voice::{new_voice, stft_loss, to_voice_file, Stft, VoiceWaveNet};
 use super::wavenet::init_seeded;
@@ -398,7 +399,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
             let text = summary(&report(&state, stopped_by_time))?;
             let bytes = to_voice_file(&varmap, &config, &dynamics, Some(&text), Precision::Half)
                 .map_err(candle_err)?;
-            std::fs::write(&opts.out, bytes).map_err(io_err(&opts.out))?;
+            write_whole(&opts.out, &bytes)?;
         }
         let meta = serde_json::to_string(&ResumeMetadata {
             resume: state.clone(),
@@ -406,7 +407,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         .map_err(|e| e.to_string())?;
         let bytes = to_voice_file(&varmap, &config, &dynamics, Some(&meta), Precision::Single)
             .map_err(candle_err)?;
-        std::fs::write(&resume_path, bytes).map_err(io_err(&resume_path))?;
+        write_whole(&resume_path, &bytes)?;
         let svg_path = opts.out.with_extension("loss.svg");
         let validation: Vec<(usize, f64)> = state
             .history

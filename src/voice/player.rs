@@ -182,29 +182,29 @@ impl VoicePlayer {
 
     /// Strikes `pitch` at `velocity` (1–127): legato onto a note held (see [`Line`]); after a
     /// released note that still sounds, that note rings on as a tail and this one starts from
-    /// silence.
+    /// silence — or, after a note too short to ring on, from where its release has got to (cut
+    /// to silence, it would click).
     pub fn note_on(&mut self, pitch: u8, velocity: u8) {
-        if self.line.held().is_none() && self.line.sounding() {
-            self.ring_on();
+        if self.line.held().is_none() && self.line.sounding() && self.ring_on() {
             self.line.silence();
         }
         self.line.note_on(pitch, velocity);
     }
 
     /// Loops the last periods of the sound so far into the quietest tail, from the level the
-    /// sound has got to; a note shorter than the loop is let go (a loop of it would hold the
-    /// silence before it).
-    fn ring_on(&mut self) {
+    /// sound has got to; whether it did. A note shorter than the loop does not ring on (a loop
+    /// of it would hold the silence before it).
+    fn ring_on(&mut self) -> bool {
         let len = loop_len(self.sample_rate() as f32 / self.line.pitch_hz());
         if self.line.since_onset_s() * (self.sample_rate() as f32) < len as f32 {
-            return;
+            return false;
         }
         let Some(tail) = self
             .tails
             .iter_mut()
             .min_by(|a, b| a.gain.total_cmp(&b.gain))
         else {
-            return;
+            return false;
         };
         let start = (self.recent_at + LOOP_MAX - len) % LOOP_MAX;
         for (i, sample) in tail.audio[..len].iter_mut().enumerate() {
@@ -213,6 +213,7 @@ impl VoicePlayer {
         tail.len = len;
         tail.at = 0;
         tail.gain = self.last_amplitude * self.tail_decay;
+        true
     }
 
     /// Releases `pitch` if it is the note held.
@@ -417,13 +418,26 @@ mod tests {
         legato.note_on(76, 100);
         assert_eq!(gain(&legato), 0.0);
 
-        // A note shorter than a loop has nothing to loop but the silence before it.
+        // A note shorter than a loop has nothing to loop but the silence before it: the next
+        // note takes its release over where it has got to, without a jump to silence.
         let mut short = VoicePlayer::new(&file);
-        short.note_on(69, 100);
-        short.render(&mut before[..LOOP_MIN - 1]);
+        short.note_on(69, 127);
+        let mut struck = vec![0.0; LOOP_MIN - 1];
+        short.render(&mut struck);
         short.note_off(69);
-        short.note_on(76, 100);
+        let mut releasing = vec![0.0; 48];
+        short.render(&mut releasing);
+        short.note_on(76, 127);
         assert_eq!(gain(&short), 0.0);
+        let mut next = vec![0.0; 48];
+        short.render(&mut next);
+        let steady = step(&releasing);
+        assert!(steady > 0.0);
+        let crossing = step(&[releasing[47], next[0]]);
+        assert!(
+            crossing <= 2.0 * steady,
+            "{crossing} at the new note, {steady} before"
+        );
     }
 
     #[test]

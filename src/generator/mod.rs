@@ -133,8 +133,11 @@ impl Drop for GeneratorThread {
 }
 
 /// Handle a batch of observations in order; of several answer requests only the last is worked
-/// out (the audio thread plays only the latest anyway), the others only heard for the player's
-/// time (see [`Worker::follow`]), so a busy generator answers as an idle one.
+/// out (the audio thread plays only the latest anyway). A skipped request that is the last
+/// before its phrase is committed is still heard for the player's time (see
+/// [`Worker::follow`]): the phrase is committed in it, so a busy generator answers as an idle
+/// one (the others are not, for hearing the time costs milliseconds, and a phrase asks for an
+/// answer at every release).
 fn run_batch(
     worker: &mut Worker,
     batch: &[Observation],
@@ -148,7 +151,13 @@ fn run_batch(
     for (i, observation) in batch.iter().enumerate() {
         if let Observation::Answer(request) = observation {
             if Some(i) != last_request {
-                worker.follow(request);
+                let committed_next = batch[i + 1..]
+                    .iter()
+                    .take_while(|o| !matches!(o, Observation::Answer(_)))
+                    .any(|o| matches!(o, Observation::Commit));
+                if committed_next {
+                    worker.follow(request);
+                }
                 continue;
             }
         }

@@ -89,7 +89,8 @@ fn offset_in_bar(beat: f64, bar_beats: f64) -> f64 {
 /// they start is that beat's.
 const EARLY_ON_BEAT: f64 = 0.125;
 /// A free player's next phrase is in the bars of the last one (and of its answer) if it comes
-/// at that tempo within this share, its beats on that phrase's beats within [`KEPT_BEAT_SLIP`],
+/// at that tempo within this share, its beat lines on an 8th of those bars within
+/// [`KEPT_GRID_SLIP`] (beats; in 9/8 a bar's quarter-note beats are not the next bar's),
 /// and its first note a bar or more (the answer's bars heard) but no more than the answer's
 /// length and [`KEPT_GRID_BARS`] after the last phrase ends. A player who comes back in sooner
 /// goes on with their own phrase, cut by a pause (at 70 BPM an 8th rest is longer than the
@@ -98,7 +99,7 @@ const EARLY_ON_BEAT: f64 = 0.125;
 /// at 70 and 95 BPM: the phrase start in the bar heard 0.569 and 0.625 of the time with the
 /// piece's bars kept, against 0.612 and 0.650 afresh).
 const KEPT_TEMPO_SHARE: f64 = 0.03;
-const KEPT_BEAT_SLIP: f64 = 0.25;
+const KEPT_GRID_SLIP: f64 = 0.125;
 const KEPT_GRID_BARS: f64 = 4.0;
 
 /// An answer, ready to schedule.
@@ -516,10 +517,13 @@ impl Worker {
         let gap = (first - end) / kept.clock_beats;
         let after_the_answer = gap >= request.bar_beats
             && gap <= request.length_beats + KEPT_GRID_BARS * request.bar_beats;
-        let beats = kept.to_player(on_beat.origin_beat);
-        let on_kept_beat = (beats - beats.round()).abs() <= KEPT_BEAT_SLIP;
-        if same_tempo && after_the_answer && on_kept_beat {
-            BarPrior::Kept(beats.round().rem_euclid(request.bar_beats))
+        let in_bar = kept
+            .to_player(on_beat.origin_beat)
+            .rem_euclid(request.bar_beats);
+        let eighth = (in_bar * 2.0).round() / 2.0;
+        let on_kept_grid = (in_bar - eighth).abs() <= KEPT_GRID_SLIP;
+        if same_tempo && after_the_answer && on_kept_grid {
+            BarPrior::Kept(eighth.rem_euclid(request.bar_beats))
         } else {
             BarPrior::Opening
         }

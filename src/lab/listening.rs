@@ -100,6 +100,9 @@ impl Playing {
 pub struct Prompt {
     pub name: String,
     pub notes: Vec<Note>,
+    /// The tune's next [`PROMPT_BARS`] bars, beats from their first bar line: what a free
+    /// player plays when they come back in after the answer.
+    pub next: Vec<Note>,
     /// Bar length, in beats.
     pub bar_beats: f64,
     /// The whole tune's key.
@@ -130,6 +133,9 @@ struct Heard {
     played_on_grid: usize,
     /// The plugin heard the phrase begin where it does in the player's bar (free tempo).
     bar_heard: bool,
+    /// The same for the player's next phrase, played after the answer in their bars (free
+    /// tempo, a tune with a next phrase).
+    next_bar_heard: Option<bool>,
 }
 
 /// The figures of one way of playing, over every prompt.
@@ -161,6 +167,9 @@ pub struct ListeningRow {
     /// begin where it does in the player's bar (on the downbeat, or a pickup before it), within
     /// a 16th: the engines read the phrase in the player's bars.
     pub bar_heard: f64,
+    /// [`ListeningRow::bar_heard`] for the player's next phrase: the tune's next bars, played
+    /// from a bar line of theirs after the answer (over the takes with one).
+    pub next_bar_heard: f64,
     /// Share of the player's own onsets within [`ON_GRID_BEATS`] of their 16th or triplet grid:
     /// how closely the answers could follow a grid the player only shows this closely.
     pub player_on_grid: f64,
@@ -227,17 +236,22 @@ pub fn prompts(tunes: &[(String, Vec<Note>, f64)]) -> Vec<Prompt> {
         .iter()
         .filter_map(|(name, notes, bar_beats)| {
             let end = f64::from(PROMPT_BARS) * bar_beats;
-            let head: Vec<Note> = notes
-                .iter()
-                .filter(|n| n.onset_beats < end)
-                .map(|n| Note {
-                    duration_beats: n.duration_beats.min(end - n.onset_beats),
-                    ..*n
-                })
-                .collect();
+            let bars = |from: f64| -> Vec<Note> {
+                notes
+                    .iter()
+                    .filter(|n| (from..from + end).contains(&n.onset_beats))
+                    .map(|n| Note {
+                        onset_beats: n.onset_beats - from,
+                        duration_beats: n.duration_beats.min(from + end - n.onset_beats),
+                        ..*n
+                    })
+                    .collect()
+            };
+            let head = bars(0.0);
             (head.len() >= 8).then(|| Prompt {
                 name: name.clone(),
                 notes: head,
+                next: bars(end),
                 bar_beats: *bar_beats,
                 key: find_key(notes),
             })
@@ -256,6 +270,9 @@ struct Take {
     /// phrase begin (their beats after its bar line).
     heard_bpm: f64,
     heard_start_in_bar: f64,
+    /// Where the plugin heard the player's next phrase begin in their bar (free tempo, a tune
+    /// with a next phrase of four notes or more).
+    next_heard_start_in_bar: Option<f64>,
 }
 
 /// `prompt` played `playing` (seeded by `seed`) into a fresh plugin at default settings (Thru
@@ -306,11 +323,39 @@ fn answer(prompt: &Prompt, playing: Playing, seed: u64, plugin_seed: u32) -> Tak
     for n in &mut notes {
         n.onset_beats += from_first;
     }
+    // The player comes back in on their next bar line with the tune's next bars.
+    let next_heard_start_in_bar = (!host.transport.playing && prompt.next.len() >= 4).then(|| {
+        let from = (until / prompt.bar_beats).ceil() * prompt.bar_beats;
+        let next: Vec<Note> = prompt
+            .next
+            .iter()
+            .map(|n| Note {
+                onset_beats: n.onset_beats + from,
+                ..*n
+            })
+            .collect();
+        let next = played_live(&next, bpm, seed + 1);
+        for n in &next {
+            host.note_on(
+                to_sample(n.onset_beats) as u64,
+                n.pitch,
+                f32::from(n.velocity) / 127.0,
+            );
+            host.note_off(to_sample(n.end_beats()) as u64, n.pitch);
+        }
+        let next_end = next.iter().map(Note::end_beats).fold(0.0, f64::max);
+        host.run(to_sample(next_end + 2.0) as u64 - host.position(), BLOCK);
+        host.plugin
+            .status()
+            .heard_start_in_bar
+            .load(Ordering::Relaxed)
+    });
     Take {
         played,
         answer: notes,
         heard_bpm,
         heard_start_in_bar,
+        next_heard_start_in_bar,
     }
 }
 
@@ -404,8 +449,15 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
                 .iter()
                 .map(|n| n.onset_beats)
                 .fold(f64::MAX, f64::min);
-            let miss = (outcome.heard_start_in_bar - start).rem_euclid(prompt.bar_beats);
-            heard.bar_heard = miss.min(prompt.bar_beats - miss) <= 0.25;
+            let in_bar = |heard: f64, start: f64| {
+                let miss = (heard - start).rem_euclid(prompt.bar_beats);
+                miss.min(prompt.bar_beats - miss) <= 0.25
+            };
+            heard.bar_heard = in_bar(outcome.heard_start_in_bar, start);
+            let next_start = prompt.next.first().map_or(0.0, |n| n.onset_beats);
+            heard.next_bar_heard = outcome
+                .next_heard_start_in_bar
+                .map(|heard| in_bar(heard, next_start));
             (prompt, take, heard)
         })
         .collect();
@@ -439,6 +491,11 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
     let right_notes: f64 = heard_right.iter().map(|h| h.notes as f64).sum();
     let right_on_grid: f64 = heard_right.iter().map(|h| h.on_grid as f64).sum();
     let bar_heard = heard_right.iter().filter(|h| h.bar_heard).count();
+    let next_bars: Vec<bool> = heard_right
+        .iter()
+        .filter_map(|h| h.next_bar_heard)
+        .collect();
+    let next_bar_heard = next_bars.iter().filter(|h| **h).count();
     ListeningRow {
         playing: playing.label(),
         answers: answered.len(),
@@ -453,6 +510,7 @@ fn row(playing: Playing, prompts: &[Prompt], takes: u32) -> ListeningRow {
         tempo_within_3_percent_or_octave: within_octave as f64 / heard.len().max(1) as f64,
         on_grid_when_heard: right_on_grid / right_notes.max(1.0),
         bar_heard: bar_heard as f64 / heard_right.len() as f64,
+        next_bar_heard: next_bar_heard as f64 / next_bars.len() as f64,
         player_on_grid: sum(|h| h.played_on_grid as f64) / sum(|h| h.played as f64).max(1.0),
         tempo_misses,
     }
@@ -488,7 +546,7 @@ pub fn key_from_the_start(tunes: &[(String, Vec<Note>, f64)]) -> f64 {
 /// The rows as a Markdown table.
 pub fn listening_table(rows: &[ListeningRow]) -> String {
     let mut out = String::from(
-        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard (player's own) | phrase start in bar heard |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| played | answers | in key | on grid (±1/48 beat) | time with 2+ notes | pitch vs prompt (st) | density ÷ prompt | off-beats swung | tempo heard ±3% (or ×2, ×½) | on grid when heard (player's own) | phrase start in bar heard (next phrase) |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let swung = if r.swung_offbeats.is_finite() {
@@ -503,7 +561,7 @@ pub fn listening_table(rows: &[ListeningRow]) -> String {
                     r.tempo_within_3_percent, r.tempo_within_3_percent_or_octave
                 ),
                 format!("{:.3} ({:.3})", r.on_grid_when_heard, r.player_on_grid),
-                format!("{:.3}", r.bar_heard),
+                format!("{:.3} ({:.3})", r.bar_heard, r.next_bar_heard),
             )
         } else {
             ("–".into(), "–".into(), "–".into())
@@ -602,6 +660,7 @@ mod tests {
             tempo_within_3_percent_or_octave: 0.0,
             on_grid_when_heard: 0.0,
             bar_heard: 0.0,
+            next_bar_heard: 0.0,
             player_on_grid: 0.0,
             tempo_misses: misses,
         };
@@ -642,6 +701,7 @@ mod tests {
         let prompt = Prompt {
             name: "t".into(),
             notes: melody(0.0, &[(60, 1.0); 16]),
+            next: Vec::new(),
             bar_beats: 4.0,
             key: Key {
                 tonic: 0,

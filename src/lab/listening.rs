@@ -299,15 +299,19 @@ fn answer(prompt: &Prompt, playing: Playing, seed: u64, plugin_seed: u32) -> Tak
     };
     let sample_rate = f64::from(SAMPLE_RATE_HZ);
     let to_sample = |beats: f64| ((start + beats.max(0.0) * 60.0 / bpm) * sample_rate).round();
-    for n in &played {
-        host.note_on(
-            to_sample(n.onset_beats) as u64,
-            n.pitch,
-            f32::from(n.velocity) / 127.0,
-        );
-        host.note_off(to_sample(n.end_beats()) as u64, n.pitch);
-    }
-    let phrase_end = played.iter().map(Note::end_beats).fold(0.0, f64::max);
+    // Queues `notes` (the player's beats) on the host; where the last one ends.
+    let play = |host: &mut Host, notes: &[Note]| {
+        for n in notes {
+            host.note_on(
+                to_sample(n.onset_beats) as u64,
+                n.pitch,
+                f32::from(n.velocity) / 127.0,
+            );
+            host.note_off(to_sample(n.end_beats()) as u64, n.pitch);
+        }
+        notes.iter().map(Note::end_beats).fold(0.0, f64::max)
+    };
+    let phrase_end = play(&mut host, &played);
     // Wait + grid + the answer (2 bars) + its tail, in the player's beats.
     let until = phrase_end + 2.0 + 4.0 * prompt.bar_beats;
     host.run(to_sample(until) as u64, BLOCK);
@@ -334,16 +338,7 @@ fn answer(prompt: &Prompt, playing: Playing, seed: u64, plugin_seed: u32) -> Tak
                 ..*n
             })
             .collect();
-        let next = played_live(&next, bpm, seed + 1);
-        for n in &next {
-            host.note_on(
-                to_sample(n.onset_beats) as u64,
-                n.pitch,
-                f32::from(n.velocity) / 127.0,
-            );
-            host.note_off(to_sample(n.end_beats()) as u64, n.pitch);
-        }
-        let next_end = next.iter().map(Note::end_beats).fold(0.0, f64::max);
+        let next_end = play(&mut host, &played_live(&next, bpm, seed + 1));
         host.run(to_sample(next_end + 2.0) as u64 - host.position(), BLOCK);
         host.plugin
             .status()

@@ -5,7 +5,9 @@
 //! Prints µs per 48 kHz output sample (the fastest of five rounds) and the share of one core's real time, per path and for
 //! the path the voice picks at load, and how that splits between the controls (the line and the
 //! excitation, scalar code) and the network (the kernel alone on fixed controls); the rest of a
-//! path's row is the resampler. Run: `cargo bench --bench voice`.
+//! path's row is the resampler. Then the chosen path's cost when the host splits its blocks
+//! into smaller pieces (as at every automation point, with sample-accurate automation). Run:
+//! `cargo bench --bench voice`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -28,10 +30,13 @@ const WARMUP_BLOCKS: usize = 100;
 /// without the other work a shared machine does meanwhile (one round of it here ran up to 70 %
 /// slower than another).
 const ROUNDS: usize = 5;
+/// Pieces a host block is split into for the last table, host samples.
+const SPLIT_PIECES: [usize; 4] = [512, 64, 16, 1];
 
 /// Seconds per host block of `stream` playing `blocks` blocks of a line of detached notes, one
-/// every eight blocks, each released as the next is struck (so it rings on under it).
-fn time_blocks(stream: &mut VoiceStream, blocks: usize) -> f64 {
+/// every eight blocks, each released as the next is struck (so it rings on under it); each
+/// block rendered in pieces of `piece` samples.
+fn time_blocks(stream: &mut VoiceStream, blocks: usize, piece: usize) -> f64 {
     let mut out = vec![0.0f32; HOST_BLOCK];
     let line = [62u8, 64, 66, 67, 69, 71, 73, 74];
     let start = Instant::now();
@@ -42,7 +47,9 @@ fn time_blocks(stream: &mut VoiceStream, blocks: usize) -> f64 {
             }
             stream.note_on(line[(b / 8) % line.len()], 90);
         }
-        stream.render(&mut out);
+        for part in out.chunks_mut(piece) {
+            stream.render(part);
+        }
         black_box(&out);
     }
     start.elapsed().as_secs_f64() / blocks as f64
@@ -106,7 +113,7 @@ fn main() {
             let kernel = VoiceKernel::with_simd_path(&file, path)?;
             let player = VoicePlayer::with_kernel(kernel.clone(), &file);
             let mut stream = VoiceStream::with_player(player, HOST_RATE as f32);
-            time_blocks(&mut stream, WARMUP_BLOCKS);
+            time_blocks(&mut stream, WARMUP_BLOCKS, HOST_BLOCK);
             Some((path, kernel, stream, f64::INFINITY, f64::INFINITY))
         })
         .collect();
@@ -114,7 +121,7 @@ fn main() {
     for _ in 0..ROUNDS {
         for (_, kernel, stream, network, whole) in &mut paths {
             *network = network.min(time_network(kernel, voice_block));
-            *whole = whole.min(time_blocks(stream, BLOCKS));
+            *whole = whole.min(time_blocks(stream, BLOCKS, HOST_BLOCK));
         }
         controls = controls.min(time_controls(&file, voice_block));
     }
@@ -139,4 +146,23 @@ fn main() {
         controls * 1e6,
         controls * HOST_RATE * 100.0
     );
+    println!();
+    println!(
+        "blocks of {HOST_BLOCK} split into pieces, {} path:",
+        chosen.name()
+    );
+    println!("| piece (host samples) | µs per output sample | share of one core |");
+    println!("|---|---|---|");
+    let mut stream = VoiceStream::new(&file, HOST_RATE as f32);
+    for piece in SPLIT_PIECES {
+        let fastest = (0..ROUNDS)
+            .map(|_| time_blocks(&mut stream, BLOCKS / 4, piece))
+            .fold(f64::INFINITY, f64::min);
+        let per_sample = fastest / HOST_BLOCK as f64;
+        println!(
+            "| {piece} | {:.3} | {:.2} % |",
+            per_sample * 1e6,
+            per_sample * HOST_RATE * 100.0
+        );
+    }
 }

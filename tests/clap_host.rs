@@ -645,6 +645,60 @@ fn the_neural_voices_play_the_jam() {
     }
 }
 
+/// Automating the voice while the jam plays (thru notes and the answer sounding) never asks the
+/// host for a restart: every voice runs one latency behind its notes, so the latency the host
+/// compensates stays put (a restart would cut the notes), and no note is left hanging.
+#[test]
+fn automating_the_voice_asks_the_host_for_no_restart() {
+    let host = Host::load();
+    let setup = Setup::OFFLINE_48K;
+    let sr = setup.sample_rate;
+    let mut inst = start(&host, setup, true, &[]);
+    // nice-plug tells the host a latency set in `activate` only once that has returned, by one
+    // restart (the next activation reports it), as a host honours it.
+    if inst.take_restart_request() {
+        inst.deactivate();
+        inst.activate(sr, setup.block);
+    }
+    assert!(!inst.take_restart_request(), "the latency is known now");
+    let id = inst.param("Voice").id;
+    let (phrase_inputs, last_off) = phrase(sr, 0);
+    let answer_start = answer_window(beat_of(last_off, sr), ANSWER_BARS).0;
+    let mut changes = Vec::new();
+    for (beat, voice) in [
+        (1.3, "Fiddle"),
+        (2.6, "Flute"),
+        (3.9, "Synth"),
+        (answer_start + 0.6, "Flute"),
+        (answer_start + 1.7, "Fiddle"),
+        (answer_start + 2.9, "Synth"),
+    ] {
+        let value = inst.text_to_value("Voice", voice).unwrap();
+        changes.push(Timed {
+            sample: sample_at(beat, sr),
+            input: Input::Param { id, value },
+        });
+    }
+    let latency = inst.latency();
+    assert!(latency > 0, "the neural voices' resampler");
+    let mut tl = Timeline::playing(TEMPO);
+    tl.schedule(phrase_inputs.into_iter().chain(changes));
+    let end = answer_window(beat_of(last_off, sr), ANSWER_BARS).1 + 2.0;
+    tl.run_until(&mut inst, sample_at(end, sr), setup.block);
+    assert!(
+        !inst.take_restart_request(),
+        "a change of voice asked the host to restart the plugin"
+    );
+    assert_eq!(inst.current_text("Voice"), "Synth");
+    assert_eq!(inst.latency(), latency);
+    let answer = pair_notes(&tl.rec.notes).unwrap_or_else(|err| panic!("{err}"));
+    assert!(
+        answer.iter().any(|p| p.channel == ANSWER_CHANNEL),
+        "the answer played"
+    );
+    assert!(tl.rec.all_finite());
+}
+
 /// The same phrase sent as MIDI 1.0 events gets the same answer as CLAP note events.
 #[test]
 fn midi_1_input_is_answered_like_clap_notes() {

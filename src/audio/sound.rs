@@ -6,6 +6,11 @@
 //! flautist would ([`crate::voice::controls::Line`]). Switching the voice releases what the old
 //! one plays (its notes fade as released notes do) and the next notes go to the new one.
 //!
+//! Every voice plays the same latency behind its notes, the longest of the neural voices' (the
+//! synth and any neural voice that runs behind by less are delayed to it): the latency reported
+//! to the host never changes with the voice chosen, so choosing one never has the host restart
+//! the plugin and cut the notes.
+//!
 //! A neural voice renders in `process()` (about 0.3–0.7 µs per output sample, see
 //! `cargo bench --bench voice`). Should a block's neural rendering take more than
 //! [`DEADLINE_SHARE`] of the block's real time, the synth takes the line over (the note held
@@ -18,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::assets::{FIDDLE_VOICE, FLUTE_VOICE};
 use crate::audio::synth::{Synth, VoiceKey};
 use crate::params::VoiceChoice;
+use crate::voice::delay::Delay;
 use crate::voice::slot::{AudioEnds, CustomVoice};
 use crate::voice::VoiceFile;
 
@@ -55,6 +61,10 @@ struct Fade {
 #[derive(Debug)]
 pub struct Sound {
     synth: Synth,
+    /// The synth's left and right output, delayed by [`Sound::latency`].
+    synth_delay: [Delay; 2],
+    /// Host samples every voice runs behind its notes.
+    latency: usize,
     /// The neural voices: Fiddle, Flute, Custom and an outgoing Custom (see the consts).
     neural: [Option<Box<CustomVoice>>; NEURAL_SLOTS],
     /// The voice parameter as of the last block.
@@ -78,6 +88,8 @@ impl Sound {
     pub fn new(sample_rate_hz: f32, ends: AudioEnds) -> Self {
         let mut sound = Self {
             synth: Synth::new(sample_rate_hz),
+            synth_delay: [Delay::new(sample_rate_hz), Delay::new(sample_rate_hz)],
+            latency: 0,
             neural: Default::default(),
             choice: VoiceChoice::Synth,
             line_key: None,
@@ -97,6 +109,7 @@ impl Sound {
     pub fn set_sample_rate(&mut self, sample_rate_hz: f32) {
         self.sample_rate_hz = sample_rate_hz;
         self.synth.set_sample_rate(sample_rate_hz);
+        self.synth_delay = [Delay::new(sample_rate_hz), Delay::new(sample_rate_hz)];
         for (slot, bytes) in [(FIDDLE, FIDDLE_VOICE), (FLUTE, FLUTE_VOICE)] {
             // NOTE: the embedded voices are valid (tested in `assets`); were one not, its
             // choice would play the synth.
@@ -113,7 +126,24 @@ impl Sound {
             let CustomVoice { choice, file, .. } = *custom;
             self.neural[CUSTOM] = Some(CustomVoice::new(choice, file, sample_rate_hz));
         }
+        self.align();
         self.reset();
+    }
+
+    /// Lines every voice up on the longest latency of the neural voices installed.
+    fn align(&mut self) {
+        self.latency = [FIDDLE, FLUTE, CUSTOM]
+            .iter()
+            .filter_map(|&slot| self.neural[slot].as_ref())
+            .map(|voice| voice.stream.own_latency())
+            .max()
+            .unwrap_or(0);
+        for voice in self.neural.iter_mut().flatten() {
+            voice.stream.set_latency(self.latency);
+        }
+        for delay in &mut self.synth_delay {
+            delay.set_delay(self.latency);
+        }
     }
 
     /// The custom voice installed, if any (activation compares it with the project's).
@@ -124,6 +154,7 @@ impl Sound {
     /// Installs `voice` as the custom voice, or none (activation; drops the old one here).
     pub fn install_custom(&mut self, voice: Option<Box<CustomVoice>>) {
         self.neural[CUSTOM] = voice;
+        self.align();
         self.reset();
     }
 
@@ -160,6 +191,7 @@ impl Sound {
                 let _ = self.ends.retired.push(old);
             }
         }
+        self.align();
     }
 
     /// The voice parameter for this block: a change releases what the old voice plays.
@@ -190,13 +222,11 @@ impl Sound {
         self.neural[slot].is_some().then_some(slot)
     }
 
-    /// The latency of the voice chosen, in host samples (0 for the synth). The same while the
-    /// synth stands in for a neural voice that missed its deadline: a change of latency makes
-    /// hosts restart the plugin, which would cut off the answer the synth took over.
+    /// How far every voice runs behind its notes, in host samples: the same whichever plays
+    /// (a change of latency makes hosts restart the plugin, which cuts the notes). Changes only
+    /// with the custom voice installed, when its own latency is the longest.
     pub fn latency(&self) -> usize {
-        self.chosen_neural()
-            .and_then(|slot| self.neural[slot].as_ref())
-            .map_or(0, |voice| voice.stream.latency())
+        self.latency
     }
 
     /// Starts a note; `velocity` is `0.0..=1.0`.
@@ -234,6 +264,9 @@ impl Sound {
     /// Instant silence everywhere; an outgoing voice goes back to the panel.
     pub fn reset(&mut self) {
         self.synth.reset();
+        for delay in &mut self.synth_delay {
+            delay.clear();
+        }
         for voice in self.neural.iter_mut().flatten() {
             voice.stream.reset();
         }
@@ -265,6 +298,8 @@ impl Sound {
 
     fn render_piece(&mut self, left: &mut [f32], right: &mut [f32]) {
         self.synth.render(left, right);
+        self.synth_delay[0].process(left);
+        self.synth_delay[1].process(right);
         // Only a neural voice's rendering is timed (the synth has no deadline to miss).
         let started = self
             .neural
@@ -485,6 +520,46 @@ mod tests {
         assert!(sound.neural[FIDDLE].as_ref().unwrap().stream.active());
     }
 
+    /// The first sample of `audio` louder than -80 dB.
+    fn onset(audio: &[f32]) -> usize {
+        audio.iter().position(|x| x.abs() > 1e-4).unwrap()
+    }
+
+    /// Every voice runs the same latency behind its notes, so choosing one never changes what
+    /// the host is told (it would restart the plugin): the synth plays exactly that late, and
+    /// the neural voices start there too.
+    #[test]
+    fn every_voice_plays_its_notes_one_latency_late() {
+        let (mut sound, _panel) = sound();
+        let latency = sound.latency();
+        assert!(latency > 0, "the neural voices are resampled to 48 kHz");
+        for choice in [VoiceChoice::Fiddle, VoiceChoice::Flute, VoiceChoice::Custom] {
+            sound.select(choice);
+            assert_eq!(sound.latency(), latency, "{choice:?}");
+        }
+        sound.select(VoiceChoice::Synth);
+        sound.note_on(key(69), 0.8);
+        let (delayed, _) = blocks(&mut sound, 4, false);
+        let mut synth = Synth::new(RATE);
+        synth.note_on(key(69), 0.8);
+        let (mut own, mut right) = (vec![0.0; delayed.len()], vec![0.0; delayed.len()]);
+        synth.render(&mut own, &mut right);
+        assert!(delayed[..latency].iter().all(|&x| x == 0.0));
+        assert_eq!(delayed[latency..], own[..own.len() - latency]);
+        for choice in [VoiceChoice::Fiddle, VoiceChoice::Flute] {
+            sound.reset();
+            sound.select(choice);
+            sound.note_on(key(69), 0.8);
+            let (audio, _) = blocks(&mut sound, 4, false);
+            let start = onset(&audio);
+            // A sample or two early: the resampler's sinc rings before the attack it carries.
+            assert!(
+                (latency - 4..latency + 48).contains(&start),
+                "{choice:?} starts {start} samples late, {latency} expected"
+            );
+        }
+    }
+
     /// Changing the voice releases what the old one plays; the next note goes to the new one.
     #[test]
     fn a_voice_change_releases_the_old_voice() {
@@ -493,7 +568,6 @@ mod tests {
         sound.note_on(key(72), 0.8);
         blocks(&mut sound, 5, false);
         sound.select(VoiceChoice::Synth);
-        assert_eq!(sound.latency(), 0);
         sound.note_on(key(74), 0.8);
         assert_eq!(sound.neural[FLUTE].as_ref().unwrap().stream.held(), None);
         assert_eq!(sound.synth.active_voices(), 1);
@@ -513,7 +587,7 @@ mod tests {
             CustomVoice::new(ModelChoice::default(), Arc::new(file), RATE)
         };
         sound.select(VoiceChoice::Custom);
-        assert_eq!(sound.latency(), 0, "none loaded: the synth plays");
+        let latency = sound.latency();
         panel.to_audio.push(Some(custom())).unwrap();
         panel.to_audio.push(Some(custom())).unwrap();
         let (mut left, mut right) = (vec![0.0; BLOCK], vec![0.0; BLOCK]);
@@ -527,7 +601,11 @@ mod tests {
             sound.render(&mut left, &mut right);
             sound.end_block(BLOCK, false);
         });
-        assert!(sound.latency() > 0);
+        assert_eq!(
+            sound.latency(),
+            latency,
+            "a voice at the embedded ones' rate"
+        );
         assert!(panel.retired.pop().is_ok(), "the replaced voice came back");
         assert!(sound.neural[OUTGOING].is_none());
         assert!(sound.neural[CUSTOM].as_ref().unwrap().stream.active());

@@ -42,6 +42,9 @@ pub enum ModelFileError {
     Invalid { path: String, error: ModelError },
     /// The project's file changed since the project was saved.
     Changed { path: String },
+    /// The audio thread has not yet taken the files handed over before (the host is not
+    /// processing): this one was not handed over.
+    Busy { path: String },
 }
 
 impl std::fmt::Display for ModelFileError {
@@ -54,6 +57,10 @@ impl std::fmt::Display for ModelFileError {
             ModelFileError::Changed { path } => {
                 write!(f, "{path} changed since the project was saved")
             }
+            ModelFileError::Busy { path } => write!(
+                f,
+                "{path}: not handed over, the host has not played the files loaded before it yet (try again once it plays)"
+            ),
         }
     }
 }

@@ -258,6 +258,18 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
                 open.insert(slot, (tick, vel));
             }
         }
+        // A note still held when its track ends lasts to the end (some files leave the last
+        // note-off out).
+        for ((_, key), (start, velocity)) in open {
+            if tick > start {
+                notes.push(Note {
+                    pitch: key,
+                    velocity,
+                    onset_beats: start as f64 / ppq,
+                    duration_beats: (tick - start) as f64 / ppq,
+                });
+            }
+        }
     }
     notes.sort_by(|a, b| {
         a.onset_beats
@@ -504,5 +516,41 @@ mod tests {
         let far = read_tune(&file(metrical, &[(u28::max_value().as_int(), rest)]));
         assert!(matches!(far, Err(MidiFileError::TooLong { .. })), "{far:?}");
         assert!(far.unwrap_err().to_string().contains("beats in"));
+    }
+
+    /// A note whose note-off the file leaves out lasts to the end of its track; one struck as
+    /// the track ends has no length and is not a note.
+    #[test]
+    fn a_note_held_at_the_end_of_its_track_lasts_to_the_end() {
+        let on = |key: u8| TrackEventKind::Midi {
+            channel: u4::new(0),
+            message: MidiMessage::NoteOn {
+                key: u7::new(key),
+                vel: u7::new(90),
+            },
+        };
+        let track = [
+            (0, on(60)),
+            (480, on(64)),
+            (240, TrackEventKind::Meta(MetaMessage::Text(b"end"))),
+            (0, on(67)),
+            (0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+        ]
+        .map(|(delta, kind)| TrackEvent {
+            delta: u28::new(delta),
+            kind,
+        });
+        let smf = Smf {
+            header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(480))),
+            tracks: vec![track.to_vec()],
+        };
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        let notes = read_notes(&bytes).unwrap();
+        let read: Vec<(u8, f64, f64)> = notes
+            .iter()
+            .map(|n| (n.pitch, n.onset_beats, n.duration_beats))
+            .collect();
+        assert_eq!(read, [(60, 0.0, 1.5), (64, 1.0, 0.5)]);
     }
 }

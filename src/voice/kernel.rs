@@ -299,8 +299,10 @@ impl VoiceKernel {
 
     /// [`render_block`](Self::render_block) with chunks of `L` samples, fused multiply-adds if
     /// `FMA`, tiles of `OT` output rows; inlined into each `render_*` so it compiles with that
-    /// path's instruction set. Computes all [`BLOCK`] columns (those past `out.len()` see
-    /// whatever the signals hold there and are never kept) and advances by `out.len()`.
+    /// path's instruction set. Computes the columns of `out` rounded up to a chunk (those past
+    /// `out.len()` see whatever the signals hold there and are never kept) and advances by
+    /// `out.len()`: a short call (a host splitting its block at every automation point) costs
+    /// its length, not a whole block's.
     #[inline(always)]
     fn render_with<const L: usize, const FMA: bool, const OT: usize>(
         &mut self,
@@ -323,6 +325,7 @@ impl VoiceKernel {
             ..
         } = self;
         let g = config.gate_channels;
+        let cols = out.len().next_multiple_of(L).clamp(L, BLOCK);
         for layer in layers.iter_mut() {
             layer.make_room();
         }
@@ -336,6 +339,7 @@ impl VoiceKernel {
             input,
             controls_rows,
             Onto::Bias,
+            cols,
         );
         for l in 0..layers.len() {
             let (done, rest) = layers.split_at_mut(l + 1);
@@ -345,7 +349,7 @@ impl VoiceKernel {
                 stride: layer.capacity,
                 starts: [layer.at - layer.dilation, layer.at],
             };
-            product::<L, FMA, OT, 2>(gate, BLOCK, 0, &layer.dilated, signal, Onto::Bias);
+            product::<L, FMA, OT, 2>(gate, BLOCK, 0, &layer.dilated, signal, Onto::Bias, cols);
             let (filter, sigmoid) = gate.split_at(g * BLOCK);
             let activation = &mut activation[l * g * BLOCK..][..g * BLOCK];
             for ((z, f), s) in activation
@@ -353,7 +357,7 @@ impl VoiceKernel {
                 .zip(filter.chunks_exact(BLOCK))
                 .zip(sigmoid.chunks_exact(BLOCK))
             {
-                gated_activation::<FMA>(z, f, s);
+                gated_activation::<FMA>(&mut z[..cols], &f[..cols], &s[..cols]);
             }
             let activation_rows = Rows::block(activation);
             if let (Some(residual), Some(next)) = (&layer.residual, rest.first_mut()) {
@@ -364,9 +368,9 @@ impl VoiceKernel {
                     .zip(layer.signal.chunks_exact(layer.capacity))
                     .zip(&residual.bias)
                 {
-                    for (y, x) in to[next.at..next.at + BLOCK]
+                    for (y, x) in to[next.at..next.at + cols]
                         .iter_mut()
-                        .zip(&from[layer.at..layer.at + BLOCK])
+                        .zip(&from[layer.at..layer.at + cols])
                     {
                         *y = x + bias;
                     }
@@ -378,17 +382,18 @@ impl VoiceKernel {
                     residual,
                     activation_rows,
                     Onto::Rows,
+                    cols,
                 );
             }
         }
         let all_activations = Rows::block(activation);
-        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, all_activations, Onto::Bias);
+        product::<L, FMA, OT, 1>(skip_sum, BLOCK, 0, skip, all_activations, Onto::Bias, cols);
         relu(skip_sum);
         let skip_rows = Rows::block(skip_sum);
-        product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows, Onto::Bias);
+        product::<L, FMA, OT, 1>(hidden, BLOCK, 0, head_hidden, skip_rows, Onto::Bias, cols);
         relu(hidden);
         let hidden_rows = Rows::block(hidden);
-        product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows, Onto::Bias);
+        product::<L, FMA, OT, 1>(shape, BLOCK, 0, head_output, hidden_rows, Onto::Bias, cols);
         for ((y, v), a) in out.iter_mut().zip(shape.iter()).zip(amplitude) {
             *y = v * a;
         }
@@ -408,8 +413,11 @@ enum Onto {
 }
 
 /// `out = onto + M · x` over the block: row `o` of `out` is `out[o · stride + at ..][..BLOCK]`, the
-/// inputs are `x`'s rows (see [`Rows`]). Tiles of `OT` rows × [`TIME_CHUNKS`] chunks of `L`
-/// samples; the rows left over go one by one.
+/// inputs are `x`'s rows (see [`Rows`]), for the block's first `cols` samples (a multiple of
+/// `L`). Tiles of `OT` rows × [`TIME_CHUNKS`] chunks of `L` samples, then of `OT` rows × one
+/// chunk for the samples left over; the rows left over go one by one. Every lane sums its
+/// products in the same order whatever the tile, so a sample is the same to the bit however
+/// many are computed with it.
 #[inline(always)]
 fn product<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     out: &mut [f32],
@@ -418,27 +426,50 @@ fn product<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     m: &Matrix,
     x: Rows<'_, N>,
     onto: Onto,
+    cols: usize,
 ) {
     debug_assert_eq!(m.inputs % N, 0);
     // Every tile reads its input rows unchecked (see `tile`): its chunks must end within the
-    // block (a constant check), and the rows within `x.data`.
-    assert_eq!(BLOCK % (L * TIME_CHUNKS), 0);
+    // block, and the rows within `x.data`.
+    assert!(cols <= BLOCK && cols.is_multiple_of(L));
     let per_source = m.inputs / N;
     for start in x.starts {
         assert!(start + per_source.saturating_sub(1) * x.stride + BLOCK <= x.data.len());
     }
-    let full = m.outputs - m.outputs % OT;
-    for t0 in (0..BLOCK).step_by(L * TIME_CHUNKS) {
+    let wide = L * TIME_CHUNKS;
+    let mut t0 = 0;
+    while t0 < cols {
         let x = Rows {
             starts: x.starts.map(|start| start + t0),
             ..x
         };
-        for first in (0..full).step_by(OT) {
-            tile::<L, FMA, OT, N>(out, stride, at + t0, m, first, x, onto);
+        if t0 + wide <= cols {
+            tiles::<L, FMA, OT, N, TIME_CHUNKS>(out, stride, at + t0, m, x, onto);
+            t0 += wide;
+        } else {
+            tiles::<L, FMA, OT, N, 1>(out, stride, at + t0, m, x, onto);
+            t0 += L;
         }
-        for row in full..m.outputs {
-            tile::<L, FMA, 1, N>(out, stride, at + t0, m, row, x, onto);
-        }
+    }
+}
+
+/// The tiles of [`product`] at one place in the block: every output row, `TC` chunks of `L`
+/// samples from `out_at`.
+#[inline(always)]
+fn tiles<const L: usize, const FMA: bool, const OT: usize, const N: usize, const TC: usize>(
+    out: &mut [f32],
+    stride: usize,
+    out_at: usize,
+    m: &Matrix,
+    x: Rows<'_, N>,
+    onto: Onto,
+) {
+    let full = m.outputs - m.outputs % OT;
+    for first in (0..full).step_by(OT) {
+        tile::<L, FMA, OT, N, TC>(out, stride, out_at, m, first, x, onto);
+    }
+    for row in full..m.outputs {
+        tile::<L, FMA, 1, N, TC>(out, stride, out_at, m, row, x, onto);
     }
 }
 
@@ -450,11 +481,11 @@ fn chunk<const L: usize>(data: &[f32], start: usize) -> [f32; L] {
     v
 }
 
-/// One tile of [`product`]: rows `first..first + OT` of `out` at `out_at` (the tile's first
-/// sample), from the inputs at `x`'s starts (moved to the tile's first sample), accumulated in
+/// One tile of [`product`]: rows `first..first + OT` of `out`, `TC` chunks of `L` samples from
+/// `out_at` (the tile's first sample), from the inputs at `x`'s starts (moved to the tile's first sample), accumulated in
 /// registers.
 #[inline(always)]
-fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
+fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize, const TC: usize>(
     out: &mut [f32],
     stride: usize,
     out_at: usize,
@@ -463,7 +494,7 @@ fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
     x: Rows<'_, N>,
     onto: Onto,
 ) {
-    let mut acc = [[[0.0f32; L]; TIME_CHUNKS]; OT];
+    let mut acc = [[[0.0f32; L]; TC]; OT];
     for (o, rows) in acc.iter_mut().enumerate() {
         for (c, v) in rows.iter_mut().enumerate() {
             *v = match onto {
@@ -483,11 +514,11 @@ fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize>(
         });
         let source = &x.data[start..];
         for i in 0..per_source {
-            // SAFETY: `i < per_source`, so the row ends at `i · stride + TIME_CHUNKS · L`, within
-            // `source`: `product` asserted that its rows, moved by at most `BLOCK − TIME_CHUNKS ·
-            // L` to the tile's first sample, lie within `x.data`.
-            let row = unsafe { source.get_unchecked(i * x.stride..i * x.stride + TIME_CHUNKS * L) };
-            let mut xs = [[0.0f32; L]; TIME_CHUNKS];
+            // SAFETY: `i < per_source`, so the row ends at `i · stride + TC · L`, within
+            // `source`: `product` asserted that its rows lie within `x.data` for a whole block,
+            // and moves them by at most `BLOCK − TC · L` to the tile's first sample.
+            let row = unsafe { source.get_unchecked(i * x.stride..i * x.stride + TC * L) };
+            let mut xs = [[0.0f32; L]; TC];
             for (v, chunk) in xs.iter_mut().zip(row.chunks_exact(L)) {
                 v.copy_from_slice(chunk);
             }

@@ -37,6 +37,7 @@
 
 pub mod analysis;
 pub mod controls;
+pub mod delay;
 pub mod file;
 pub mod kernel;
 pub mod player;

@@ -116,41 +116,59 @@ impl VoiceSlot {
                     path: Some(path.to_string()),
                     hash: Some(hash),
                 };
-                self.set_line(ModelLine::playing(describe(&file, path)));
-                *choice.lock().unwrap_or_else(|e| e.into_inner()) = chosen.clone();
+                let line = ModelLine::playing(describe(&file, path));
                 let rate = self.host_rate_hz.load(Ordering::Acquire);
                 // NOTE: before the first activation the rings are not connected; activation
                 // then builds the voice the project names.
-                if rate > 0 {
-                    self.send(Some(CustomVoice::new(chosen, Arc::new(file), rate as f32)));
+                if rate > 0
+                    && !self.send(Some(CustomVoice::new(
+                        chosen.clone(),
+                        Arc::new(file),
+                        rate as f32,
+                    )))
+                {
+                    return Err(self.refuse(ModelFileError::Busy {
+                        path: path.to_string(),
+                    }));
                 }
+                self.set_line(line);
+                *choice.lock().unwrap_or_else(|e| e.into_inner()) = chosen;
                 Ok(())
             }
-            Err(error) => {
-                self.set_line(ModelLine::failed(
-                    error.clone(),
-                    "the previous voice keeps playing",
-                ));
-                Err(error)
-            }
+            Err(error) => Err(self.refuse(error)),
         }
+    }
+
+    /// Says on the line why a voice file does not play; what played plays on.
+    fn refuse(&self, error: ModelFileError) -> ModelFileError {
+        self.set_line(ModelLine::failed(
+            error.clone(),
+            "the previous voice keeps playing",
+        ));
+        error
     }
 
     /// No custom voice: *Custom* plays the synth; the project names none.
     pub fn unload(&self, choice: &ModelChoiceState) {
-        self.send(None);
+        if self.host_rate_hz.load(Ordering::Acquire) > 0 && !self.send(None) {
+            self.refuse(ModelFileError::Busy {
+                path: "no voice file".into(),
+            });
+            return;
+        }
         self.set_line(ModelLine::playing(NO_CUSTOM_VOICE));
         *choice.lock().unwrap_or_else(|e| e.into_inner()) = ModelChoice::default();
     }
 
-    /// Drops what the audio thread gave back and hands `voice` over (dropped if the ring is
-    /// full or not connected: the audio thread has not taken the last two yet).
-    fn send(&self, voice: Handover) {
+    /// Drops what the audio thread gave back and hands `voice` over. Whether it went: not when
+    /// the audio thread has not taken the last two yet (or before the rings are connected).
+    fn send(&self, voice: Handover) -> bool {
         let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ends) = ends.as_mut() {
-            while ends.retired.pop().is_ok() {}
-            let _ = ends.to_audio.push(voice);
-        }
+        let Some(ends) = ends.as_mut() else {
+            return false;
+        };
+        while ends.retired.pop().is_ok() {}
+        ends.to_audio.push(voice).is_ok()
     }
 
     /// The panel's line about the voice.
@@ -212,5 +230,41 @@ mod tests {
         assert!(audio.from_panel.pop().unwrap().is_none());
         assert_eq!(audio.retired.slots(), HANDOVER_CAPACITY + 2);
         assert_eq!(*choice.lock().unwrap(), ModelChoice::default());
+    }
+
+    /// While the host does not process, the audio thread takes nothing: a load the ring has no
+    /// room for says so and leaves the project naming the last voice handed over, which is the
+    /// one that plays once the host does.
+    #[test]
+    fn a_load_the_audio_thread_has_no_room_for_is_refused_not_lost() {
+        let dir = TempDir::new("voice-slot-busy");
+        let paths: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .map(|name| {
+                let path = dir.0.join(format!("{name}.safetensors"));
+                std::fs::write(&path, FIDDLE_VOICE).unwrap();
+                path.to_str().unwrap().to_string()
+            })
+            .collect();
+        let (panel, mut audio) = rings();
+        let slot = VoiceSlot::default();
+        slot.connect(panel, 48_000.0);
+        let choice = ModelChoiceState::default();
+        slot.load_file(&paths[0], &choice).unwrap();
+        slot.load_file(&paths[1], &choice).unwrap();
+        let err = slot.load_file(&paths[2], &choice).unwrap_err();
+        assert!(matches!(err, ModelFileError::Busy { .. }), "{err:?}");
+        assert!(err.to_string().contains("c.safetensors"), "{err}");
+        assert_eq!(slot.line().error, Some(err));
+        assert_eq!(choice.lock().unwrap().path.as_deref(), Some(&*paths[1]));
+        slot.unload(&choice);
+        assert!(slot.line().error.is_some(), "no room for the unload either");
+        assert_eq!(choice.lock().unwrap().path.as_deref(), Some(&*paths[1]));
+        // The host plays a block: the audio thread takes one, and there is room again.
+        let first = audio.from_panel.pop().unwrap().unwrap();
+        assert_eq!(first.choice.path.as_deref(), Some(&*paths[0]));
+        slot.load_file(&paths[2], &choice).unwrap();
+        assert!(slot.line().error.is_none());
+        assert_eq!(choice.lock().unwrap().path.as_deref(), Some(&*paths[2]));
     }
 }

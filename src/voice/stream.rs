@@ -17,6 +17,7 @@ use rubato::{
     WindowFunction,
 };
 
+use crate::voice::delay::Delay;
 use crate::voice::player::VoicePlayer;
 use crate::voice::VoiceFile;
 
@@ -54,6 +55,8 @@ pub struct VoiceStream {
     queue_len: usize,
     /// Silence the queue starts with, host samples.
     prefill: usize,
+    /// Delays the output further, to the latency of the voices it is lined up with.
+    align: Delay,
     /// Voice and host samples since the stream last started from silence.
     voice_pos: u64,
     host_pos: u64,
@@ -116,6 +119,7 @@ impl VoiceStream {
             queue_start: 0,
             queue_len: prefill,
             prefill,
+            align: Delay::new(host_rate as f32),
             voice_pos: 0,
             host_pos: 0,
             silent_for: 0,
@@ -124,10 +128,24 @@ impl VoiceStream {
         }
     }
 
-    /// How far the output runs behind the notes, in host samples: the silence the queue starts
-    /// with plus the resampler's own delay. 0 at the voice's own rate.
+    /// How far the output runs behind the notes, in host samples: its own latency and the
+    /// delay it is lined up with others by ([`set_latency`](Self::set_latency)).
     pub fn latency(&self) -> usize {
+        self.own_latency() + self.align.delay()
+    }
+
+    /// How far the stream itself runs behind the notes, in host samples: the silence the queue
+    /// starts with plus the resampler's own delay. 0 at the voice's own rate.
+    pub fn own_latency(&self) -> usize {
         self.prefill + self.resampler.as_ref().map_or(0, |r| r.output_delay())
+    }
+
+    /// Runs `latency` host samples behind the notes (its own latency at least, and at most
+    /// [`crate::voice::delay::MOST_DELAY_S`] more), to play in time with voices that run
+    /// further behind.
+    pub fn set_latency(&mut self, latency: usize) {
+        self.align
+            .set_delay(latency.saturating_sub(self.own_latency()));
     }
 
     /// The host rate this stream was made for, Hz.
@@ -175,6 +193,7 @@ impl VoiceStream {
             resampler.reset();
         }
         self.filled = 0;
+        self.align.clear();
         self.queue[..self.prefill].fill(0.0);
         self.queue_start = 0;
         self.queue_len = self.prefill;
@@ -220,6 +239,7 @@ impl VoiceStream {
             self.underruns += missing.len() as u64;
             missing.fill(0.0);
         }
+        self.align.process(out);
         if self.player.sounding() {
             self.silent_for = 0;
         } else {

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
+use clack_extensions::latency::{HostLatency, HostLatencyImpl, PluginLatency};
 use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
 use clack_extensions::params::{
     HostParams, HostParamsImplMainThread, HostParamsImplShared, ParamClearFlags, ParamInfoBuffer,
@@ -83,6 +84,8 @@ pub struct TestHostMainThread {
     rescans: AtomicU32,
     /// The plugin marked its state dirty.
     dirty: AtomicBool,
+    /// How many times the plugin said its latency changed while inactive.
+    latency_changes: AtomicU32,
 }
 
 impl<'a> MainThreadHandler<'a> for TestHostMainThread {}
@@ -92,6 +95,12 @@ impl HostParamsImplMainThread for TestHostMainThread {
         self.rescans.fetch_add(1, Ordering::SeqCst);
     }
     fn clear(&self, _param_id: ClapId, _flags: ParamClearFlags) {}
+}
+
+impl HostLatencyImpl for TestHostMainThread {
+    fn changed(&self) {
+        self.latency_changes.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl HostStateImpl for TestHostMainThread {
@@ -109,7 +118,10 @@ impl HostHandlers for TestHost {
     type AudioProcessor<'a> = ();
 
     fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
-        builder.register::<HostParams>().register::<HostState>();
+        builder
+            .register::<HostParams>()
+            .register::<HostState>()
+            .register::<HostLatency>();
     }
 }
 
@@ -779,6 +791,15 @@ impl Instance {
     pub fn take_restart_request(&self) -> bool {
         self.plugin
             .access_shared_handler(|s| s.restart_requested.swap(false, Ordering::SeqCst))
+    }
+
+    /// The latency the plugin reports, in samples.
+    pub fn latency(&mut self) -> u32 {
+        let handle = self.plugin.plugin_handle();
+        let ext = handle
+            .get_extension::<PluginLatency>()
+            .expect("the latency extension");
+        ext.get(&handle)
     }
 
     /// Runs the plugin's `on_main_thread` if it asked for it.

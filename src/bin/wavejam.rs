@@ -383,6 +383,26 @@ fn load_wavenet(path: Option<&std::path::Path>) -> Result<WaveNetKernel, String>
     }
 }
 
+/// An error if `out` is one of `inputs`, under any name: the command would overwrite what it
+/// reads (`--out tune.mid` for `--midi tune.mid`).
+fn not_an_input(out: &std::path::Path, inputs: &[&std::path::Path]) -> Result<(), String> {
+    // NOTE: a file not there yet is no input.
+    let Ok(out_file) = out.canonicalize() else {
+        return Ok(());
+    };
+    match inputs
+        .iter()
+        .find(|input| input.canonicalize().is_ok_and(|file| file == out_file))
+    {
+        Some(input) => Err(format!(
+            "--out {} is the input {}: it would be overwritten; write elsewhere",
+            out.display(),
+            input.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The voice `name` names: `synth`, `fiddle`, `flute` (the embedded voices), or a voice file's
 /// path.
 fn render_voice_choice(name: &str) -> Result<RenderVoice, String> {
@@ -524,6 +544,7 @@ fn run(cli: Cli) -> Result<(), String> {
             out,
             sample_rate,
         } => {
+            not_an_input(&out, &[&midi, std::path::Path::new(&voice)])?;
             let bytes =
                 std::fs::read(&midi).map_err(|e| format!("cannot read {}: {e}", midi.display()))?;
             let tune = midi_file::read_tune(&bytes)
@@ -668,7 +689,7 @@ fn run(cli: Cli) -> Result<(), String> {
             std::fs::write(&out, &bytes)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             println!(
-                "{} tunes, {} events ({} unreadable files skipped): {} bytes to {}",
+                "{} tunes, {} events ({} files skipped: unreadable or without notes): {} bytes to {}",
                 tunes.len(),
                 tunes.iter().map(Vec::len).sum::<usize>(),
                 corpus.skipped.len(),
@@ -776,6 +797,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tempo,
             infer_bars,
         } => {
+            not_an_input(&out, &[&prompt, model.as_deref().unwrap_or(&prompt)])?;
             let kind = EngineKind::ALL
                 .into_iter()
                 .find(|k| k.name() == engine)
@@ -926,5 +948,28 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("wrote {} and {}", mid.display(), wav.display());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writing over an input is refused under any name it goes by; a new file or another one is
+    /// fine.
+    #[test]
+    fn an_output_that_is_an_input_is_refused() {
+        let dir = std::env::temp_dir().join(format!("wavejam-cli-out-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let tune = dir.join("tune.mid");
+        std::fs::write(&tune, b"MThd").unwrap();
+        let other = dir.join("other.wav");
+        std::fs::write(&other, b"RIFF").unwrap();
+        let same = dir.join("sub/../tune.mid");
+        let err = not_an_input(&same, &[&other, &tune]).unwrap_err();
+        assert!(err.contains("would be overwritten"), "{err}");
+        assert!(not_an_input(&other, &[&tune]).is_ok());
+        assert!(not_an_input(&dir.join("new.wav"), &[&tune]).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -111,7 +111,7 @@ impl std::fmt::Display for EvalError {
             EvalError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             EvalError::NoTunes { dir, skipped } => write!(
                 f,
-                "no readable MIDI file under {} ({skipped} unreadable)",
+                "no MIDI file with notes under {} ({skipped} skipped: unreadable or without notes)",
                 dir.display()
             ),
         }
@@ -146,6 +146,12 @@ pub fn load_folder(dir: &Path, vocabulary: &Vocabulary) -> Result<Corpus, EvalEr
             .map_err(|e| e.to_string())
             .and_then(|bytes| read_tune(&bytes).map_err(|e| e.to_string()));
         match tune {
+            // NOTE: a tune without notes has nothing to score or learn (its bits per note would
+            // be 0 / 0).
+            Ok(tune) if tune.notes.is_empty() => corpus.skipped.push(Skipped {
+                path,
+                reason: "no notes".into(),
+            }),
             Ok(tune) => {
                 let name = path.strip_prefix(dir).unwrap_or(&path);
                 let name = name.to_string_lossy().into_owned();
@@ -315,7 +321,7 @@ impl EvalReport {
         if !self.skipped.is_empty() {
             let _ = writeln!(
                 out,
-                "warning: skipped {} unreadable files",
+                "warning: skipped {} files (unreadable or without notes)",
                 self.skipped.len()
             );
         }
@@ -711,6 +717,7 @@ mod tests {
         );
         write("data/broken.mid", b"MThd but not really");
         write("data/readme.txt", b"not a tune");
+        write("data/silent.mid", &to_smf_bytes(&[], 120.0, 0, &[]));
 
         let report = eval_folder(
             Training::Folder(&dir.0.join("train")),
@@ -720,13 +727,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(report.train_files, 4);
-        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped.len(), 2);
         assert!(report.skipped[0].path.ends_with("broken.mid"));
+        assert!(report.skipped[1].path.ends_with("silent.mid"));
+        assert_eq!(report.skipped[1].reason, "no notes");
         let names: Vec<&str> = report.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["unigram", "markov-ltm", "markov-stm", "markov"]);
         let notes = folk_tune(7).len() + chorale().len();
         assert!(report.rows.iter().all(|r| r.files == 2 && r.notes == notes));
-        assert!(report.table().contains("skipped 1 unreadable"));
+        assert!(report.table().contains("skipped 2 files"));
         assert!(report
             .table()
             .lines()

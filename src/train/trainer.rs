@@ -386,6 +386,20 @@ pub(crate) fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
     peak * (FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine)
 }
 
+/// The error of a training whose validation loss went to `loss` (not finite) in `epoch`:
+/// nothing of that epoch is written (the checkpoint stays the last good one), and the best
+/// model so far stays at `out` if one was written (`best` finite).
+pub(crate) fn diverged(epoch: usize, loss: f64, out: &Path, best: f64) -> String {
+    let kept = if best.is_finite() {
+        format!("the best model so far stays in {}", out.display())
+    } else {
+        "no model was written".into()
+    };
+    format!(
+        "training diverged in epoch {epoch} (validation loss {loss}); {kept}, and --resume goes on from the last epoch's checkpoint (try a smaller --lr)"
+    )
+}
+
 /// Draws an item in proportion to its count, and a place in it: a training window's tune (or
 /// recording) and its start.
 pub(crate) struct Proportional {
@@ -554,6 +568,14 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         }
         bar.finish_and_clear();
         let val = validation_bits(&model, &val_set, batch, &vocab, &device).map_err(candle_err)?;
+        if !val.is_finite() {
+            return Err(diverged(
+                state.epochs_done + 1,
+                val,
+                &opts.out,
+                state.best_validation_bits,
+            ));
+        }
         state.epochs_done += 1;
         state.seconds = prior_seconds + run_start.elapsed().as_secs_f64();
         let record = EpochRecord {
@@ -727,6 +749,7 @@ mod tests {
     use crate::models::wavenet::WaveNetKernel;
     use crate::music::midi_file::to_smf_bytes;
     use crate::music::Note;
+    use crate::test_kit::TempDir;
 
     #[test]
     fn items_are_drawn_in_proportion_to_their_counts() {
@@ -838,6 +861,25 @@ mod tests {
         );
         assert!(resumed.best_validation_bits <= report.best_validation_bits);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A learning rate that blows the weights up ends the run with an error that says so, and
+    /// writes no model.
+    #[test]
+    fn a_diverging_training_fails_and_writes_no_model() {
+        let dir = TempDir::new("wavejam-train-diverges");
+        write_corpus(&dir.0);
+        let mut opts = TrainOptions::new(&dir.0, dir.0.join("model.safetensors"));
+        opts.config = tiny_config();
+        opts.epochs = 2;
+        opts.batch = 4;
+        opts.seq_len = 48;
+        opts.lr = 1e300;
+        opts.steps_per_epoch = Some(3);
+        let err = train(&opts).unwrap_err();
+        assert!(err.contains("diverged in epoch 1"), "{err}");
+        assert!(err.contains("no model was written"), "{err}");
+        assert!(!opts.out.exists());
     }
 
     /// Two copies of one window give the gradients of one (the mean loss is the same), for every

@@ -25,8 +25,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::recordings::{dynamics, wav_files, Recording};
 use super::trainer::{
-    candle_err, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg, write_whole,
-    Proportional,
+    candle_err, diverged, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg,
+    write_whole, Proportional,
 };
 use super::voice::{new_voice, stft_loss, to_voice_file, Stft, VoiceWaveNet};
 use super::wavenet::init_seeded;
@@ -374,6 +374,14 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         }
         bar.finish_and_clear();
         let validation_loss = validate(&model)?;
+        if !validation_loss.is_finite() {
+            return Err(diverged(
+                state.epochs_done + 1,
+                validation_loss,
+                &opts.out,
+                state.best_validation_loss,
+            ));
+        }
         state.epochs_done += 1;
         state.seconds = prior_seconds + run_start.elapsed().as_secs_f64();
         let record = VoiceEpoch {
@@ -444,6 +452,7 @@ fn draw_window(
 mod tests {
     use super::*;
     use crate::lab::render::{write_wav, WavFormat};
+    use crate::test_kit::TempDir;
 
     /// Notes of a band-limited sawtooth, 0.5 s each at 24 kHz: (Hz, amplitude).
     fn tones(notes: &[(f32, f32)]) -> Vec<f32> {
@@ -459,6 +468,18 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    /// A voice small enough to train in a test.
+    fn tiny_config() -> VoiceConfig {
+        VoiceConfig {
+            residual_channels: 4,
+            gate_channels: 4,
+            skip_channels: 4,
+            head_channels: 4,
+            layers_per_stack: 3,
+            ..VoiceConfig::default()
+        }
     }
 
     #[test]
@@ -477,14 +498,7 @@ mod tests {
             write_wav(&path, &[&audio], 24_000.0, WavFormat::Float32).unwrap();
         }
         let mut opts = VoiceTrainOptions::new(dir.join("audio"), dir.join("voice.safetensors"));
-        opts.config = VoiceConfig {
-            residual_channels: 4,
-            gate_channels: 4,
-            skip_channels: 4,
-            head_channels: 4,
-            layers_per_stack: 3,
-            ..VoiceConfig::default()
-        };
+        opts.config = tiny_config();
         opts.epochs = 1;
         opts.batch = 2;
         opts.window = 2048;
@@ -513,5 +527,27 @@ mod tests {
             (2, report.history[0].validation_loss)
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A learning rate that blows the weights up ends the run with an error, no voice written.
+    #[test]
+    fn a_diverging_voice_training_fails_and_writes_no_voice() {
+        let dir = TempDir::new("wavejam-voice-diverges");
+        std::fs::create_dir_all(dir.0.join("audio")).unwrap();
+        for i in 0..2 {
+            let audio = tones(&[(220.0, 0.2), (330.0, 0.2)]);
+            let path = dir.0.join("audio").join(format!("{i}.wav"));
+            write_wav(&path, &[&audio], 24_000.0, WavFormat::Float32).unwrap();
+        }
+        let mut opts = VoiceTrainOptions::new(dir.0.join("audio"), dir.0.join("v.safetensors"));
+        opts.config = tiny_config();
+        opts.epochs = 1;
+        opts.batch = 2;
+        opts.window = 2048;
+        opts.lr = 1e300;
+        opts.steps_per_epoch = Some(2);
+        let err = train_voice(&opts).unwrap_err();
+        assert!(err.contains("diverged in epoch 1"), "{err}");
+        assert!(!opts.out.exists());
     }
 }

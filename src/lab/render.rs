@@ -132,7 +132,18 @@ pub fn render(setup: &RenderSetup) -> Rendered {
         .iter()
         .find(|n| n.sample >= from && n.velocity.is_some())
         .map_or(0, |n| n.sample);
-    let audio = std::mem::take(&mut host.audio);
+    // A host takes the latency the plugin reports off what it bounces (its voice runs that far
+    // behind the notes), so the audio lines up with the notes.
+    let latency = host
+        .plugin
+        .status()
+        .voice_slot
+        .latency_samples
+        .load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let audio = std::mem::take(&mut host.audio).map(|mut channel| {
+        channel.drain(..latency.min(channel.len()));
+        channel
+    });
     Rendered {
         answer,
         answer_start_beat: answer_start_sample as f64 / spb,

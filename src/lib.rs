@@ -326,6 +326,11 @@ impl Plugin for WaveJam {
             self.status.session_revision.fetch_add(1, Ordering::Relaxed);
         }
         self.restart_asked = false;
+        if let Some(audio) = &mut self.audio {
+            // Voices handed over but never taken (the host stopped processing first) would
+            // replace the one the project names now.
+            audio.sound.drop_handovers();
+        }
         self.restore_voice(buffer_config.sample_rate);
         if let Some(audio) = &mut self.audio {
             audio.sound.select(self.params.voice.value());
@@ -358,6 +363,9 @@ impl Plugin for WaveJam {
         if let Some(mut generator) = self.generator.take() {
             self.parked = generator.stop();
         }
+        // Voice files loaded while inactive are only recorded: activation builds the one the
+        // project names.
+        self.status.voice_slot.set_host_rate(0.0);
     }
 
     fn process(

@@ -194,6 +194,12 @@ impl Sound {
         self.align();
     }
 
+    /// Drops the custom voices the panel handed over that the audio thread has not taken
+    /// (activation, before the project's voice is restored). Frees them: not on the audio thread.
+    pub fn drop_handovers(&mut self) {
+        while self.ends.from_panel.pop().is_ok() {}
+    }
+
     /// The voice parameter for this block: a change releases what the old voice plays.
     pub fn select(&mut self, choice: VoiceChoice) {
         if choice == self.choice {
@@ -224,7 +230,7 @@ impl Sound {
 
     /// How far every voice runs behind its notes, in host samples: the same whichever plays
     /// (a change of latency makes hosts restart the plugin, which cuts the notes). Changes only
-    /// with the custom voice installed, when its own latency is the longest.
+    /// when a custom voice whose own latency is the longest arrives or leaves.
     pub fn latency(&self) -> usize {
         self.latency
     }

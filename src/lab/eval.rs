@@ -128,7 +128,7 @@ impl std::error::Error for EvalError {
 }
 
 /// Every `.mid` / `.midi` file under `dir` (recursively, in path order) as a tune; files that
-/// cannot be read or parsed are skipped and listed.
+/// cannot be read or parsed, or hold no notes, are skipped and listed.
 ///
 /// # Errors
 /// If `dir` itself cannot be listed.

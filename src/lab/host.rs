@@ -548,6 +548,37 @@ mod voice_tests {
         assert!(line.text.contains("changed"), "{}", line.text);
     }
 
+    /// A voice file handed over that the audio thread never took (the host stopped processing,
+    /// then deactivated the plugin) does not replace, at the next activation, the voice the
+    /// project names by then; a file loaded while inactive is recorded for that activation.
+    #[test]
+    fn voices_never_taken_give_way_to_the_projects_at_activation() {
+        let dir = TempDir::new("stale-voices");
+        let write = |name: &str| {
+            let path = dir.0.join(name);
+            std::fs::write(&path, FLUTE_VOICE).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let (old, new) = (write("old.safetensors"), write("new.safetensors"));
+        let mut host = Host::new(RATE, 256, true);
+        host.run(1024, 256);
+        let status = host.plugin.status.clone();
+        let params = host.plugin.params.clone();
+        status
+            .voice_slot
+            .load_file(&old, &params.voice_file)
+            .unwrap();
+        host.plugin.deactivate();
+        status
+            .voice_slot
+            .load_file(&new, &params.voice_file)
+            .unwrap();
+        host.activate();
+        host.run(1024, 256);
+        let playing = host.plugin.audio.as_ref().unwrap().sound.custom();
+        assert_eq!(playing.and_then(|c| c.choice.path.as_deref()), Some(&*new));
+    }
+
     /// A project or preset loaded into a playing plugin (the host sets its state while it
     /// processes) takes over whole: the plugin asks the host for a restart, once, and comes back
     /// with the loaded voice and session.

@@ -245,30 +245,21 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
             }
             let slot = (channel.as_int(), key);
             if let Some((start, velocity)) = open.remove(&slot) {
-                if tick > start {
-                    notes.push(Note {
-                        pitch: key,
-                        velocity,
-                        onset_beats: start as f64 / ppq,
-                        duration_beats: (tick - start) as f64 / ppq,
-                    });
-                }
+                notes.extend(held_note(key, velocity, start, tick, ppq));
             }
             if vel > 0 {
                 open.insert(slot, (tick, vel));
             }
         }
         // A note still held when its track ends lasts to the end (some files leave the last
-        // note-off out).
+        // note-off out), which must be within the longest tune too.
+        if !open.is_empty() && tick as f64 / ppq > MAX_TUNE_BEATS {
+            return Err(MidiFileError::TooLong {
+                beats: tick as f64 / ppq,
+            });
+        }
         for ((_, key), (start, velocity)) in open {
-            if tick > start {
-                notes.push(Note {
-                    pitch: key,
-                    velocity,
-                    onset_beats: start as f64 / ppq,
-                    duration_beats: (tick - start) as f64 / ppq,
-                });
-            }
+            notes.extend(held_note(key, velocity, start, tick, ppq));
         }
     }
     notes.sort_by(|a, b| {
@@ -284,6 +275,17 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
         signatures,
         meter,
         tempo_bpm: tempo.map_or(120.0, |(_, bpm)| bpm),
+    })
+}
+
+/// The note `key` struck at tick `start` and let go at `end` (`ppq` ticks a beat); none if it
+/// has no length.
+fn held_note(key: u8, velocity: u8, start: u64, end: u64, ppq: f64) -> Option<Note> {
+    (end > start).then(|| Note {
+        pitch: key,
+        velocity,
+        onset_beats: start as f64 / ppq,
+        duration_beats: (end - start) as f64 / ppq,
     })
 }
 
@@ -496,6 +498,23 @@ mod tests {
         bytes
     }
 
+    /// A one-track file of `events` (delta ticks, kind) at `ppq` ticks a beat.
+    fn track_file(ppq: u16, events: &[(u32, TrackEventKind<'static>)]) -> Vec<u8> {
+        let smf = Smf {
+            header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(ppq))),
+            tracks: vec![events
+                .iter()
+                .map(|&(delta, kind)| TrackEvent {
+                    delta: u28::new(delta),
+                    kind,
+                })
+                .collect()],
+        };
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        bytes
+    }
+
     /// Files a parser takes but no tune has — no time base, a tempo of 0, a note days in — are
     /// refused with the reason, not read into infinite or enormous times.
     #[test]
@@ -529,28 +548,26 @@ mod tests {
                 vel: u7::new(90),
             },
         };
-        let track = [
-            (0, on(60)),
-            (480, on(64)),
-            (240, TrackEventKind::Meta(MetaMessage::Text(b"end"))),
-            (0, on(67)),
-            (0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
-        ]
-        .map(|(delta, kind)| TrackEvent {
-            delta: u28::new(delta),
-            kind,
-        });
-        let smf = Smf {
-            header: Header::new(Format::SingleTrack, Timing::Metrical(u15::new(480))),
-            tracks: vec![track.to_vec()],
-        };
-        let mut bytes = Vec::new();
-        smf.write_std(&mut bytes).unwrap();
+        let bytes = track_file(
+            480,
+            &[
+                (0, on(60)),
+                (480, on(64)),
+                (240, TrackEventKind::Meta(MetaMessage::Text(b"end"))),
+                (0, on(67)),
+                (0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+            ],
+        );
         let notes = read_notes(&bytes).unwrap();
         let read: Vec<(u8, f64, f64)> = notes
             .iter()
             .map(|n| (n.pitch, n.onset_beats, n.duration_beats))
             .collect();
         assert_eq!(read, [(60, 0.0, 1.5), (64, 1.0, 0.5)]);
+        // Held to an end days away: refused as any note that far in.
+        let rest = TrackEventKind::Meta(MetaMessage::Text(b"rest"));
+        let bytes = track_file(1, &[(0, on(60)), (u28::max_value().as_int(), rest)]);
+        let far = read_tune(&bytes);
+        assert!(matches!(far, Err(MidiFileError::TooLong { .. })), "{far:?}");
     }
 }

@@ -387,16 +387,19 @@ pub(crate) fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
 }
 
 /// The error of a training whose validation loss went to `loss` (not finite) in `epoch`:
-/// nothing of that epoch is written (the checkpoint stays the last good one), and the best
+/// nothing of that epoch is written (a checkpoint stays the last good epoch's), and the best
 /// model so far stays at `out` if one was written (`best` finite).
 pub(crate) fn diverged(epoch: usize, loss: f64, out: &Path, best: f64) -> String {
     let kept = if best.is_finite() {
-        format!("the best model so far stays in {}", out.display())
+        format!(
+            "the best model so far stays in {}, and --resume goes on from the last good epoch",
+            out.display()
+        )
     } else {
         "no model was written".into()
     };
     format!(
-        "training diverged in epoch {epoch} (validation loss {loss}); {kept}, and --resume goes on from the last epoch's checkpoint (try a smaller --lr)"
+        "training diverged in epoch {epoch} (validation loss {loss}); {kept} (try a smaller --lr)"
     )
 }
 

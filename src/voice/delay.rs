@@ -36,8 +36,13 @@ impl Delay {
     }
 
     /// Delays by `samples` from now on (at most [`MOST_DELAY_S`]'s worth; more is cut to it).
+    /// A new delay starts from silence (the line does not keep what passed at no delay).
     pub fn set_delay(&mut self, samples: usize) {
-        self.delay = samples.min(self.ring.len() - 1);
+        let delay = samples.min(self.ring.len() - 1);
+        if delay != self.delay {
+            self.delay = delay;
+            self.clear();
+        }
     }
 
     /// The delay, in samples.
@@ -106,6 +111,21 @@ mod tests {
         delay.process(&mut after);
         assert!(after[..10].iter().all(|&x| x == 0.0), "{after:?}");
         assert!(after[10..].iter().all(|&x| x == 1.0));
+    }
+
+    /// A line that passed samples through at no delay gives silence, not what it held before,
+    /// once it delays again.
+    #[test]
+    fn a_new_delay_starts_from_silence() {
+        let mut delay = Delay::new(48_000.0);
+        delay.set_delay(5);
+        delay.process(&mut ramp(20));
+        delay.set_delay(0);
+        delay.process(&mut ramp(20));
+        delay.set_delay(5);
+        let mut out = vec![1.0; 10];
+        delay.process(&mut out);
+        assert!(out[..5].iter().all(|&x| x == 0.0), "{out:?}");
     }
 
     #[test]

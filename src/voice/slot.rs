@@ -84,12 +84,12 @@ pub fn rings() -> (PanelEnds, AudioEnds) {
 #[derive(Debug, Default)]
 pub struct VoiceSlot {
     ends: Mutex<Option<PanelEnds>>,
-    /// The host's rate, Hz, while activated (0 before).
+    /// The host's rate, Hz, while activated (0 before and while inactive).
     host_rate_hz: AtomicU32,
     line: Mutex<ModelLine>,
     /// Times a neural voice missed its block's deadline and the synth took over its line.
     pub fallbacks: AtomicU64,
-    /// The latency of the voice playing, in host samples (reported to the host).
+    /// How far every voice runs behind its notes, in host samples (reported to the host).
     pub latency_samples: AtomicU32,
 }
 
@@ -100,7 +100,7 @@ impl VoiceSlot {
         self.set_host_rate(host_rate_hz);
     }
 
-    /// The host's rate changed (a new activation).
+    /// The host's rate changed (a new activation; 0 on deactivation).
     pub fn set_host_rate(&self, host_rate_hz: f32) {
         self.host_rate_hz
             .store(host_rate_hz.max(0.0).round() as u32, Ordering::Release);
@@ -260,6 +260,13 @@ mod tests {
         slot.unload(&choice);
         assert!(slot.line().error.is_some(), "no room for the unload either");
         assert_eq!(choice.lock().unwrap().path.as_deref(), Some(&*paths[1]));
+        // Inactive, loads are recorded for the next activation to build.
+        slot.set_host_rate(0.0);
+        slot.load_file(&paths[2], &choice).unwrap();
+        assert_eq!(choice.lock().unwrap().path.as_deref(), Some(&*paths[2]));
+        slot.load_file(&paths[0], &choice).unwrap();
+        assert!(slot.line().error.is_none());
+        slot.set_host_rate(48_000.0);
         // The host plays a block: the audio thread takes one, and there is room again.
         let first = audio.from_panel.pop().unwrap().unwrap();
         assert_eq!(first.choice.path.as_deref(), Some(&*paths[0]));

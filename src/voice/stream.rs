@@ -392,6 +392,26 @@ mod tests {
         }
     }
 
+    /// Lined up with a longer latency, a stream plays the same samples that much later, in any
+    /// blocks, at the voice's own rate too (where it has no latency of its own); a latency
+    /// shorter than its own leaves it as it is.
+    #[test]
+    fn a_stream_lined_up_on_a_longer_latency_plays_the_same_samples_later() {
+        let file = fiddle();
+        for rate in [48_000.0, 24_000.0] {
+            let mut own = VoiceStream::new(&file, rate);
+            let reference = play(&mut own, PHRASE, &[64], 20_000);
+            let mut lined_up = VoiceStream::new(&file, rate);
+            lined_up.set_latency(lined_up.own_latency() + 100);
+            assert_eq!(lined_up.latency(), own.latency() + 100, "{rate} Hz");
+            let later = play(&mut lined_up, PHRASE, &[1, 511, 17, 96], 20_000);
+            assert!(later[..100].iter().all(|&x| x == 0.0), "{rate} Hz");
+            assert!(later[100..] == reference[..20_000 - 100], "{rate} Hz");
+            lined_up.set_latency(0);
+            assert_eq!(lined_up.latency(), own.latency(), "{rate} Hz");
+        }
+    }
+
     /// After its release a voice stops rendering, outputs exact silence, and its next note
     /// sounds as from a fresh stream.
     #[test]

@@ -482,8 +482,8 @@ fn chunk<const L: usize>(data: &[f32], start: usize) -> [f32; L] {
 }
 
 /// One tile of [`product`]: rows `first..first + OT` of `out`, `TC` chunks of `L` samples from
-/// `out_at` (the tile's first sample), from the inputs at `x`'s starts (moved to the tile's first sample), accumulated in
-/// registers.
+/// `out_at` (the tile's first sample), from the inputs at `x`'s starts (moved to the tile's
+/// first sample), accumulated in registers.
 #[inline(always)]
 fn tile<const L: usize, const FMA: bool, const OT: usize, const N: usize, const TC: usize>(
     out: &mut [f32],

@@ -26,6 +26,11 @@ pub enum MidiFileError {
     Tempo { bpm: f64 },
     /// A note ending past [`MAX_TUNE_BEATS`].
     TooLong { beats: f64 },
+    /// Track `track` (from 1) stops short of its end: the file was cut off, or an event in it
+    /// cannot be read. Reading on would lose the rest of the track without a word.
+    CutShort { track: usize, events_read: usize },
+    /// The header names more tracks than the file holds (a file cut off between tracks).
+    MissingTracks { declared: usize, found: usize },
 }
 
 impl std::fmt::Display for MidiFileError {
@@ -44,6 +49,14 @@ impl std::fmt::Display for MidiFileError {
             MidiFileError::TooLong { beats } => write!(
                 f,
                 "a note ends {beats:.0} beats in (the latest read is {MAX_TUNE_BEATS})"
+            ),
+            MidiFileError::CutShort { track, events_read } => write!(
+                f,
+                "track {track} stops short after {events_read} events (a cut-off or corrupt file)"
+            ),
+            MidiFileError::MissingTracks { declared, found } => write!(
+                f,
+                "the header names {declared} tracks but the file holds {found} (a cut-off file)"
             ),
         }
     }
@@ -188,7 +201,7 @@ pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, MidiFileError> {
 /// meter they set; an error for a file without a time base, with a tempo outside [`FILE_BPM`],
 /// or with notes past [`MAX_TUNE_BEATS`].
 pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
-    let smf = Smf::parse(bytes)?;
+    let smf = parse_whole(bytes)?;
     let ppq = match smf.header.timing {
         Timing::Metrical(ppq) => ppq.as_int().max(1) as f64,
         // SMPTE files: treat 1 second as 2 beats (120 BPM), the MIDI default.
@@ -276,6 +289,83 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
         meter,
         tempo_bpm: tempo.map_or(120.0, |(_, bpm)| bpm),
     })
+}
+
+/// Every track of a MIDI file, read to its end, or an error where the file stops short.
+///
+/// midly reads leniently (its `strict` feature is off, as files in the wild need): a track cut
+/// off or holding an unreadable event ends there without an error. Here an event that cannot be
+/// read, a last track that runs past the end of the file without its end-of-track event, or
+/// missing tracks are errors. A length that overstates a complete last track (it ends with its
+/// end-of-track event) and unknown chunks are taken, as the lenient reader takes them.
+fn parse_whole(bytes: &[u8]) -> Result<Smf<'_>, MidiFileError> {
+    let (header, tracks) = midly::parse(bytes)?;
+    let mut smf = Smf::new(header);
+    for (index, track) in tracks.enumerate() {
+        let mut events = track?;
+        let mut read = Vec::new();
+        loop {
+            let unread = events.unread().len();
+            match events.next() {
+                Some(event) => read.push(event?),
+                // The lenient reader ends a track at an event it cannot read.
+                None if unread > 0 => {
+                    return Err(MidiFileError::CutShort {
+                        track: index + 1,
+                        events_read: read.len(),
+                    })
+                }
+                None => break,
+            }
+        }
+        smf.tracks.push(read);
+    }
+    let ended = |track: &Vec<TrackEvent>| {
+        track
+            .last()
+            .is_some_and(|e| e.kind == TrackEventKind::Meta(MetaMessage::EndOfTrack))
+    };
+    if last_track_runs_past_the_end(bytes) && !smf.tracks.last().is_some_and(ended) {
+        return Err(MidiFileError::CutShort {
+            track: smf.tracks.len(),
+            events_read: smf.tracks.last().map_or(0, Vec::len),
+        });
+    }
+    let declared = declared_tracks(bytes);
+    if declared > smf.tracks.len() {
+        return Err(MidiFileError::MissingTracks {
+            declared,
+            found: smf.tracks.len(),
+        });
+    }
+    Ok(smf)
+}
+
+/// The chunks of a MIDI file: (id, declared length, bytes of it the file holds).
+fn chunks(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], usize, usize)> + '_ {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let id: [u8; 4] = rest.get(..4)?.try_into().ok()?;
+        let length = u32::from_be_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
+        let held = length.min(rest.len() - 8);
+        rest = &rest[8 + held..];
+        Some((id, length, held))
+    })
+}
+
+/// How many tracks the header (the file's first chunk) names.
+fn declared_tracks(bytes: &[u8]) -> usize {
+    bytes
+        .get(10..12)
+        .map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])))
+}
+
+/// Whether the last track chunk's length runs past the end of the file.
+fn last_track_runs_past_the_end(bytes: &[u8]) -> bool {
+    chunks(bytes)
+        .filter(|(id, ..)| id == b"MTrk")
+        .last()
+        .is_some_and(|(_, length, held)| held < length)
 }
 
 /// The note `key` struck at tick `start` and let go at `end` (`ppq` ticks a beat); none if it
@@ -569,5 +659,81 @@ mod tests {
         let bytes = track_file(1, &[(0, on(60)), (u28::max_value().as_int(), rest)]);
         let far = read_tune(&bytes);
         assert!(matches!(far, Err(MidiFileError::TooLong { .. })), "{far:?}");
+    }
+
+    /// A file cut off anywhere, or with an event that cannot be read, is refused: midly's lenient
+    /// reader would read it in part without a word. A complete last track whose length says
+    /// more than the file holds is read, as the lenient reader reads it.
+    #[test]
+    fn a_cut_off_or_corrupt_file_is_refused_not_read_in_part() {
+        let note = |key: u8| -> Vec<TrackEvent<'static>> {
+            let (channel, key, vel) = (u4::new(0), u7::new(key), u7::new(90));
+            let on = MidiMessage::NoteOn { key, vel };
+            let off = MidiMessage::NoteOff { key, vel };
+            [
+                (
+                    0,
+                    TrackEventKind::Midi {
+                        channel,
+                        message: on,
+                    },
+                ),
+                (
+                    480,
+                    TrackEventKind::Midi {
+                        channel,
+                        message: off,
+                    },
+                ),
+                (0, TrackEventKind::Meta(MetaMessage::EndOfTrack)),
+            ]
+            .into_iter()
+            .map(|(delta, kind)| TrackEvent {
+                delta: u28::new(delta),
+                kind,
+            })
+            .collect()
+        };
+        let smf = Smf {
+            header: Header::new(Format::Parallel, Timing::Metrical(u15::new(480))),
+            tracks: vec![note(60), note(64)],
+        };
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        let pitches = |bytes: &[u8]| -> Vec<u8> {
+            read_notes(bytes).unwrap().iter().map(|n| n.pitch).collect()
+        };
+        assert_eq!(pitches(&bytes), [60, 64]);
+        // Every cut loses something but the last byte: the end-of-track event's length, 0,
+        // which the lenient reader reads without.
+        for cut in 0..bytes.len() - 1 {
+            let read = read_tune(&bytes[..cut]);
+            assert!(
+                read.is_err(),
+                "cut to {cut} of {} bytes: {read:?}",
+                bytes.len()
+            );
+        }
+        assert_eq!(pitches(&bytes[..bytes.len() - 1]), [60, 64]);
+        let missing = read_tune(&bytes[..bytes.len() - 4])
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("track 2 stops short"), "{missing}");
+
+        // The first track's note-on status byte made a data byte, with no status to run on.
+        let mut corrupt = bytes.clone();
+        assert_eq!(corrupt[23], 0x90);
+        corrupt[23] = 60;
+        let read = read_tune(&corrupt);
+        assert!(
+            matches!(read, Err(MidiFileError::CutShort { track: 1, .. })),
+            "{read:?}"
+        );
+
+        let last = bytes.windows(4).rposition(|w| w == b"MTrk").unwrap();
+        let length = u32::from_be_bytes(bytes[last + 4..last + 8].try_into().unwrap());
+        let mut overstated = bytes.clone();
+        overstated[last + 4..last + 8].copy_from_slice(&(length + 10).to_be_bytes());
+        assert_eq!(pitches(&overstated), [60, 64]);
     }
 }

@@ -4,6 +4,23 @@
 
 use crate::models::container::TensorSpec;
 
+/// Most floats a WaveNet's running state (its layers' histories) may take: 64 MiB. WaveJam's
+/// models and voices take under 1 MiB; a file whose sizes ask for gigabytes (a few MB of weights
+/// can, through long dilations) would take the host's memory when it is built.
+pub const MAX_STATE_FLOATS: usize = 16 << 20;
+
+/// An error naming the size when a running state of `floats` is over [`MAX_STATE_FLOATS`].
+pub fn check_state_size(floats: usize) -> Result<(), String> {
+    if floats > MAX_STATE_FLOATS {
+        return Err(format!(
+            "its running state would take {} MiB (at most {} MiB)",
+            floats / (1 << 18),
+            MAX_STATE_FLOATS / (1 << 18)
+        ));
+    }
+    Ok(())
+}
+
 /// A WaveNet's stack of dilated layers, from its configuration's two numbers.
 pub trait DilatedStack {
     /// Layers per stack.

@@ -547,3 +547,18 @@ fn relu(y: &mut [f32]) {
         *v = v.max(0.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figure a voice file's sizes are checked against is what the kernel allocates.
+    #[test]
+    fn the_configs_state_size_is_what_the_kernel_keeps() {
+        let file = VoiceFile::parse(crate::assets::FLUTE_VOICE).unwrap();
+        let kernel = VoiceKernel::new(&file);
+        let kept: usize = kernel.layers.iter().map(|l| l.signal.len()).sum();
+        assert_eq!(kept, file.config.state_floats());
+        assert_eq!(kernel.layers.len(), file.config.layers());
+    }
+}

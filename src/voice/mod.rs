@@ -144,7 +144,14 @@ impl VoiceConfig {
                 self.sample_rate
             ));
         }
-        Ok(())
+        crate::models::stack::check_state_size(self.state_floats())
+    }
+
+    /// Floats of the kernel's running state: each layer keeps C channels of twice its dilation
+    /// plus two blocks of past signal (see `kernel::Layer`).
+    pub fn state_floats(&self) -> usize {
+        let per_channel = 2 * (self.receptive_field() - 1) + 2 * kernel::BLOCK * self.layers();
+        per_channel.saturating_mul(self.residual_channels)
     }
 }
 
@@ -256,5 +263,23 @@ mod tests {
             ..dynamics
         };
         assert_eq!(flat.loudness_db(64, 90), flat.loudness_db(64, 30));
+    }
+
+    /// A voice of a few MB of weights can ask for gigabytes of signal history through many
+    /// long-dilation layers: refused before anything is built.
+    #[test]
+    fn a_config_whose_state_would_take_gigabytes_is_refused() {
+        let long = VoiceConfig {
+            residual_channels: 256,
+            gate_channels: 1,
+            skip_channels: 1,
+            head_channels: 1,
+            layers_per_stack: 14,
+            stacks: 256,
+            ..VoiceConfig::default()
+        };
+        let error = long.validate().unwrap_err();
+        assert!(error.contains("MiB"), "{error}");
+        assert!(VoiceConfig::default().validate().is_ok());
     }
 }

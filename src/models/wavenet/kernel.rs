@@ -833,4 +833,12 @@ mod tests {
         assert_eq!(kernel.config(), &config);
         assert_eq!(kernel.vocabulary().len(), 353);
     }
+
+    /// The figure a model file's sizes are checked against is what the kernel allocates.
+    #[test]
+    fn the_configs_state_size_is_what_the_kernel_keeps() {
+        let kernel = WaveNetKernel::load(crate::assets::DEFAULT_WAVENET).unwrap();
+        let kept: usize = kernel.layers.iter().map(|l| l.history.len()).sum();
+        assert_eq!(kept, kernel.config.state_floats());
+    }
 }

@@ -162,7 +162,13 @@ impl WaveNetConfig {
         if self.layers() > 256 {
             return Err(format!("{} layers, more than 256", self.layers()));
         }
-        Ok(())
+        crate::models::stack::check_state_size(self.state_floats())
+    }
+
+    /// Floats of the kernel's running state: each layer keeps its dilation's worth of past
+    /// residual inputs (C each).
+    pub fn state_floats(&self) -> usize {
+        (self.receptive_field() - 1).saturating_mul(self.residual_channels)
     }
 }
 
@@ -213,6 +219,30 @@ mod tests {
             ..config
         };
         assert!(bad.validate().unwrap_err().contains("stacks"));
+    }
+
+    /// A few MB of weights can ask for gigabytes of history through long dilations: refused
+    /// before anything is built.
+    #[test]
+    fn a_config_whose_state_would_take_gigabytes_is_refused() {
+        let narrow = WaveNetConfig {
+            residual_channels: 4096,
+            gate_channels: 1,
+            skip_channels: 1,
+            head_channels: 1,
+            layers_per_stack: 16,
+            stacks: 16,
+            ..WaveNetConfig::default()
+        };
+        let error = narrow.validate().unwrap_err();
+        assert!(error.contains("16383 MiB"), "{error}");
+        // Dilations up to 32,768 events, far beyond any phrase: still built (48 MiB).
+        let deep = WaveNetConfig {
+            layers_per_stack: 16,
+            stacks: 4,
+            ..WaveNetConfig::default()
+        };
+        assert!(deep.validate().is_ok());
     }
 
     #[test]

@@ -84,6 +84,17 @@ impl ModelFile {
         let file = Opened::open(bytes, FORMAT_NAME, FORMAT_VERSION)?;
         let config: WaveNetConfig = file.validated(KEY_CONFIG, WaveNetConfig::validate)?;
         let vocabulary: Vocabulary = file.json(KEY_VOCABULARY)?;
+        let reads = Vocabulary::default();
+        if vocabulary != reads {
+            // The engines, the answerer and the listening all speak the default vocabulary.
+            return Err(ModelError::BadConfig {
+                reason: format!(
+                    "its time shifts run to {} ticks; WaveJam reads models whose run to {}",
+                    vocabulary.max_shift_ticks(),
+                    reads.max_shift_ticks()
+                ),
+            });
+        }
         if vocabulary.len() != config.vocab_size {
             return Err(ModelError::BadConfig {
                 reason: format!(
@@ -364,7 +375,7 @@ mod tests {
         );
         assert!(matches!(
             with(KEY_VOCABULARY, Some("{\"max_shift_ticks\": 48}")),
-            Err(ModelError::BadConfig { reason }) if reason.contains("305")
+            Err(ModelError::BadConfig { reason }) if reason.contains("run to 48 ticks")
         ));
         // No metadata at all.
         let bare = with_metadata(&tensors, &[]);

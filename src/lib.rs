@@ -320,9 +320,11 @@ impl Plugin for WaveJam {
         let mut parked = self.prepare(buffer_config.sample_rate);
         let loads = self.params.session.loads();
         if loads != self.loads_seen {
-            // A state was loaded: the generator starts from it, as on reopening the project.
+            // A state was loaded: the generator starts from it, as on reopening the project,
+            // not from a model the panel offered before it.
             self.loads_seen = loads;
             parked.worker = None;
+            self.status.model_slot.withdraw();
             self.status.session_revision.fetch_add(1, Ordering::Relaxed);
         }
         self.restart_asked = false;

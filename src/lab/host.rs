@@ -616,4 +616,46 @@ mod voice_tests {
             8
         );
     }
+
+    /// A model loaded in the panel that the generator never took (no answer came since) gives
+    /// way to the model of a project loaded after it: it would have played at the next answer
+    /// while the panel and the project named the project's.
+    #[test]
+    fn a_model_never_taken_gives_way_to_a_loaded_projects() {
+        use crate::models::wavenet::Precision;
+        use crate::test_kit::{random_model_bytes, small_config};
+        let dir = TempDir::new("stale-model");
+        let write = |name: &str, seed: u64| {
+            let path = dir.0.join(name);
+            let bytes = random_model_bytes(&small_config(), seed, Precision::Single);
+            std::fs::write(&path, bytes).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let (panel, project) = (
+            write("panel.safetensors", 1),
+            write("project.safetensors", 2),
+        );
+        let saved = {
+            let plugin = WaveJam::default();
+            let slot = &plugin.status.model_slot;
+            slot.load_file(&project, &plugin.params.model).unwrap();
+            plugin.params().serialize_fields()
+        };
+        let mut host = Host::new(RATE, 256, true);
+        host.run(4096, 256);
+        let status = host.plugin.status.clone();
+        status
+            .model_slot
+            .load_file(&panel, &host.plugin.params.model)
+            .unwrap();
+        host.plugin.params().deserialize_fields(&saved);
+        host.run(4096, 256);
+        assert_eq!(host.restarts, 1);
+        let named = host.plugin.params.model.lock().unwrap().path.clone();
+        assert_eq!(named.as_deref(), Some(&*project));
+        assert!(
+            status.model_slot.take().is_none(),
+            "the panel's model is still offered to the generator"
+        );
+    }
 }

@@ -143,6 +143,15 @@ impl ModelSlot {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Drops a model offered but not yet taken: a project loaded since names another (the
+    /// main thread, at activation, while no generator runs).
+    pub fn withdraw(&self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
     /// The model offered since the last call, if any (the generator thread; never blocks).
     pub fn take(&self) -> Option<Option<WaveNetKernel>> {
         self.pending.try_lock().ok()?.take()

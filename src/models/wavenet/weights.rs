@@ -385,6 +385,28 @@ mod tests {
         );
     }
 
+    /// A whole, consistent model of another vocabulary (its config and tensors sized for it)
+    /// is refused: the engines, the answerer and the listening speak the default one, and such
+    /// a model would fail at its first answer.
+    #[test]
+    fn a_model_of_another_vocabulary_is_refused() {
+        let other = Vocabulary::new(48);
+        let config = WaveNetConfig {
+            vocab_size: other.len(),
+            ..small_config()
+        };
+        let bytes = to_safetensors(
+            &config,
+            &other,
+            None,
+            Precision::Single,
+            &random_tensors(&config, 1),
+        )
+        .unwrap();
+        let error = ModelFile::parse(&bytes).unwrap_err().to_string();
+        assert!(error.contains("run to 48 ticks"), "{error}");
+    }
+
     #[test]
     fn wrong_shape_names_the_tensor_and_both_shapes() {
         let config = small_config();

@@ -242,16 +242,13 @@ impl Conductor {
         self.voices_release_at
     }
 
-    /// The host refused a note-on (`true`) or note-off (`false`) for this key.
-    pub fn host_refused(&mut self, channel: u8, key: u8, was_note_on: bool) {
+    /// The host refused `event` (its output queue was full): a note-on is not sounding there;
+    /// a note-off is retried at the next block.
+    pub fn host_refused(&mut self, event: &OutEvent) {
         self.status
             .host_refused_events
             .fetch_add(1, Ordering::Relaxed);
-        if was_note_on {
-            self.events.forget(channel, key);
-        } else {
-            self.events.retry_off(channel, key);
-        }
+        self.events.host_refused(event);
     }
 
     /// Keys sounding on the MIDI output right now.

@@ -1,12 +1,17 @@
 //! The notes WaveJam emits in one block, in time order, and which of them are sounding on the MIDI
-//! output (so every note-on gets exactly one note-off, whatever happens).
+//! output and on WaveJam's voice (so every note-on gets exactly one note-off, whatever happens).
 
 use crate::audio::synth::VoiceSource;
 
-/// Most events one block may emit. Half is reserved for note-offs, so a release of everything
-/// (at most 16 channels × 128 keys) always fits.
-pub const BLOCK_EVENT_CAPACITY: usize = 4096;
-const NOTE_ON_LIMIT: usize = BLOCK_EVENT_CAPACITY - 16 * 128;
+/// Every MIDI channel and key: 16 × 128.
+const KEYS: usize = 16 * 128;
+/// Most note-ons one block may emit; more are dropped (and counted).
+const NOTE_ON_LIMIT: usize = KEYS;
+/// Most events one block may emit. Every note-off clears one of the flags that say a note
+/// sounds (one a key on the MIDI output, one a key and source on the voice: 3 × [`KEYS`] at a
+/// block's start) or one a note-on of the block set (two each at most), and a note-on may bring
+/// a note-off for the key's last note: so a block's note-offs always fit, whatever comes in.
+pub const BLOCK_EVENT_CAPACITY: usize = NOTE_ON_LIMIT + 3 * KEYS + 2 * NOTE_ON_LIMIT;
 
 /// One note event for the host's MIDI output and/or WaveJam's own voice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +30,24 @@ pub struct OutEvent {
     pub audio: bool,
 }
 
-/// The block's output events plus the MIDI-output sounding table.
+/// The block's output events plus what sounds where.
 pub struct BlockEvents {
     events: Vec<OutEvent>,
-    /// `sounding[channel * 128 + key]`: a note-on was sent to the host and not yet released.
-    sounding: [bool; 16 * 128],
-    /// `voiced[channel * 128 + key]`: a note-on was sent to WaveJam's voice and not yet
-    /// released. Note-offs go out only for keys sounding on either side, so a block's note-offs
-    /// never outnumber the keys that can sound (a flood of note-offs for keys never struck takes
-    /// no room).
-    voiced: [bool; 16 * 128],
-    /// Note-offs the host refused (its queue was full), retried at the start of the next block.
-    refused: [bool; 16 * 128],
+    /// Note-ons emitted this block.
+    note_ons: usize,
+    /// `sounding[channel * 128 + key]`: who struck the note sent to the host there and not
+    /// yet released. The MIDI output has one note a key: a note-on there ends the last one,
+    /// whoever struck it.
+    sounding: [Option<VoiceSource>; KEYS],
+    /// `voiced[source][channel * 128 + key]`: a note-on from `source` was sent to WaveJam's
+    /// voice and not yet released. The voice keeps the player's and the answer's notes apart
+    /// (neither releases the other's), so a note-off reaches it only for its own source's key.
+    /// Note-offs go out only for notes sounding on either side, so a flood of note-offs for keys
+    /// never struck takes no room.
+    voiced: [[bool; KEYS]; 2],
+    /// Note-offs the host refused (its queue was full), with who struck the note, retried at
+    /// the start of the next block.
+    refused: [Option<VoiceSource>; KEYS],
     any_refused: bool,
     /// Note-ons refused because the block was full (shown in the panel).
     pub dropped_note_ons: u64,
@@ -46,9 +57,10 @@ impl Default for BlockEvents {
     fn default() -> Self {
         Self {
             events: Vec::with_capacity(BLOCK_EVENT_CAPACITY),
-            sounding: [false; 16 * 128],
-            voiced: [false; 16 * 128],
-            refused: [false; 16 * 128],
+            note_ons: 0,
+            sounding: [None; KEYS],
+            voiced: [[false; KEYS]; 2],
+            refused: [None; KEYS],
             any_refused: false,
             dropped_note_ons: 0,
         }
@@ -59,13 +71,13 @@ impl BlockEvents {
     /// Start a new block: note-offs the host refused last block go out first, at offset 0.
     pub fn clear(&mut self) {
         self.events.clear();
+        self.note_ons = 0;
         if std::mem::take(&mut self.any_refused) {
-            for slot in 0..self.refused.len() {
-                if std::mem::take(&mut self.refused[slot]) {
+            for slot in 0..KEYS {
+                if let Some(source) = self.refused[slot].take() {
                     // Still sounding there, even if a new note-on for it was refused since.
-                    self.sounding[slot] = true;
-                    let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
-                    self.push_off(0, VoiceSource::Answer, channel, key, false);
+                    self.sounding[slot] = Some(source);
+                    self.push_off(0, source, slot, false);
                 }
             }
         }
@@ -79,31 +91,38 @@ impl BlockEvents {
         (channel as usize & 15) * 128 + (key as usize & 127)
     }
 
-    /// Whether a note-on for `channel`/`key` is sounding on the MIDI output.
-    pub fn is_sounding(&self, channel: u8, key: u8) -> bool {
-        self.sounding[Self::slot(channel, key)]
+    fn voiced(&mut self, source: VoiceSource, slot: usize) -> &mut bool {
+        let side = match source {
+            VoiceSource::Player => 0,
+            VoiceSource::Answer => 1,
+        };
+        &mut self.voiced[side][slot]
     }
 
-    /// Emit a note-on. A key already sounding on the MIDI output is released first, so the host
-    /// never sees two note-ons without a note-off between them. Returns whether it was emitted.
+    /// Emit a note-on. A key already sounding on the MIDI output is released there first, so the
+    /// host never sees two note-ons without a note-off between them. Returns whether it was
+    /// emitted.
     pub fn note_on(&mut self, mut event: OutEvent) -> bool {
-        if self.events.len() >= NOTE_ON_LIMIT {
+        if self.note_ons >= NOTE_ON_LIMIT {
             self.dropped_note_ons += 1;
             return false;
         }
-        if event.midi && self.is_sounding(event.channel, event.key) {
-            self.push_off(event.offset, event.source, event.channel, event.key, false);
-        }
+        self.note_ons += 1;
         let slot = Self::slot(event.channel, event.key);
-        self.sounding[slot] |= event.midi;
-        self.voiced[slot] |= event.audio;
+        if let Some(struck_by) = self.sounding[slot].filter(|_| event.midi) {
+            self.push_off(event.offset, struck_by, slot, false);
+        }
+        if event.midi {
+            self.sounding[slot] = Some(event.source);
+        }
+        *self.voiced(event.source, slot) |= event.audio;
         event.velocity = Some(event.velocity.unwrap_or(100).clamp(1, 127));
         self.events.push(event);
         true
     }
 
-    /// Emit a note-off; each side (MIDI, and the voice if `audio`) is sent only if that key is
-    /// sounding there.
+    /// Emit `source`'s note-off: on the MIDI output if `source` struck the note sounding
+    /// there, and on the voice if `audio` and `source`'s note sounds there.
     pub fn note_off(
         &mut self,
         offset: u32,
@@ -112,25 +131,27 @@ impl BlockEvents {
         key: u8,
         audio: bool,
     ) {
-        self.push_off(offset, source, channel, key, audio);
+        self.push_off(offset, source, Self::slot(channel, key), audio);
     }
 
-    fn push_off(&mut self, offset: u32, source: VoiceSource, channel: u8, key: u8, audio: bool) {
-        let slot = Self::slot(channel, key);
-        let midi = std::mem::replace(&mut self.sounding[slot], false);
-        let audio = audio && std::mem::replace(&mut self.voiced[slot], false);
+    fn push_off(&mut self, offset: u32, source: VoiceSource, slot: usize, audio: bool) {
+        let midi = self.sounding[slot] == Some(source);
+        if midi {
+            self.sounding[slot] = None;
+        }
+        let audio = audio && std::mem::replace(self.voiced(source, slot), false);
         if !(midi || audio) {
             return;
         }
-        // NOTE: capacity is reserved for note-offs (at most one a key sounding), so this never
-        // reallocates.
+        // NOTE: the capacity holds every note-off a block can have (see
+        // `BLOCK_EVENT_CAPACITY`), so this never reallocates.
         debug_assert!(self.events.len() < BLOCK_EVENT_CAPACITY);
         if self.events.len() < BLOCK_EVENT_CAPACITY {
             self.events.push(OutEvent {
                 offset,
                 source,
-                channel,
-                key,
+                channel: (slot / 128) as u8,
+                key: (slot % 128) as u8,
                 velocity: None,
                 midi,
                 audio,
@@ -138,34 +159,33 @@ impl BlockEvents {
         }
     }
 
-    /// The host refused a note-on we sent: it is not sounding there.
-    pub fn forget(&mut self, channel: u8, key: u8) {
-        self.sounding[Self::slot(channel, key)] = false;
-    }
-
-    /// The host refused a note-off: the key is still sounding there; retry at the next block.
-    pub fn retry_off(&mut self, channel: u8, key: u8) {
-        let slot = Self::slot(channel, key);
-        self.sounding[slot] = true;
-        self.refused[slot] = true;
-        self.any_refused = true;
+    /// The host refused a note event we sent: a note-on is not sounding there; a note-off's note
+    /// still is, and its release is retried at the next block.
+    pub fn host_refused(&mut self, event: &OutEvent) {
+        let slot = Self::slot(event.channel, event.key);
+        if event.velocity.is_some() {
+            self.sounding[slot] = None;
+        } else {
+            self.sounding[slot] = Some(event.source);
+            self.refused[slot] = Some(event.source);
+            self.any_refused = true;
+        }
     }
 
     /// Release every key sounding on the MIDI output at `offset` (the voice is released by the
     /// caller with `Synth::release_all`, so no key sounds there either).
     pub fn release_all_midi(&mut self, offset: u32) {
-        self.voiced = [false; 16 * 128];
-        for slot in 0..self.sounding.len() {
-            if self.sounding[slot] {
-                let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
-                self.push_off(offset, VoiceSource::Answer, channel, key, false);
+        self.voiced = [[false; KEYS]; 2];
+        for slot in 0..KEYS {
+            if let Some(source) = self.sounding[slot] {
+                self.push_off(offset, source, slot, false);
             }
         }
     }
 
     /// Number of keys sounding on the MIDI output.
     pub fn sounding_count(&self) -> usize {
-        self.sounding.iter().filter(|s| **s).count()
+        self.sounding.iter().filter(|s| s.is_some()).count()
     }
 }
 
@@ -244,7 +264,8 @@ mod tests {
         let mut events = BlockEvents::default();
         events.note_on(on(0, 60));
         events.note_off(9, VoiceSource::Answer, 0, 60, true);
-        events.retry_off(0, 60);
+        let off = events.as_slice()[1];
+        events.host_refused(&off);
         assert_eq!(events.sounding_count(), 1);
         events.clear();
         assert_eq!(events.as_slice().len(), 1);
@@ -312,12 +333,85 @@ mod tests {
         events.clear();
         // The host takes neither the release nor the new note-on (in the order they went).
         events.note_on(on(5, 60));
-        events.retry_off(0, 60);
-        events.forget(0, 60);
+        let (off, on) = (events.as_slice()[0], events.as_slice()[1]);
+        events.host_refused(&off);
+        events.host_refused(&on);
         events.clear();
         let offs = offs_of(&events, 60);
         assert_eq!(offs.len(), 1);
         assert!(offs[0].midi);
         assert_eq!(events.sounding_count(), 0);
+    }
+
+    /// The player and the answer strike one key on one channel, and let go in either order:
+    /// the voice releases each one's note with that one's note-off (it keeps them apart), and
+    /// the MIDI output, which has one note a key, never sees a note-on over a sounding note nor
+    /// a note left sounding.
+    #[test]
+    fn the_player_and_the_answer_on_one_key_each_release_their_own_note() {
+        use VoiceSource::{Answer, Player};
+        for first_off in [Answer, Player] {
+            let mut events = BlockEvents::default();
+            events.note_on(on(0, 60));
+            events.note_on(OutEvent {
+                source: Player,
+                ..on(10, 60)
+            });
+            let second_off = if first_off == Answer { Player } else { Answer };
+            events.note_off(20, first_off, 0, 60, true);
+            events.note_off(30, second_off, 0, 60, true);
+            // What the voice holds (by source) and the host hears, event by event.
+            let (mut held, mut host_sounding) = (Vec::new(), false);
+            for e in events.as_slice() {
+                if e.audio {
+                    match e.velocity {
+                        Some(_) => held.push(e.source),
+                        None => held.retain(|s| *s != e.source),
+                    }
+                }
+                if e.midi {
+                    assert_ne!(host_sounding, e.velocity.is_some(), "{e:?}");
+                    host_sounding = e.velocity.is_some();
+                }
+            }
+            assert!(held.is_empty(), "{first_off:?} first: {held:?} still held");
+            assert!(!host_sounding && events.sounding_count() == 0);
+        }
+    }
+
+    /// A block of note-ons (each striking a key already sounding, so bringing a note-off) and
+    /// then a release of everything still fits: no note-off is lost.
+    #[test]
+    fn the_most_note_ons_a_block_takes_leave_room_for_every_note_off() {
+        let mut events = BlockEvents::default();
+        // Every key sounds on the voice for both sources, and on the MIDI output.
+        for source in [VoiceSource::Answer, VoiceSource::Player] {
+            for slot in 0..KEYS {
+                let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
+                events.note_on(OutEvent {
+                    channel,
+                    source,
+                    ..on(0, key)
+                });
+            }
+            events.clear();
+        }
+        for slot in 0..NOTE_ON_LIMIT + 5 {
+            let (channel, key) = (((slot / 128) % 16) as u8, (slot % 128) as u8);
+            events.note_on(OutEvent {
+                channel,
+                ..on(1, key)
+            });
+        }
+        for slot in 0..KEYS {
+            let (channel, key) = ((slot / 128) as u8, (slot % 128) as u8);
+            for source in [VoiceSource::Player, VoiceSource::Answer] {
+                events.note_off(2, source, channel, key, true);
+            }
+        }
+        assert_eq!(events.dropped_note_ons, 5);
+        assert_eq!(events.sounding_count(), 0);
+        assert!(events.voiced.iter().flatten().all(|v| !v));
+        assert!(events.as_slice().len() <= BLOCK_EVENT_CAPACITY);
     }
 }

@@ -99,15 +99,12 @@ impl AudioSide {
                 key: event.key,
             };
             match event.velocity {
-                Some(velocity) if event.audio => {
-                    self.sound.note_on(key, velocity as f32 / 127.0);
-                }
-                Some(_) => {}
+                _ if !event.audio => {}
+                Some(velocity) => self.sound.note_on(key, velocity as f32 / 127.0),
                 None => self.sound.note_off(key),
             }
             if event.midi && !send(&event) {
-                self.conductor
-                    .host_refused(event.channel, event.key, event.velocity.is_some());
+                self.conductor.host_refused(&event);
             }
         }
         if !released && release_at.is_some() {

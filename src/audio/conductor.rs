@@ -80,6 +80,15 @@ impl Default for Settings {
     }
 }
 
+/// A release of every note on WaveJam's voice within a block: at `offset`, after the block's
+/// events before `before_event` and before the others (a release in the middle of a block, as an
+/// offline bounce's wait can bring, comes after the notes struck at its offset before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoicesRelease {
+    pub before_event: usize,
+    pub offset: u32,
+}
+
 /// A note event from the player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputEvent {
@@ -152,8 +161,8 @@ pub struct Conductor {
     wait_deadline: Option<(u64, Instant)>,
     /// [`Status::generator_panics`] as last seen: a change means the requests in flight are lost.
     generator_panics_seen: u64,
-    /// Offset at which WaveJam's voice must release every voice in this block, if any.
-    voices_release_at: Option<u32>,
+    /// Where in this block WaveJam's voice must release every note, if anywhere.
+    voices_release: Option<VoicesRelease>,
     /// The player's own time (free tempo) of the latest answer that followed it: the Wait is in
     /// their beats. Forgotten when the transport plays or jumps.
     player: Option<PlayerTime>,
@@ -185,7 +194,7 @@ impl Conductor {
             restart_pending: false,
             wait_deadline: None,
             generator_panics_seen: 0,
-            voices_release_at: None,
+            voices_release: None,
             player: None,
         }
     }
@@ -237,9 +246,10 @@ impl Conductor {
         self.events.as_slice()
     }
 
-    /// Offset at which all voices must be released in the last block.
-    pub fn voices_release_at(&self) -> Option<u32> {
-        self.voices_release_at
+    /// Where the voice must release every note in the last block, if anywhere (the last such
+    /// release of the block).
+    pub fn voices_release(&self) -> Option<VoicesRelease> {
+        self.voices_release
     }
 
     /// The host refused `event` (its output queue was full): a note-on is not sounding there;
@@ -271,7 +281,7 @@ impl Conductor {
         inputs: impl IntoIterator<Item = InputEvent>,
     ) {
         self.events.clear();
-        self.voices_release_at = None;
+        self.voices_release = None;
         self.cursor = 0;
         self.time = self.clock.advance(host, samples);
         self.receive();
@@ -363,11 +373,14 @@ impl Conductor {
     /// Release every note on the MIDI output and the voice; an answer playing stops, an answer
     /// due is kept.
     fn release_sounding(&mut self, offset: u32) {
+        self.voices_release = Some(VoicesRelease {
+            before_event: self.events.as_slice().len(),
+            offset,
+        });
         if self.answer.is_playing() {
             self.release_answer(offset);
         }
         self.events.release_all_midi(offset);
-        self.voices_release_at = Some(offset);
     }
 
     /// Stop the answer, playing or due, and move on to a new serial (generation).
@@ -396,7 +409,8 @@ impl Conductor {
         let panics = self.status.generator_panics.load(Ordering::Acquire);
         if panics != self.generator_panics_seen {
             self.generator_panics_seen = panics;
-            self.release_everything(0);
+            // At the block's start, or where a bounce's wait for it stands.
+            self.release_everything(self.cursor);
         }
     }
 

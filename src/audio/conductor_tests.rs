@@ -307,7 +307,7 @@ fn transport_stop_releases_everything_in_that_block_and_the_clock_runs_on() {
     let events = rig.block(256, &[]);
     assert!(events.iter().all(|e| e.velocity.is_none() && e.offset == 0));
     assert_eq!(rig.conductor.midi_sounding(), 0);
-    assert_eq!(rig.conductor.voices_release_at(), Some(0));
+    assert_eq!(rig.conductor.voices_release().map(|r| r.offset), Some(0));
     let t = rig.conductor.time().start_beat;
     rig.block(24_000, &[]);
     assert!((rig.conductor.time().start_beat - t - 256.0 / SPB).abs() < 1e-9);
@@ -524,6 +524,50 @@ fn a_failed_generator_releases_everything_and_is_not_waited_for() {
     assert!(rig.answer_ons().is_empty());
     assert_eq!(rig.status.activity(), Activity::Listening);
     assert_eq!(rig.status.skipped_answers.load(Ordering::Relaxed), 0);
+}
+
+/// A generator that fails while a bounce waits for it in the middle of a block releases the
+/// voice there, after the block's notes before it (the MIDI output releases them there too):
+/// released at the block's start, a note struck before the wait would start again after the
+/// release and hang.
+#[test]
+fn a_generator_failing_during_a_bounces_wait_releases_where_it_failed() {
+    let mut rig = Rig::new();
+    rig.settings.offline = true;
+    rig.settings.thru = true;
+    rig.hold = true;
+    // One bounce block of a second: a phrase ends in it, and a note struck 1.25 beats after
+    // its end finds the answer due, waiting for the generator, which fails meanwhile.
+    let status = rig.status.clone();
+    let failing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        status.generator_panics.fetch_add(1, Ordering::AcqRel);
+    });
+    let events = rig.block(
+        48_000,
+        &[
+            InputEvent {
+                offset: 100,
+                ..on(60)
+            },
+            InputEvent {
+                offset: 1_000,
+                ..off(60)
+            },
+            InputEvent {
+                offset: 31_000,
+                ..on(62)
+            },
+        ],
+    );
+    failing.join().unwrap();
+    let release = rig.conductor.voices_release().expect("a release");
+    assert!(release.offset >= 1_000, "{release:?}");
+    assert!(release.before_event >= 2, "{release:?}: {events:?}");
+    let struck = events
+        .iter()
+        .position(|e| e.key == 62 && e.velocity.is_some());
+    assert!(struck.is_some_and(|i| i >= release.before_event));
 }
 
 #[test]

@@ -79,20 +79,21 @@ impl AudioSide {
         self.sound.take_handover();
         self.sound.select(voice);
         let mut rendered = 0usize;
-        let release_at = self.conductor.voices_release_at();
-        let mut released = false;
-        for i in 0..self.conductor.events().len() {
-            let event = self.conductor.events()[i];
+        let release = self.conductor.voices_release();
+        let events = self.conductor.events().len();
+        for i in 0..=events {
+            if let Some(release) = release.filter(|r| r.before_event == i) {
+                let at = (release.offset as usize).min(samples).max(rendered);
+                self.render_to(left, right, &mut rendered, at);
+                self.sound.release_all();
+            }
+            let Some(&event) = self.conductor.events().get(i) else {
+                break;
+            };
             // NOTE: the conductor emits its events in time order; `max` keeps a slip from
             // slicing backwards.
             let offset = (event.offset as usize).min(samples).max(rendered);
-            self.sound
-                .render(&mut left[rendered..offset], &mut right[rendered..offset]);
-            rendered = offset;
-            if !released && release_at.is_some_and(|at| at as usize <= offset) {
-                self.sound.release_all();
-                released = true;
-            }
+            self.render_to(left, right, &mut rendered, offset);
             let key = VoiceKey {
                 source: event.source,
                 channel: event.channel,
@@ -107,11 +108,15 @@ impl AudioSide {
                 self.conductor.host_refused(&event);
             }
         }
-        if !released && release_at.is_some() {
-            self.sound.release_all();
-        }
-        self.sound
-            .render(&mut left[rendered..samples], &mut right[rendered..samples]);
+        self.render_to(left, right, &mut rendered, samples);
         self.sound.end_block(samples, realtime)
+    }
+
+    /// Renders the voice from `rendered` to `to` (both sample offsets in the block) and moves
+    /// `rendered` there.
+    fn render_to(&mut self, left: &mut [f32], right: &mut [f32], rendered: &mut usize, to: usize) {
+        self.sound
+            .render(&mut left[*rendered..to], &mut right[*rendered..to]);
+        *rendered = to;
     }
 }

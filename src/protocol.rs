@@ -50,6 +50,9 @@ pub struct Request {
     pub scale: ScaleLock,
     /// How much of the player's groove the answer plays with (0 on the grid, 1 all of it).
     pub feel: f32,
+    /// The host renders offline: the answer waits for the engines' long-term memory if it is
+    /// still being built, so a bounce right after the project opens answers as later ones do.
+    pub offline: bool,
 }
 
 /// What an answer continues.

@@ -228,5 +228,6 @@ pub fn request(engine: EngineChoice) -> Request {
         source: Source::Phrase,
         scale: ScaleLock::Off,
         feel: 1.0,
+        offline: false,
     }
 }

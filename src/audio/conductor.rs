@@ -27,6 +27,9 @@ pub const ANSWER_CHANNEL: u8 = 0;
 /// Longest an offline bounce waits for the generator, in all, for one answer before it goes on
 /// without it.
 pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
+/// Longest an offline bounce waits for one answer while the engines' long-term memory is still
+/// being built (a few seconds of one core after the first activation): the answer waits for it.
+pub const OFFLINE_WARM_UP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Parameter values for one block.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,8 +160,8 @@ pub struct Conductor {
     /// Processing restarted (`reset()`, activation): at the start of the next block, release
     /// what sounds but keep the answer due.
     restart_pending: bool,
-    /// The answer serial the offline wait is for, and when it gives up on it.
-    wait_deadline: Option<(u64, Instant)>,
+    /// The answer serial the offline wait is for, and when the wait for it began.
+    wait_began: Option<(u64, Instant)>,
     /// [`Status::generator_panics`] as last seen: a change means the requests in flight are lost.
     generator_panics_seen: u64,
     /// Where in this block WaveJam's voice must release every note, if anywhere.
@@ -192,7 +195,7 @@ impl Conductor {
             previous: None,
             release_pending: false,
             restart_pending: false,
-            wait_deadline: None,
+            wait_began: None,
             generator_panics_seen: 0,
             voices_release: None,
             player: None,
@@ -454,6 +457,7 @@ impl Conductor {
             source,
             scale: settings.scale,
             feel: settings.feel,
+            offline: settings.offline,
         };
         let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
         if generator_up && self.send(Observation::Answer(request)) {
@@ -649,16 +653,17 @@ impl Conductor {
     }
 
     /// Offline bounce: wait until the generator has delivered the awaited answer, at most
-    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask); then the bounce
-    /// goes on without it.
+    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask), or
+    /// [`OFFLINE_WARM_UP_LIMIT`] while the generator is warming up (it waits for its long-term
+    /// memory); then the bounce goes on without it.
     fn wait_for_generator(&mut self) {
         let serial = self.answer.serial();
-        let deadline = match self.wait_deadline {
-            Some((waited_for, deadline)) if waited_for == serial => deadline,
+        let began = match self.wait_began {
+            Some((waited_for, began)) if waited_for == serial => began,
             _ => {
-                let deadline = Instant::now() + OFFLINE_WAIT_LIMIT;
-                self.wait_deadline = Some((serial, deadline));
-                deadline
+                let began = Instant::now();
+                self.wait_began = Some((serial, began));
+                began
             }
         };
         loop {
@@ -667,7 +672,12 @@ impl Conductor {
             if self.answer.is_complete() || self.answer.is_hopeless() {
                 return;
             }
-            if Instant::now() >= deadline {
+            let limit = if self.status.warming_up.load(Ordering::Relaxed) {
+                OFFLINE_WARM_UP_LIMIT
+            } else {
+                OFFLINE_WAIT_LIMIT
+            };
+            if began.elapsed() >= limit {
                 self.answer.forget_request();
                 return;
             }

@@ -485,6 +485,29 @@ fn a_bounce_gives_up_on_an_answer_after_the_wait_limit() {
     assert_eq!(rig.status.activity(), Activity::Listening);
 }
 
+/// While the generator warms up (it waits for its long-term memory) a bounce waits for the
+/// answer beyond [`OFFLINE_WAIT_LIMIT`]: it gives up only once the warm-up is over and the
+/// limit has passed.
+#[test]
+fn a_bounce_waits_longer_for_a_generator_warming_up() {
+    let mut rig = Rig::new();
+    rig.settings.offline = true;
+    rig.hold = true;
+    rig.status.warming_up.store(true, Ordering::Relaxed);
+    let status = rig.status.clone();
+    let warm_after = OFFLINE_WAIT_LIMIT + Duration::from_millis(500);
+    let warmed = std::thread::spawn(move || {
+        std::thread::sleep(warm_after);
+        status.warming_up.store(false, Ordering::Relaxed);
+    });
+    let began = Instant::now();
+    rig.run_to((10.0 * SPB) as u64, 256, &phrase());
+    let waited = began.elapsed();
+    warmed.join().unwrap();
+    assert!(waited >= warm_after, "gave up after {waited:?}");
+    assert_eq!(rig.status.skipped_answers.load(Ordering::Relaxed), 1);
+}
+
 /// After the host re-activates (here at another sample rate) the first block releases every
 /// note still sounding from before.
 #[test]

@@ -8,7 +8,9 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::assets::{default_brains, default_wavenet, long_term_if_ready, warming_brains};
+use crate::assets::{
+    default_brains, default_long_term, default_wavenet, long_term_if_ready, warming_brains,
+};
 use crate::audio::clock::next_grid_point;
 use crate::generator::continuation::continue_phrase;
 use crate::generator::event_answer::{answer_phrases, EventAnswerer, Layout};
@@ -221,7 +223,7 @@ impl Worker {
                 .model_slot
                 .set_line(ModelLine::playing(DEFAULT_MODEL_MESSAGE));
         }
-        worker.follow_long_term();
+        worker.follow_long_term(false);
         worker
     }
 
@@ -256,10 +258,16 @@ impl Worker {
         self.status.model_slot.set_line(line);
     }
 
-    /// Takes the long-term memory once it is built; publishes whether the engines still wait.
-    fn follow_long_term(&mut self) {
+    /// Takes the long-term memory once it is built (waiting for it to be if `wait`); publishes
+    /// whether the engines still wait.
+    fn follow_long_term(&mut self, wait: bool) {
         if let Some(brains) = self.brains.as_mut().filter(|b| b.long_term.is_none()) {
-            if let Some(memory) = long_term_if_ready() {
+            let ready = if wait {
+                Some(default_long_term())
+            } else {
+                long_term_if_ready()
+            };
+            if let Some(memory) = ready {
                 brains.long_term = Some(memory);
                 self.engine = None;
             }
@@ -550,7 +558,7 @@ impl Worker {
     /// The answer to `request`, whose beats are those the phrases are heard in.
     fn answer_in_time(&mut self, request: &Request) -> Vec<Note> {
         self.follow_model_choice();
-        self.follow_long_term();
+        self.follow_long_term(request.offline);
         let (current, groove, chord) = self.current_phrase();
         if !current.notes.is_empty() {
             (self.groove, self.chord) = (groove, chord);
@@ -1101,5 +1109,44 @@ mod tests {
         let line = status.model_slot.line();
         assert!(line.error.is_some(), "{line:?}");
         assert!(line.text.contains("before"), "{line:?}");
+    }
+
+    const FRESH_PROCESS_ENV: &str = "WAVEJAM_FRESH_PROCESS_CHILD";
+
+    /// In a process where the long-term memory is still being built (a DAW's first seconds
+    /// after the first activation), a bounce's answer waits for it, so it is the answer every
+    /// later bounce gives. Runs in a fresh process: the tests before it built the memory.
+    #[test]
+    fn a_bounce_right_after_the_first_activation_answers_as_later_ones() {
+        if std::env::var_os(FRESH_PROCESS_ENV).is_none() {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "generator::worker::tests::a_bounce_right_after_the_first_activation_answers_as_later_ones",
+                    "--test-threads=1",
+                ])
+                .env(FRESH_PROCESS_ENV, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{stdout}");
+            assert!(stdout.contains("1 passed"), "{stdout}");
+            return;
+        }
+        let params = WaveJamParams::default();
+        let tune = crate::test_kit::folk_tune(0);
+        let bounce = Request {
+            offline: true,
+            start_beat: 32.0,
+            ..request(EngineChoice::Hybrid)
+        };
+        let mut first = Worker::warming(&params, Arc::new(Status::default()));
+        assert!(first.brains.as_ref().unwrap().long_term.is_none());
+        crate::assets::prepare_long_term_in_background();
+        perform(&mut first, &tune);
+        let first = first.answer(&bounce).notes;
+        let mut later = Worker::new(&params, Arc::new(Status::default()));
+        perform(&mut later, &tune);
+        assert_eq!(first, later.answer(&bounce).notes);
     }
 }

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use wavejam::assets;
 use wavejam::lab::continuations::{checks_table, continuation_checks};
-use wavejam::lab::eval::{eval_folder, load_folder, Training, Tune};
+use wavejam::lab::eval::{eval_folder, load_folder, EvalError, Training, Tune};
 use wavejam::lab::listening::{
     key_from_the_start, listening_checks, listening_table, melodies, prompts, tempo_misses_table,
     Playing, PROMPT_BARS,
@@ -395,7 +395,7 @@ fn not_an_input(out: &std::path::Path, inputs: &[&std::path::Path]) -> Result<()
         .find(|input| input.canonicalize().is_ok_and(|file| file == out_file))
     {
         Some(input) => Err(format!(
-            "--out {} is the input {}: it would be overwritten; write elsewhere",
+            "the output {} is the input {}: it would be overwritten; write elsewhere",
             out.display(),
             input.display()
         )),
@@ -658,6 +658,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Convert { model, out } => {
+            not_an_input(&out, &[&model])?;
             let bytes = std::fs::read(&model)
                 .map_err(|e| format!("cannot read {}: {e}", model.display()))?;
             let file = ModelFile::parse(&bytes).map_err(|e| format!("{}: {e}", model.display()))?;
@@ -685,6 +686,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 .filter(|t| all || t.is_monophonic(&vocabulary))
                 .map(|t| t.tokens)
                 .collect();
+            if tunes.is_empty() {
+                return Err(EvalError::NoTunes {
+                    dir: data,
+                    skipped: corpus.skipped.len(),
+                }
+                .to_string());
+            }
             let bytes = write_tunes(&tunes, &vocabulary);
             std::fs::write(&out, &bytes)
                 .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
@@ -895,8 +903,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 sample_rate_hz: sample_rate as f32,
                 ..RenderSetup::default()
             };
-            if let Some(path) = prompt {
-                let bytes = std::fs::read(&path)
+            if let Some(path) = &prompt {
+                let bytes = std::fs::read(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let notes = midi_file::read_notes(&bytes)
                     .map_err(|e| format!("{} is not a MIDI file: {e}", path.display()))?;
@@ -912,11 +920,16 @@ fn run(cli: Cli) -> Result<(), String> {
                     })
                     .collect();
             }
+            setup.check()?;
+            let mid = out_dir.join("answer.mid");
+            let wav = out_dir.join("answer.wav");
+            if let Some(path) = &prompt {
+                not_an_input(&mid, &[path])?;
+                not_an_input(&wav, &[path])?;
+            }
             let rendered = render(&setup);
             std::fs::create_dir_all(&out_dir)
                 .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
-            let mid = out_dir.join("answer.mid");
-            let wav = out_dir.join("answer.wav");
             std::fs::write(
                 &mid,
                 midi_file::to_smf_bytes(&rendered.answer, setup.tempo_bpm, 0, &[]),

@@ -101,7 +101,8 @@ pub enum EvalError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A folder holds no readable MIDI file.
+    /// A folder holds no readable MIDI file with notes (of the kind asked for: melodies only,
+    /// where only melodies are read).
     NoTunes { dir: PathBuf, skipped: usize },
 }
 
@@ -111,7 +112,7 @@ impl std::fmt::Display for EvalError {
             EvalError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             EvalError::NoTunes { dir, skipped } => write!(
                 f,
-                "no MIDI file with notes under {} ({skipped} skipped: unreadable or without notes)",
+                "no MIDI file with notes (of the kind asked for) under {} ({skipped} skipped: unreadable or without notes)",
                 dir.display()
             ),
         }
@@ -139,7 +140,8 @@ pub fn load_folder(dir: &Path, vocabulary: &Vocabulary) -> Result<Corpus, EvalEr
         path: dir.to_path_buf(),
         source,
     })?;
-    collect_midi_files(entries, &mut files, &mut corpus.skipped);
+    let mut folders: std::collections::BTreeSet<PathBuf> = dir.canonicalize().into_iter().collect();
+    collect_midi_files(entries, &mut files, &mut corpus.skipped, &mut folders);
     files.sort();
     for path in files {
         let tune = std::fs::read(&path)
@@ -165,10 +167,14 @@ pub fn load_folder(dir: &Path, vocabulary: &Vocabulary) -> Result<Corpus, EvalEr
     Ok(corpus)
 }
 
+/// Adds the MIDI files of `entries` and of the folders below to `files`; a folder already in
+/// `folders` (canonical paths of those read) is not read again, so a linked folder is read once
+/// and a link to a folder above ends there.
 fn collect_midi_files(
     entries: std::fs::ReadDir,
     files: &mut Vec<PathBuf>,
     skipped: &mut Vec<Skipped>,
+    folders: &mut std::collections::BTreeSet<PathBuf>,
 ) {
     for entry in entries {
         let entry = match entry {
@@ -182,16 +188,21 @@ fn collect_midi_files(
             }
         };
         let path = entry.path();
-        // NOTE: `metadata` follows symlinks, so a linked folder is read too (a link loop ends
-        // when the path gets too long to open).
+        // NOTE: `metadata` follows symlinks, so a linked folder is read too.
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => match std::fs::read_dir(&path) {
-                Ok(sub) => collect_midi_files(sub, files, skipped),
-                Err(e) => skipped.push(Skipped {
-                    path,
-                    reason: e.to_string(),
-                }),
-            },
+            Ok(meta) if meta.is_dir() => {
+                let seen = path.canonicalize().is_ok_and(|f| !folders.insert(f));
+                if seen {
+                    continue;
+                }
+                match std::fs::read_dir(&path) {
+                    Ok(sub) => collect_midi_files(sub, files, skipped, folders),
+                    Err(e) => skipped.push(Skipped {
+                        path,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
             Ok(_) if is_midi(&path) => files.push(path),
             Ok(_) => {}
             Err(e) if is_midi(&path) => skipped.push(Skipped {
@@ -783,5 +794,24 @@ mod tests {
             eval_folder(Training::Untrained, &dir.0.join("empty"), false, None),
             Err(EvalError::NoTunes { .. })
         ));
+    }
+
+    /// A folder linked twice, and a link back to a folder above, are read once: every tune
+    /// counts once, and the walk ends.
+    #[test]
+    fn linked_folders_are_read_once() {
+        let dir = TempDir::new("linked-folders");
+        let tunes = dir.0.join("tunes");
+        std::fs::create_dir_all(&tunes).unwrap();
+        std::fs::write(
+            tunes.join("a.mid"),
+            to_smf_bytes(&folk_tune(0), 120.0, 0, &[]),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&tunes, dir.0.join("again")).unwrap();
+        std::os::unix::fs::symlink(&dir.0, tunes.join("up")).unwrap();
+        let corpus = load_folder(&dir.0, &v()).unwrap();
+        assert_eq!(corpus.tunes.len(), 1);
+        assert!(corpus.skipped.is_empty());
     }
 }

@@ -217,8 +217,15 @@ fn commonest_step(notes: &[Note]) -> f64 {
 /// If `dir` cannot be listed.
 pub fn melodies(dir: &Path, count: usize) -> Result<Vec<(String, Vec<Note>, f64)>, EvalError> {
     let vocabulary = Vocabulary::default();
-    let mut tunes = load_folder(dir, &vocabulary)?.tunes;
+    let corpus = load_folder(dir, &vocabulary)?;
+    let mut tunes = corpus.tunes;
     tunes.retain(|t| t.is_monophonic(&vocabulary));
+    if tunes.is_empty() {
+        return Err(EvalError::NoTunes {
+            dir: dir.to_path_buf(),
+            skipped: corpus.skipped.len(),
+        });
+    }
     let stride = (tunes.len() as f64 / count.max(1) as f64).max(1.0);
     Ok((0..count.min(tunes.len()))
         .map(|i| &tunes[(i as f64 * stride) as usize])
@@ -609,6 +616,19 @@ pub fn tempo_misses_table(rows: &[ListeningRow]) -> String {
 mod tests {
     use super::*;
     use crate::test_kit::melody;
+
+    /// A folder with no melody (here a chorale only) is an error, not an empty table of NaNs.
+    #[test]
+    fn a_folder_without_melodies_is_an_error() {
+        let dir = crate::test_kit::TempDir::new("no-melodies");
+        let chorale = crate::test_kit::chorale();
+        let bytes = crate::music::midi_file::to_smf_bytes(&chorale, 90.0, 0, &[]);
+        std::fs::write(dir.0.join("c.mid"), bytes).unwrap();
+        assert!(matches!(
+            melodies(&dir.0, 10),
+            Err(EvalError::NoTunes { skipped: 0, .. })
+        ));
+    }
 
     #[test]
     fn the_commonest_step_is_the_level_a_tune_is_written_at() {

@@ -20,6 +20,27 @@ pub struct RenderSetup {
     pub voice: VoiceChoice,
 }
 
+/// Longest phrase [`render`] plays, in beats from its first note (64 bars of 4/4): a phrase to
+/// answer is far shorter, and the render's audio grows with it (a prompt file's stray note
+/// hours in would fill the memory).
+pub const MAX_PHRASE_BEATS: f64 = 256.0;
+
+impl RenderSetup {
+    /// An error saying why this setup cannot be rendered: a sample rate outside
+    /// [`RENDER_RATES_HZ`](crate::lab::voice_render::RENDER_RATES_HZ), or a phrase longer than
+    /// [`MAX_PHRASE_BEATS`].
+    pub fn check(&self) -> Result<(), String> {
+        crate::lab::voice_render::check_render_rate(self.sample_rate_hz as u32)?;
+        let end = self.phrase.iter().map(Note::end_beats).fold(0.0, f64::max);
+        if end > MAX_PHRASE_BEATS {
+            return Err(format!(
+                "a phrase lasting {end:.0} beats (at most {MAX_PHRASE_BEATS})"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The result of a render.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -196,6 +217,30 @@ pub fn write_wav(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prompt whose stray note lies hours in, or a sample rate of 0, is refused before
+    /// anything is rendered (it would fill the memory, or write an empty file).
+    #[test]
+    fn setups_that_cannot_render_are_refused_with_the_reason() {
+        let good = RenderSetup::default();
+        assert_eq!(good.check(), Ok(()));
+        let mut stray = demo_phrase();
+        stray.push(Note {
+            onset_beats: 65_000.0,
+            ..stray[0]
+        });
+        let long = RenderSetup {
+            phrase: stray,
+            ..good.clone()
+        };
+        let error = long.check().unwrap_err();
+        assert!(error.contains("beats (at most 256)"), "{error}");
+        let silent = RenderSetup {
+            sample_rate_hz: 0.0,
+            ..good
+        };
+        assert!(silent.check().unwrap_err().contains("0 Hz"));
+    }
 
     #[test]
     fn the_demo_answers_audibly_and_reproducibly() {

@@ -57,6 +57,21 @@ fn events(notes: &[Note], tempo_bpm: f64) -> Vec<Event> {
     events
 }
 
+/// Sample rates the renderers write, in Hz.
+pub const RENDER_RATES_HZ: std::ops::RangeInclusive<u32> = 8_000..=768_000;
+
+/// An error naming `sample_rate` (Hz) if it is outside [`RENDER_RATES_HZ`].
+pub fn check_render_rate(sample_rate: u32) -> Result<(), String> {
+    if RENDER_RATES_HZ.contains(&sample_rate) {
+        return Ok(());
+    }
+    Err(format!(
+        "a sample rate of {sample_rate} Hz ({}–{})",
+        RENDER_RATES_HZ.start(),
+        RENDER_RATES_HZ.end()
+    ))
+}
+
 /// Longest render, in seconds: an hour of notes (a longer one is a broken file's times, and
 /// would fill the memory).
 pub const LONGEST_RENDER_S: f64 = 3600.0;
@@ -75,9 +90,7 @@ pub fn render_notes(
     voice: &RenderVoice,
     sample_rate: u32,
 ) -> Result<Vec<f32>, String> {
-    if !(8_000..=768_000).contains(&sample_rate) {
-        return Err(format!("a sample rate of {sample_rate} Hz (8000–768000)"));
-    }
+    check_render_rate(sample_rate)?;
     let events = events(notes, tempo_bpm);
     let last = events.last().map_or(0.0, |e| e.seconds);
     if !(0.0..=LONGEST_RENDER_S).contains(&last) {

@@ -18,8 +18,9 @@ pub const MAX_SAVED_BEATS: f64 = 2048.0;
 /// The musical memory of a session, as saved in the project. Locked only by the generator thread
 /// and the GUI, never by the audio thread.
 ///
-/// Loading never fails: a saved session of the wrong shape (an old version, a corrupt project)
-/// loads as the empty session with a logged reason, and bad notes are dropped.
+/// Loading never fails: a saved list of the wrong shape (an old version, a corrupt project)
+/// loads empty with a logged reason, and bad notes (of the wrong shape too) are dropped, one by
+/// one.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, from = "SavedSession")]
 pub struct Session {
@@ -34,28 +35,46 @@ pub struct Session {
 #[serde(transparent)]
 struct SavedSession(serde_json::Value);
 
-/// The fields as they are saved (the derived, strict reading).
-#[derive(Default, serde::Deserialize)]
-#[serde(default)]
-struct SessionFields {
-    last_phrase: Vec<Note>,
-    last_answer: Vec<Note>,
-}
-
 impl From<SavedSession> for Session {
     fn from(saved: SavedSession) -> Self {
-        match serde_json::from_value::<SessionFields>(saved.0) {
-            Ok(fields) => Session {
-                last_phrase: fields.last_phrase,
-                last_answer: fields.last_answer,
+        let fields = match saved.0 {
+            serde_json::Value::Object(fields) => fields,
+            other => {
+                nice_plug::nice_warn!(
+                    "WaveJam: ignoring a saved session that is not an object: {other}"
+                );
+                return Session::default();
             }
-            .sanitized(),
-            Err(err) => {
-                nice_plug::nice_warn!("WaveJam: ignoring the saved phrase and answer ({err})");
-                Session::default()
-            }
+        };
+        let notes = |name: &str| saved_notes(name, fields.get(name));
+        Session {
+            last_phrase: notes("last_phrase"),
+            last_answer: notes("last_answer"),
         }
+        .sanitized()
     }
+}
+
+/// The notes of the saved list `name` (none if it is missing); a note that is not one is
+/// dropped, the others kept.
+fn saved_notes(name: &str, saved: Option<&serde_json::Value>) -> Vec<Note> {
+    let items = match saved {
+        None => return Vec::new(),
+        Some(serde_json::Value::Array(items)) => items,
+        Some(other) => {
+            nice_plug::nice_warn!("WaveJam: ignoring the saved {name}, not a list: {other}");
+            return Vec::new();
+        }
+    };
+    let notes: Vec<Note> = items
+        .iter()
+        .filter_map(|item| <Note as serde::Deserialize>::deserialize(item).ok())
+        .collect();
+    if notes.len() < items.len() {
+        let dropped = items.len() - notes.len();
+        nice_plug::nice_warn!("WaveJam: dropped {dropped} unreadable notes of the saved {name}");
+    }
+    notes
 }
 
 impl Session {
@@ -195,5 +214,18 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&session).unwrap()).unwrap();
         assert_eq!(back.last_phrase, vec![note]);
         assert_eq!(back.last_answer, vec![note]);
+    }
+
+    /// A note that is not one (a key past a byte, a string, null) costs only itself: the
+    /// other notes of both lists load.
+    #[test]
+    fn a_misshapen_note_drops_only_itself() {
+        let good = r#"{"pitch":62,"velocity":70,"onset_beats":1.5,"duration_beats":0.25}"#;
+        let saved = format!(
+            r#"{{"last_phrase":[{good},{{"pitch":300,"velocity":70,"onset_beats":0,"duration_beats":1}},"text",null],"last_answer":[{good}]}}"#
+        );
+        let session: Session = serde_json::from_str(&saved).unwrap();
+        assert_eq!(session.last_phrase.len(), 1);
+        assert_eq!(session.last_answer.len(), 1);
     }
 }

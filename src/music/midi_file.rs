@@ -31,6 +31,9 @@ pub enum MidiFileError {
     CutShort { track: usize, events_read: usize },
     /// The header names more tracks than the file holds (a file cut off between tracks).
     MissingTracks { declared: usize, found: usize },
+    /// A format 2 file: its tracks are independent sequences, one after another, not parts
+    /// of one tune.
+    Sequential,
 }
 
 impl std::fmt::Display for MidiFileError {
@@ -57,6 +60,10 @@ impl std::fmt::Display for MidiFileError {
             MidiFileError::MissingTracks { declared, found } => write!(
                 f,
                 "the header names {declared} tracks but the file holds {found} (a cut-off file)"
+            ),
+            MidiFileError::Sequential => write!(
+                f,
+                "a format 2 file (independent sequences; WaveJam reads formats 0 and 1)"
             ),
         }
     }
@@ -98,8 +105,8 @@ pub struct MidiTune {
     pub signatures: Vec<TimeSignature>,
     /// The bar lines the signatures set.
     pub meter: Meter,
-    /// The file's first tempo, BPM (120, the MIDI default, if it sets none): what a renderer
-    /// plays its beats at.
+    /// The file's first tempo, BPM (120, the MIDI default, if it sets none; and for SMPTE
+    /// timing, whose seconds are read as beats at 120 BPM): what a renderer plays its beats at.
     pub tempo_bpm: f64,
 }
 
@@ -202,11 +209,16 @@ pub fn read_notes(bytes: &[u8]) -> Result<Vec<Note>, MidiFileError> {
 /// or with notes past [`MAX_TUNE_BEATS`].
 pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
     let smf = parse_whole(bytes)?;
+    if smf.header.format == Format::Sequential {
+        return Err(MidiFileError::Sequential);
+    }
     let ppq = match smf.header.timing {
         Timing::Metrical(ppq) => ppq.as_int().max(1) as f64,
         // SMPTE files: treat 1 second as 2 beats (120 BPM), the MIDI default.
         Timing::Timecode(fps, sub) => fps.as_f32() as f64 * sub as f64 / 2.0,
     };
+    // Tempo events change no time of an SMPTE file: its ticks are seconds' fractions.
+    let metrical = matches!(smf.header.timing, Timing::Metrical(_));
     if ppq <= 0.0 {
         return Err(MidiFileError::NoTimeBase);
     }
@@ -234,7 +246,7 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
                     });
                     continue;
                 }
-                TrackEventKind::Meta(MetaMessage::Tempo(micros_per_beat)) => {
+                TrackEventKind::Meta(MetaMessage::Tempo(micros_per_beat)) if metrical => {
                     let bpm = 60e6 / f64::from(micros_per_beat.as_int());
                     if !FILE_BPM.contains(&bpm) {
                         return Err(MidiFileError::Tempo { bpm });
@@ -621,6 +633,21 @@ mod tests {
             read_tune(&file(metrical, &[(0, still)])),
             Err(MidiFileError::Tempo { .. })
         ));
+        // SMPTE timing (25 frames of 40 ticks: a tick is a millisecond): its seconds are beats at
+        // 120 BPM, whatever tempo it names (its times do not follow tempos).
+        let smpte = Timing::Timecode(midly::Fps::Fps25, 40);
+        let fast = TrackEventKind::Meta(MetaMessage::Tempo(u24::new(250_000)));
+        let tune = read_tune(&file(smpte, &[(1000, fast)])).unwrap();
+        assert_eq!(tune.tempo_bpm, 120.0);
+        assert_eq!(tune.notes[0].onset_beats, 2.0);
+        let single = file(metrical, &[]);
+        let sequential = Smf {
+            header: Header::new(Format::Sequential, metrical),
+            tracks: Smf::parse(&single).unwrap().tracks,
+        };
+        let mut bytes = Vec::new();
+        sequential.write_std(&mut bytes).unwrap();
+        assert!(matches!(read_tune(&bytes), Err(MidiFileError::Sequential)));
         let rest = TrackEventKind::Meta(MetaMessage::Text(b"rest"));
         let far = read_tune(&file(metrical, &[(u28::max_value().as_int(), rest)]));
         assert!(matches!(far, Err(MidiFileError::TooLong { .. })), "{far:?}");

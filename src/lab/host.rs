@@ -414,6 +414,28 @@ mod tests {
         assert!(host.audio[0].iter().any(|x| x.abs() > 1e-3));
     }
 
+    /// A project whose model or voice choice is of the wrong shape plays the default, not
+    /// the choice the plugin had before the load.
+    #[test]
+    fn a_garbage_model_or_voice_choice_loads_as_the_default() {
+        let plugin = WaveJam::default();
+        let chosen = crate::models::choice::ModelChoice {
+            path: Some("/somewhere/mine.safetensors".into()),
+            hash: Some("0123456789abcdef".into()),
+        };
+        *plugin.params.model.lock().unwrap() = chosen.clone();
+        *plugin.params.voice_file.lock().unwrap() = chosen;
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("model".to_string(), r#"{"path": 7}"#.to_string());
+        fields.insert("voice_file".to_string(), "[1, 2]".to_string());
+        plugin.params().deserialize_fields(&fields);
+        assert_eq!(*plugin.params.model.lock().unwrap(), Default::default());
+        assert_eq!(
+            *plugin.params.voice_file.lock().unwrap(),
+            Default::default()
+        );
+    }
+
     #[test]
     fn garbage_session_state_loads_as_the_default() {
         let plugin = WaveJam::default();

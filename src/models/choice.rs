@@ -21,13 +21,42 @@ use crate::models::wavenet::{ModelError, WaveNetKernel};
 pub const DEFAULT_MODEL_MESSAGE: &str = "default model (embedded)";
 
 /// Which model the project uses (`#[persist = "model"]`); no path means the embedded default.
+///
+/// A saved choice of the wrong shape (a corrupt project) loads as the default, with a logged
+/// reason, rather than failing to load and leaving the choice made before in place.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(from = "SavedChoice")]
 pub struct ModelChoice {
     /// The model file, as the user gave it.
     pub path: Option<String>,
     /// [`content_hash`] of the file when it was loaded.
     pub hash: Option<String>,
+}
+
+/// Whatever JSON a project holds for a model or voice choice.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct SavedChoice(serde_json::Value);
+
+/// The fields as they are saved (the derived, strict reading).
+#[derive(serde::Deserialize)]
+struct ChoiceFields {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+impl From<SavedChoice> for ModelChoice {
+    fn from(saved: SavedChoice) -> Self {
+        match serde_json::from_value::<ChoiceFields>(saved.0) {
+            Ok(ChoiceFields { path, hash }) => ModelChoice { path, hash },
+            Err(err) => {
+                nice_plug::nice_warn!("WaveJam: a saved model or voice choice is unreadable ({err}): the default plays");
+                ModelChoice::default()
+            }
+        }
+    }
 }
 
 /// The persisted field.

@@ -170,6 +170,8 @@ impl WaveJam {
         }
     }
 
+    /// The parameters' values for this block; `offline`: the host renders offline or runs far
+    /// ahead of the clock.
     fn settings(&self, offline: bool) -> Settings {
         let p = &self.params;
         Settings {
@@ -190,6 +192,7 @@ impl WaveJam {
             scale: p.scale_lock(),
             feel: p.feel.value(),
             offline,
+            host_offline: self.offline,
         }
     }
 }

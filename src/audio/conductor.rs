@@ -27,8 +27,9 @@ pub const ANSWER_CHANNEL: u8 = 0;
 /// Longest an offline bounce waits for the generator, in all, for one answer before it goes on
 /// without it.
 pub const OFFLINE_WAIT_LIMIT: Duration = Duration::from_secs(2);
-/// Longest an offline bounce waits for one answer while the engines' long-term memory is still
-/// being built (a few seconds of one core after the first activation): the answer waits for it.
+/// Longest a bounce the host declared offline waits for one answer while the engines' long-term
+/// memory is still being built (a few seconds of one core after the first activation): the
+/// answer waits for it, and [`OFFLINE_WAIT_LIMIT`] counts from the end of the warm-up.
 pub const OFFLINE_WARM_UP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Parameter values for one block.
@@ -57,6 +58,9 @@ pub struct Settings {
     /// The host renders offline, or far faster than real time: waiting for the generator is
     /// allowed (bounded).
     pub offline: bool,
+    /// The host said it renders offline (not only runs ahead of the clock, which a live host
+    /// may do): a bounce may wait for the generator's warm-up too.
+    pub host_offline: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +83,7 @@ impl Default for Settings {
             scale: ScaleLock::Off,
             feel: 1.0,
             offline: false,
+            host_offline: false,
         }
     }
 }
@@ -160,12 +165,14 @@ pub struct Conductor {
     /// Processing restarted (`reset()`, activation): at the start of the next block, release
     /// what sounds but keep the answer due.
     restart_pending: bool,
-    /// The answer serial the offline wait is for, and when the wait for it began.
-    wait_began: Option<(u64, Instant)>,
+    /// The answer serial the offline wait is for, when the wait for it began, and when its
+    /// [`OFFLINE_WAIT_LIMIT`] began (the end of the generator's warm-up, if later).
+    wait_began: Option<(u64, Instant, Instant)>,
     /// [`Status::generator_panics`] as last seen: a change means the requests in flight are lost.
     generator_panics_seen: u64,
-    /// Where in this block WaveJam's voice must release every note, if anywhere.
-    voices_release: Option<VoicesRelease>,
+    /// Where in this block WaveJam's voice must release every note: the first release and,
+    /// if there is another, the last (which releases whatever was struck in between).
+    voices_releases: [Option<VoicesRelease>; 2],
     /// The player's own time (free tempo) of the latest answer that followed it: the Wait is in
     /// their beats. Forgotten when the transport plays or jumps.
     player: Option<PlayerTime>,
@@ -197,7 +204,7 @@ impl Conductor {
             restart_pending: false,
             wait_began: None,
             generator_panics_seen: 0,
-            voices_release: None,
+            voices_releases: [None; 2],
             player: None,
         }
     }
@@ -249,19 +256,19 @@ impl Conductor {
         self.events.as_slice()
     }
 
-    /// Where the voice must release every note in the last block, if anywhere (the last such
-    /// release of the block).
-    pub fn voices_release(&self) -> Option<VoicesRelease> {
-        self.voices_release
+    /// Where the voice must release every note in the last block: its first release and its
+    /// last, if any.
+    pub fn voices_releases(&self) -> [Option<VoicesRelease>; 2] {
+        self.voices_releases
     }
 
-    /// The host refused `event` (its output queue was full): a note-on is not sounding there;
-    /// a note-off is retried at the next block.
-    pub fn host_refused(&mut self, event: &OutEvent) {
+    /// The host refused the block's event `index` (its output queue was full): a note-on is not
+    /// sounding there; a note-off is retried at the next block (see [`BlockEvents::host_refused`]).
+    pub fn host_refused(&mut self, index: usize) {
         self.status
             .host_refused_events
             .fetch_add(1, Ordering::Relaxed);
-        self.events.host_refused(event);
+        self.events.host_refused(index);
     }
 
     /// Keys sounding on the MIDI output right now.
@@ -284,7 +291,7 @@ impl Conductor {
         inputs: impl IntoIterator<Item = InputEvent>,
     ) {
         self.events.clear();
-        self.voices_release = None;
+        self.voices_releases = [None; 2];
         self.cursor = 0;
         self.time = self.clock.advance(host, samples);
         self.receive();
@@ -376,10 +383,14 @@ impl Conductor {
     /// Release every note on the MIDI output and the voice; an answer playing stops, an answer
     /// due is kept.
     fn release_sounding(&mut self, offset: u32) {
-        self.voices_release = Some(VoicesRelease {
+        let release = Some(VoicesRelease {
             before_event: self.events.as_slice().len(),
             offset,
         });
+        match &mut self.voices_releases {
+            [first @ None, _] => *first = release,
+            [_, last] => *last = release,
+        }
         if self.answer.is_playing() {
             self.release_answer(offset);
         }
@@ -457,7 +468,7 @@ impl Conductor {
             source,
             scale: settings.scale,
             feel: settings.feel,
-            offline: settings.offline,
+            offline: settings.host_offline,
         };
         let generator_up = !self.status.generator_dead.load(Ordering::Acquire);
         if generator_up && self.send(Observation::Answer(request)) {
@@ -543,7 +554,7 @@ impl Conductor {
             .filter(|_| !self.answer.is_playing())
         {
             if settings.offline && !self.answer.is_complete() {
-                self.wait_for_generator();
+                self.wait_for_generator(settings);
             }
             if !self.answer.is_engaged() {
                 // Released while waiting (the generator panicked).
@@ -653,36 +664,32 @@ impl Conductor {
     }
 
     /// Offline bounce: wait until the generator has delivered the awaited answer, at most
-    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask), or
-    /// [`OFFLINE_WARM_UP_LIMIT`] while the generator is warming up (it waits for its long-term
-    /// memory); then the bounce goes on without it.
-    fn wait_for_generator(&mut self) {
+    /// [`OFFLINE_WAIT_LIMIT`] in all for one answer (however many blocks ask); in a bounce the
+    /// host declared offline, the generator's warm-up (it waits for its long-term memory) does
+    /// not count, up to [`OFFLINE_WARM_UP_LIMIT`] in all. Then the bounce goes on without it.
+    fn wait_for_generator(&mut self, settings: &Settings) {
         let serial = self.answer.serial();
-        let began = match self.wait_began {
-            Some((waited_for, began)) if waited_for == serial => began,
-            _ => {
-                let began = Instant::now();
-                self.wait_began = Some((serial, began));
-                began
-            }
+        let (began, mut counting) = match self.wait_began {
+            Some((waited_for, began, counting)) if waited_for == serial => (began, counting),
+            _ => (Instant::now(), Instant::now()),
         };
         loop {
             self.receive();
             self.follow_generator();
             if self.answer.is_complete() || self.answer.is_hopeless() {
-                return;
+                break;
             }
-            let limit = if self.status.warming_up.load(Ordering::Relaxed) {
-                OFFLINE_WARM_UP_LIMIT
-            } else {
-                OFFLINE_WAIT_LIMIT
-            };
-            if began.elapsed() >= limit {
+            let now = Instant::now();
+            if settings.host_offline && self.status.warming_up.load(Ordering::Relaxed) {
+                counting = now;
+            }
+            if now - began >= OFFLINE_WARM_UP_LIMIT || now - counting >= OFFLINE_WAIT_LIMIT {
                 self.answer.forget_request();
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_micros(200));
         }
+        self.wait_began = Some((serial, began, counting));
     }
 
     /// The answer due will not come: go on without it (counted for the panel).

@@ -48,6 +48,9 @@ pub struct BlockEvents {
     /// Note-offs the host refused (its queue was full), with who struck the note, retried at
     /// the start of the next block.
     refused: [Option<VoiceSource>; KEYS],
+    /// `last_midi[channel * 128 + key]`: one past the index of the block's last event for the
+    /// MIDI output on that key (0: none), so a refusal is weighed against what came after it.
+    last_midi: [u32; KEYS],
     any_refused: bool,
     /// Note-ons refused because the block was full (shown in the panel).
     pub dropped_note_ons: u64,
@@ -61,6 +64,7 @@ impl Default for BlockEvents {
             sounding: [None; KEYS],
             voiced: [[false; KEYS]; 2],
             refused: [None; KEYS],
+            last_midi: [0; KEYS],
             any_refused: false,
             dropped_note_ons: 0,
         }
@@ -72,6 +76,7 @@ impl BlockEvents {
     pub fn clear(&mut self) {
         self.events.clear();
         self.note_ons = 0;
+        self.last_midi = [0; KEYS];
         if std::mem::take(&mut self.any_refused) {
             for slot in 0..KEYS {
                 if let Some(source) = self.refused[slot].take() {
@@ -117,7 +122,7 @@ impl BlockEvents {
         }
         *self.voiced(event.source, slot) |= event.audio;
         event.velocity = Some(event.velocity.unwrap_or(100).clamp(1, 127));
-        self.events.push(event);
+        self.push(event);
         true
     }
 
@@ -147,7 +152,7 @@ impl BlockEvents {
         // `BLOCK_EVENT_CAPACITY`), so this never reallocates.
         debug_assert!(self.events.len() < BLOCK_EVENT_CAPACITY);
         if self.events.len() < BLOCK_EVENT_CAPACITY {
-            self.events.push(OutEvent {
+            self.push(OutEvent {
                 offset,
                 source,
                 channel: (slot / 128) as u8,
@@ -159,16 +164,29 @@ impl BlockEvents {
         }
     }
 
-    /// The host refused a note event we sent: a note-on is not sounding there; a note-off's note
-    /// still is, and its release is retried at the next block.
-    pub fn host_refused(&mut self, event: &OutEvent) {
+    fn push(&mut self, event: OutEvent) {
+        if event.midi {
+            self.last_midi[Self::slot(event.channel, event.key)] = self.events.len() as u32 + 1;
+        }
+        self.events.push(event);
+    }
+
+    /// The host refused the block's event `index` (its queue was full). A note-on's note is
+    /// not sounding there; a note-off's note still is, and its release is retried at the next
+    /// block. Unless the block went on to play that key on the MIDI output: then what sounds
+    /// there after the block is what its later events left (if the host took them).
+    pub fn host_refused(&mut self, index: usize) {
+        let Some(&event) = self.events.get(index) else {
+            return;
+        };
         let slot = Self::slot(event.channel, event.key);
-        if event.velocity.is_some() {
-            self.sounding[slot] = None;
-        } else {
-            self.sounding[slot] = Some(event.source);
+        let later = self.last_midi[slot] as usize > index + 1;
+        if event.velocity.is_none() {
             self.refused[slot] = Some(event.source);
             self.any_refused = true;
+        }
+        if !later {
+            self.sounding[slot] = event.velocity.is_none().then_some(event.source);
         }
     }
 
@@ -264,8 +282,7 @@ mod tests {
         let mut events = BlockEvents::default();
         events.note_on(on(0, 60));
         events.note_off(9, VoiceSource::Answer, 0, 60, true);
-        let off = events.as_slice()[1];
-        events.host_refused(&off);
+        events.host_refused(1);
         assert_eq!(events.sounding_count(), 1);
         events.clear();
         assert_eq!(events.as_slice().len(), 1);
@@ -333,9 +350,8 @@ mod tests {
         events.clear();
         // The host takes neither the release nor the new note-on (in the order they went).
         events.note_on(on(5, 60));
-        let (off, on) = (events.as_slice()[0], events.as_slice()[1]);
-        events.host_refused(&off);
-        events.host_refused(&on);
+        events.host_refused(0);
+        events.host_refused(1);
         events.clear();
         let offs = offs_of(&events, 60);
         assert_eq!(offs.len(), 1);
@@ -412,6 +428,41 @@ mod tests {
         assert_eq!(events.dropped_note_ons, 5);
         assert_eq!(events.sounding_count(), 0);
         assert!(events.voiced.iter().flatten().all(|v| !v));
-        assert!(events.as_slice().len() <= BLOCK_EVENT_CAPACITY);
+        // Every note-on brought the player's MIDI note's release; every key's two note-offs went
+        // out (one for each source's voice, the answer's also on the MIDI output).
+        assert_eq!(events.as_slice().len(), 2 * NOTE_ON_LIMIT + 2 * KEYS);
+    }
+
+    /// A refused event weighs only what the block did to its key after it: the host refused the
+    /// answer's note-on but took the player's later one on that key, which still gets its
+    /// note-off; a refused note-off is retried even though a later note struck the key.
+    #[test]
+    fn a_refusal_leaves_what_later_events_on_the_key_did() {
+        let player = |offset| OutEvent {
+            source: VoiceSource::Player,
+            ..on(offset, 60)
+        };
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.note_off(5, VoiceSource::Answer, 0, 60, true);
+        events.note_on(player(9));
+        events.host_refused(0);
+        events.clear();
+        events.note_off(3, VoiceSource::Player, 0, 60, true);
+        let offs = offs_of(&events, 60);
+        assert!(offs.len() == 1 && offs[0].midi, "{offs:?}");
+
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.clear();
+        events.note_off(5, VoiceSource::Answer, 0, 60, true);
+        events.note_on(player(9));
+        events.host_refused(0);
+        events.clear();
+        let offs = offs_of(&events, 60);
+        assert!(
+            offs.len() == 1 && offs[0].midi && offs[0].offset == 0,
+            "{offs:?}"
+        );
     }
 }

@@ -79,13 +79,15 @@ impl AudioSide {
         self.sound.take_handover();
         self.sound.select(voice);
         let mut rendered = 0usize;
-        let release = self.conductor.voices_release();
         let events = self.conductor.events().len();
+        let releases = self.conductor.voices_releases();
         for i in 0..=events {
-            if let Some(release) = release.filter(|r| r.before_event == i) {
-                let at = (release.offset as usize).min(samples).max(rendered);
-                self.render_to(left, right, &mut rendered, at);
-                self.sound.release_all();
+            for release in releases.iter().flatten() {
+                if release.before_event == i {
+                    let at = (release.offset as usize).min(samples).max(rendered);
+                    self.render_to(left, right, &mut rendered, at);
+                    self.sound.release_all();
+                }
             }
             let Some(&event) = self.conductor.events().get(i) else {
                 break;
@@ -105,7 +107,7 @@ impl AudioSide {
                 None => self.sound.note_off(key),
             }
             if event.midi && !send(&event) {
-                self.conductor.host_refused(&event);
+                self.conductor.host_refused(i);
             }
         }
         self.render_to(left, right, &mut rendered, samples);

@@ -303,15 +303,20 @@ pub fn read_tune(bytes: &[u8]) -> Result<MidiTune, MidiFileError> {
     })
 }
 
-/// Every track of a MIDI file, read to its end, or an error where the file stops short.
+/// Every track of a MIDI file (a RIFF-wrapped one too), read to its end, or an error where the
+/// file stops short.
 ///
 /// midly reads leniently (its `strict` feature is off, as files in the wild need): a track cut
 /// off or holding an unreadable event ends there without an error. Here an event that cannot be
-/// read, a last track that runs past the end of the file without its end-of-track event, or
-/// missing tracks are errors. A length that overstates a complete last track (it ends with its
-/// end-of-track event) and unknown chunks are taken, as the lenient reader takes them.
+/// read before a track's end-of-track event, a last track that runs past the end of the file
+/// without that event, or missing tracks are errors. A length that overstates a complete last
+/// track, bytes after a track's end-of-track event and unknown chunks are taken, as the lenient
+/// reader takes them.
 fn parse_whole(bytes: &[u8]) -> Result<Smf<'_>, MidiFileError> {
     let (header, tracks) = midly::parse(bytes)?;
+    // NOTE: before any track is read, the size hint is the count the header declares.
+    let declared = tracks.size_hint().0;
+    let last_cut = last_track_runs_past_the_end(tracks.unread());
     let mut smf = Smf::new(header);
     for (index, track) in tracks.enumerate() {
         let mut events = track?;
@@ -319,7 +324,13 @@ fn parse_whole(bytes: &[u8]) -> Result<Smf<'_>, MidiFileError> {
         loop {
             let unread = events.unread().len();
             match events.next() {
-                Some(event) => read.push(event?),
+                Some(event) => {
+                    let event = event?;
+                    read.push(event);
+                    if event.kind == TrackEventKind::Meta(MetaMessage::EndOfTrack) {
+                        break;
+                    }
+                }
                 // The lenient reader ends a track at an event it cannot read.
                 None if unread > 0 => {
                     return Err(MidiFileError::CutShort {
@@ -337,13 +348,12 @@ fn parse_whole(bytes: &[u8]) -> Result<Smf<'_>, MidiFileError> {
             .last()
             .is_some_and(|e| e.kind == TrackEventKind::Meta(MetaMessage::EndOfTrack))
     };
-    if last_track_runs_past_the_end(bytes) && !smf.tracks.last().is_some_and(ended) {
+    if last_cut && !smf.tracks.last().is_some_and(ended) {
         return Err(MidiFileError::CutShort {
             track: smf.tracks.len(),
             events_read: smf.tracks.last().map_or(0, Vec::len),
         });
     }
-    let declared = declared_tracks(bytes);
     if declared > smf.tracks.len() {
         return Err(MidiFileError::MissingTracks {
             declared,
@@ -353,31 +363,19 @@ fn parse_whole(bytes: &[u8]) -> Result<Smf<'_>, MidiFileError> {
     Ok(smf)
 }
 
-/// The chunks of a MIDI file: (id, declared length, bytes of it the file holds).
-fn chunks(bytes: &[u8]) -> impl Iterator<Item = ([u8; 4], usize, usize)> + '_ {
-    let mut rest = bytes;
-    std::iter::from_fn(move || {
-        let id: [u8; 4] = rest.get(..4)?.try_into().ok()?;
-        let length = u32::from_be_bytes(rest.get(4..8)?.try_into().ok()?) as usize;
-        let held = length.min(rest.len() - 8);
-        rest = &rest[8 + held..];
-        Some((id, length, held))
-    })
-}
-
-/// How many tracks the header (the file's first chunk) names.
-fn declared_tracks(bytes: &[u8]) -> usize {
-    bytes
-        .get(10..12)
-        .map_or(0, |n| usize::from(u16::from_be_bytes([n[0], n[1]])))
-}
-
-/// Whether the last track chunk's length runs past the end of the file.
-fn last_track_runs_past_the_end(bytes: &[u8]) -> bool {
-    chunks(bytes)
-        .filter(|(id, ..)| id == b"MTrk")
-        .last()
-        .is_some_and(|(_, length, held)| held < length)
+/// Whether the last track chunk of `chunks` (a MIDI file's chunks after its header) declares a
+/// length running past their end.
+fn last_track_runs_past_the_end(mut chunks: &[u8]) -> bool {
+    let mut cut = false;
+    while let (Some(id), Some(length)) = (chunks.get(..4), chunks.get(4..8)) {
+        let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let held = length.min(chunks.len() - 8);
+        if id == b"MTrk" {
+            cut = held < length;
+        }
+        chunks = &chunks[8 + held..];
+    }
+    cut
 }
 
 /// The note `key` struck at tick `start` and let go at `end` (`ppq` ticks a beat); none if it
@@ -762,5 +760,20 @@ mod tests {
         let mut overstated = bytes.clone();
         overstated[last + 4..last + 8].copy_from_slice(&(length + 10).to_be_bytes());
         assert_eq!(pitches(&overstated), [60, 64]);
+
+        // Padding after a track's end-of-track event (within its length) is not a cut.
+        let mut padded = bytes.clone();
+        padded[last + 4..last + 8].copy_from_slice(&(length + 3).to_be_bytes());
+        padded.extend([0, 0, 0]);
+        assert_eq!(pitches(&padded), [60, 64]);
+
+        // The same file wrapped in RIFF (an RMID file), whole and cut off.
+        let mut riff = b"RIFF".to_vec();
+        riff.extend((12 + bytes.len() as u32).to_le_bytes());
+        riff.extend(b"RMIDdata");
+        riff.extend((bytes.len() as u32).to_le_bytes());
+        riff.extend(&bytes);
+        assert_eq!(pitches(&riff), [60, 64]);
+        assert!(read_tune(&riff[..riff.len() - 4]).is_err());
     }
 }

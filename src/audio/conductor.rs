@@ -262,9 +262,14 @@ impl Conductor {
         self.voices_releases
     }
 
-    /// The host refused the block's event `index` (its output queue was full): a note-on is not
-    /// sounding there; a note-off is retried at the next block (see [`BlockEvents::host_refused`]).
-    pub fn host_refused(&mut self, index: usize) {
+    /// Whether the host took the block's MIDI event `index`: a refused note-on is not sounding
+    /// there; a refused note-off is retried at the next block (see
+    /// [`BlockEvents::host_refused`]).
+    pub fn host_answered(&mut self, index: usize, took: bool) {
+        if took {
+            self.events.host_took(index);
+            return;
+        }
         self.status
             .host_refused_events
             .fetch_add(1, Ordering::Relaxed);

@@ -51,6 +51,10 @@ pub struct BlockEvents {
     /// `last_midi[channel * 128 + key]`: one past the index of the block's last event for the
     /// MIDI output on that key (0: none), so a refusal is weighed against what came after it.
     last_midi: [u32; KEYS],
+    /// `held_by_host[channel * 128 + key]`: the host took a note-on there and not yet a
+    /// note-off, whatever it refused since. A refused note-off needs a retry only then (a host
+    /// without a note output refuses everything, and holds nothing).
+    held_by_host: [bool; KEYS],
     any_refused: bool,
     /// Note-ons refused because the block was full (shown in the panel).
     pub dropped_note_ons: u64,
@@ -65,6 +69,7 @@ impl Default for BlockEvents {
             voiced: [[false; KEYS]; 2],
             refused: [None; KEYS],
             last_midi: [0; KEYS],
+            held_by_host: [false; KEYS],
             any_refused: false,
             dropped_note_ons: 0,
         }
@@ -171,22 +176,39 @@ impl BlockEvents {
         self.events.push(event);
     }
 
-    /// The host refused the block's event `index` (its queue was full). A note-on's note is
-    /// not sounding there; a note-off's note still is, and its release is retried at the next
-    /// block. Unless the block went on to play that key on the MIDI output: then what sounds
-    /// there after the block is what its later events left (if the host took them).
+    /// The host took the block's event `index`.
+    pub fn host_took(&mut self, index: usize) {
+        if let Some(event) = self.events.get(index) {
+            self.held_by_host[Self::slot(event.channel, event.key)] = event.velocity.is_some();
+        }
+    }
+
+    /// The host refused the block's event `index` (its queue was full, or it has no note
+    /// output). A note-on's note is not sounding there; a note-off's note still is, and its
+    /// release is retried at the next block, if the host holds a note there at all. If the
+    /// block went on to play that key on the MIDI output, what sounds there after the block is
+    /// what its later events left (if the host took them).
     pub fn host_refused(&mut self, index: usize) {
         let Some(&event) = self.events.get(index) else {
             return;
         };
         let slot = Self::slot(event.channel, event.key);
         let later = self.last_midi[slot] as usize > index + 1;
-        if event.velocity.is_none() {
-            self.refused[slot] = Some(event.source);
-            self.any_refused = true;
-        }
-        if !later {
-            self.sounding[slot] = event.velocity.is_none().then_some(event.source);
+        match event.velocity {
+            Some(_) => {
+                if !later {
+                    self.sounding[slot] = None;
+                }
+            }
+            // The host holds no note there: nothing to release.
+            None if !self.held_by_host[slot] => {}
+            None => {
+                self.refused[slot] = Some(event.source);
+                self.any_refused = true;
+                if !later {
+                    self.sounding[slot] = Some(event.source);
+                }
+            }
         }
     }
 
@@ -281,6 +303,7 @@ mod tests {
     fn a_refused_note_off_is_retried_first_thing_next_block() {
         let mut events = BlockEvents::default();
         events.note_on(on(0, 60));
+        events.host_took(0);
         events.note_off(9, VoiceSource::Answer, 0, 60, true);
         events.host_refused(1);
         assert_eq!(events.sounding_count(), 1);
@@ -347,6 +370,7 @@ mod tests {
     fn a_retrigger_the_host_refused_whole_still_releases_the_first_note() {
         let mut events = BlockEvents::default();
         events.note_on(on(0, 60));
+        events.host_took(0);
         events.clear();
         // The host takes neither the release nor the new note-on (in the order they went).
         events.note_on(on(5, 60));
@@ -357,6 +381,13 @@ mod tests {
         assert_eq!(offs.len(), 1);
         assert!(offs[0].midi);
         assert_eq!(events.sounding_count(), 0);
+        // The retry refused too: the host still holds the first note, so it is retried again.
+        events.host_refused(0);
+        events.clear();
+        assert_eq!(offs_of(&events, 60).len(), 1);
+        events.host_took(0);
+        events.clear();
+        assert!(events.as_slice().is_empty());
     }
 
     /// The player and the answer strike one key on one channel, and let go in either order:
@@ -454,6 +485,7 @@ mod tests {
 
         let mut events = BlockEvents::default();
         events.note_on(on(0, 60));
+        events.host_took(0);
         events.clear();
         events.note_off(5, VoiceSource::Answer, 0, 60, true);
         events.note_on(player(9));
@@ -464,5 +496,33 @@ mod tests {
             offs.len() == 1 && offs[0].midi && offs[0].offset == 0,
             "{offs:?}"
         );
+    }
+
+    /// A host that refuses every note event (one without a note output) is not sent the same
+    /// note-off again at every block: the note-on it refused left nothing to release.
+    #[test]
+    fn a_host_refusing_everything_gets_no_endless_retries() {
+        let mut events = BlockEvents::default();
+        events.note_on(on(0, 60));
+        events.host_refused(0);
+        events.clear();
+        events.note_off(5, VoiceSource::Answer, 0, 60, true);
+        events.host_refused(0);
+        events.clear();
+        assert!(offs_of(&events, 60).is_empty(), "retried");
+        // In one block too; a note the host took is still released again after a refusal.
+        events.note_on(on(0, 62));
+        events.note_off(5, VoiceSource::Answer, 0, 62, true);
+        events.host_refused(0);
+        events.host_refused(1);
+        events.note_on(on(9, 64));
+        events.host_took(2);
+        events.clear();
+        assert!(offs_of(&events, 62).is_empty());
+        events.note_off(1, VoiceSource::Answer, 0, 64, true);
+        events.host_refused(0);
+        events.clear();
+        assert_eq!(offs_of(&events, 64).len(), 1);
+        assert_eq!(events.sounding_count(), 0);
     }
 }

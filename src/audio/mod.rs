@@ -106,8 +106,9 @@ impl AudioSide {
                 Some(velocity) => self.sound.note_on(key, velocity as f32 / 127.0),
                 None => self.sound.note_off(key),
             }
-            if event.midi && !send(&event) {
-                self.conductor.host_refused(i);
+            if event.midi {
+                let took = send(&event);
+                self.conductor.host_answered(i, took);
             }
         }
         self.render_to(left, right, &mut rendered, samples);

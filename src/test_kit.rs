@@ -112,6 +112,17 @@ pub fn chorale() -> Vec<Note> {
     notes
 }
 
+/// Runs the unit test `test` (its full path) alone in a new process of this test binary, with
+/// the environment variable `marker` set so the test knows it is the child: for what needs a
+/// fresh process (nothing built yet) or may abort it.
+pub fn run_in_fresh_process(test: &str, marker: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--test-threads=1", "--nocapture"])
+        .env(marker, "1")
+        .output()
+        .unwrap()
+}
+
 /// A fresh folder `wavejam-{name}-{pid}` under the system's temporary folder.
 pub struct TempDir(pub PathBuf);
 

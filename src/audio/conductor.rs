@@ -676,7 +676,10 @@ impl Conductor {
         let serial = self.answer.serial();
         let (began, mut counting) = match self.wait_began {
             Some((waited_for, began, counting)) if waited_for == serial => (began, counting),
-            _ => (Instant::now(), Instant::now()),
+            _ => {
+                let now = Instant::now();
+                (now, now)
+            }
         };
         loop {
             self.receive();

@@ -1119,15 +1119,10 @@ mod tests {
     #[test]
     fn a_bounce_right_after_the_first_activation_answers_as_later_ones() {
         if std::env::var_os(FRESH_PROCESS_ENV).is_none() {
-            let output = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "generator::worker::tests::a_bounce_right_after_the_first_activation_answers_as_later_ones",
-                    "--test-threads=1",
-                ])
-                .env(FRESH_PROCESS_ENV, "1")
-                .output()
-                .unwrap();
+            let output = crate::test_kit::run_in_fresh_process(
+                "generator::worker::tests::a_bounce_right_after_the_first_activation_answers_as_later_ones",
+                FRESH_PROCESS_ENV,
+            );
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(output.status.success(), "{stdout}");
             assert!(stdout.contains("1 passed"), "{stdout}");

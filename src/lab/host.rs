@@ -385,16 +385,10 @@ mod tests {
             host.process_block(64);
             return;
         }
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "lab::host::tests::an_allocation_in_process_aborts_the_test_run",
-                "--test-threads=1",
-                "--nocapture",
-            ])
-            .env(CHILD_ENV, "1")
-            .output()
-            .unwrap();
+        let output = crate::test_kit::run_in_fresh_process(
+            "lab::host::tests::an_allocation_in_process_aborts_the_test_run",
+            CHILD_ENV,
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(
             output.status.signal(),

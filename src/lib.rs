@@ -27,7 +27,7 @@ pub mod train;
 pub mod voice;
 
 use audio::clock::HostTime;
-use audio::conductor::{Conductor, InputEvent, Settings};
+use audio::conductor::{Conductor, InputEvent, PlayerAction, Settings};
 use audio::events::OutEvent;
 use audio::AudioSide;
 use generator::{GeneratorThread, Parked};
@@ -241,19 +241,21 @@ fn host_note_event(event: &OutEvent) -> NoteEvent<()> {
 /// channel is channel 1's).
 fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
     let channel_of = |channel: Channel| channel.number();
-    match event {
+    let (offset, channel, action) = match event {
         NoteEvent::NoteOn {
             timing,
             channel,
             key: Key::Number(key),
             velocity,
             ..
-        } if velocity > 0.0 => Some(InputEvent {
-            offset: timing,
-            channel: channel_of(channel),
-            key: Some(key),
-            velocity: Some((velocity * 127.0).round().clamp(1.0, 127.0) as u8),
-        }),
+        } if velocity > 0.0 => (
+            timing,
+            channel_of(channel),
+            PlayerAction::Strike {
+                key,
+                velocity: (velocity * 127.0).round().clamp(1.0, 127.0) as u8,
+            },
+        ),
         NoteEvent::NoteOn {
             timing,
             channel,
@@ -271,14 +273,36 @@ fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
             channel,
             key,
             ..
-        } => Some(InputEvent {
-            offset: timing,
-            channel: channel_of(channel),
-            key: key.number(),
-            velocity: None,
-        }),
-        _ => None,
-    }
+        } => (
+            timing,
+            channel_of(channel),
+            PlayerAction::Release { key: key.number() },
+        ),
+        NoteEvent::MidiCC {
+            timing,
+            channel,
+            cc,
+            value,
+        } => {
+            let action = match cc {
+                control_change::DAMPER_PEDAL => PlayerAction::Pedal {
+                    down: value * 127.0 >= 63.5,
+                },
+                control_change::RESET_ALL_CONTROLLERS => PlayerAction::Pedal { down: false },
+                control_change::ALL_SOUND_OFF | control_change::ALL_NOTES_OFF => {
+                    PlayerAction::Release { key: None }
+                }
+                _ => return None,
+            };
+            (timing, Some(channel & 15), action)
+        }
+        _ => return None,
+    };
+    Some(InputEvent {
+        offset,
+        channel,
+        action,
+    })
 }
 
 impl Plugin for WaveJam {
@@ -293,7 +317,9 @@ impl Plugin for WaveJam {
         main_output_channels: NonZeroU32::new(2),
         ..AudioIOLayout::const_default()
     }];
-    const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
+    /// MIDI CCs for the sustain pedal (CC 64) and a keyboard's "all notes off" (on VST3 this
+    /// adds nice-plug's 2,080 hidden read-only parameters that carry CCs there).
+    const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     const SAMPLE_ACCURATE_AUTOMATION: bool = true;
 

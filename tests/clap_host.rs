@@ -614,6 +614,64 @@ fn thru_echoes_the_players_notes() {
     );
 }
 
+/// The sustain pedal (MIDI CC 64) holds the thru notes until it lifts, as on a piano (a key
+/// struck again ends its held note), and leaves the answer as it is without it: the phrase is
+/// heard as the keys play it.
+#[test]
+fn the_sustain_pedal_holds_the_thru_notes_to_its_lift() {
+    let host = Host::load();
+    let setup = Setup::OFFLINE_48K;
+    let sr = setup.sample_rate;
+    let channel = 3u8;
+    let (inputs, last_off) = phrase(sr, channel);
+    let (answer_from, answer_to) = answer_window(beat_of(last_off, sr), ANSWER_BARS);
+    let lift = sample_at(answer_from + 1.0, sr);
+    let cc64 = |sample: u64, value: u8| Timed {
+        sample,
+        input: Input::Midi([0xB0 | channel, 64, value]),
+    };
+    let play = |pedal: bool| {
+        let mut inst = start(&host, setup, true, &[]);
+        let mut tl = Timeline::playing(TEMPO);
+        if pedal {
+            tl.schedule([cc64(0, 127)]);
+        }
+        tl.schedule(inputs.clone());
+        if pedal {
+            tl.schedule([cc64(lift, 0)]);
+        }
+        tl.run_until(&mut inst, sample_at(answer_to + 2.0, sr), setup.block);
+        pair_notes(&tl.rec.notes).unwrap_or_else(|err| panic!("{err}\noutput: {:#?}", tl.rec.notes))
+    };
+    let (plain, pedalled) = (play(false), play(true));
+    let on_channel = |played: &[Played], c: i16| -> Vec<Played> {
+        played.iter().copied().filter(|p| p.channel == c).collect()
+    };
+    let expected: Vec<Played> = PHRASE
+        .iter()
+        .enumerate()
+        .map(|(i, &key)| {
+            let struck_again = PHRASE[i + 1..].iter().position(|&k| k == key);
+            let on_beat = i as f64 * PHRASE_STEP_BEATS;
+            Played {
+                channel: i16::from(channel),
+                key: i16::from(key),
+                on: sample_at(on_beat, sr),
+                off: struck_again.map_or(lift, |j| {
+                    sample_at(on_beat + (j + 1) as f64 * PHRASE_STEP_BEATS, sr)
+                }),
+            }
+        })
+        .collect();
+    assert_eq!(on_channel(&pedalled, i16::from(channel)), expected);
+    let answer = on_channel(&pedalled, ANSWER_CHANNEL);
+    assert!(
+        answer.iter().any(|p| p.on < lift),
+        "no answer before the lift"
+    );
+    assert_eq!(answer, on_channel(&plain, ANSWER_CHANNEL));
+}
+
 /// With a neural voice the jam sounds (thru and answer), in range, and every note ends; the
 /// notes are the synth's: the voice changes the sound only.
 #[test]

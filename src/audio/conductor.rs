@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::audio::answer::{AnswerEvent, AnswerSlot};
 use crate::audio::clock::{next_grid_point, BlockTime, Clock, Continuity, HostTime};
 use crate::audio::events::{BlockEvents, OutEvent};
+use crate::audio::sustain::Sustain;
 use crate::audio::synth::VoiceSource;
 use crate::params::{EngineChoice, Mode, Output, Quantize, ScaleLock, SeedMode};
 use crate::protocol::{Observation, PlayerTime, Request, Scheduled, Source};
@@ -97,18 +98,26 @@ pub struct VoicesRelease {
     pub offset: u32,
 }
 
-/// A note event from the player.
+/// A MIDI event from the player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputEvent {
     /// Sample offset in the block.
     pub offset: u32,
-    /// MIDI channel, 0–15; `None` on a release means every channel (a note-on on it is
-    /// channel 1's).
+    /// MIDI channel, 0–15; `None` means every channel (a key struck on it is channel 1's).
     pub channel: Option<u8>,
-    /// MIDI key; `None` on a release means every key (a host's "all notes off").
-    pub key: Option<u8>,
-    /// `Some(velocity 1–127)` for a note-on, `None` for a note-off.
-    pub velocity: Option<u8>,
+    pub action: PlayerAction,
+}
+
+/// What the player did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerAction {
+    /// Struck `key` at `velocity` (1–127).
+    Strike { key: u8, velocity: u8 },
+    /// Let `key` go; `None`: every key (a host's "all notes off"), which also ends the notes the
+    /// sustain pedal holds.
+    Release { key: Option<u8> },
+    /// Put the sustain pedal (MIDI CC 64) down or lifted it.
+    Pedal { down: bool },
 }
 
 /// The channels `channel` names, a bit each (`None`: all 16).
@@ -153,6 +162,8 @@ pub struct Conductor {
     events: BlockEvents,
     answer: AnswerSlot,
     phrase: Phrase,
+    /// The sustain pedal and the thru notes it holds.
+    sustain: Sustain,
     /// Serial of the latest request.
     serial: u64,
     /// Phrases answered since playback started (seeds `SeedMode::NewEachPhrase`).
@@ -196,6 +207,7 @@ impl Conductor {
             events: BlockEvents::default(),
             answer: AnswerSlot::default(),
             phrase: Phrase::default(),
+            sustain: Sustain::default(),
             serial: 0,
             phrase_index: 0,
             cursor: 0,
@@ -238,8 +250,8 @@ impl Conductor {
     /// still sounding on the MIDI output from before the deactivation.
     ///
     /// What the host interrupted is dropped: the answer playing or due, and the phrase in
-    /// progress (the player's keys held then are forgotten, so a release lost in between cannot
-    /// hold the phrase open for ever). With the transport stopped the internal clock starts
+    /// progress (the player's keys and pedal held then are forgotten, so a release lost in
+    /// between cannot hold the phrase open or the pedal down for ever). With the transport stopped the internal clock starts
     /// again from beat 0, as on the first activation, so a host that re-activates before each
     /// render renders the same phrase the same way.
     pub fn reactivate(&mut self, sample_rate_hz: f32) {
@@ -247,6 +259,7 @@ impl Conductor {
         self.clock.restart_internal();
         self.request_release();
         self.phrase = Phrase::default();
+        self.sustain = Sustain::default();
         self.player = None;
         self.send(Observation::Discontinuity);
     }
@@ -304,12 +317,19 @@ impl Conductor {
         self.apply_interruptions(settings);
 
         if settings.bypass {
-            // Keep track of releases, so a key let go while bypassed doesn't stay held forever.
-            for input in inputs.into_iter().filter(|i| i.velocity.is_none()) {
+            // Keep track of releases and the pedal, so a key let go while bypassed doesn't stay
+            // held forever (nothing sounds: turning bypass on released it all).
+            for input in inputs {
                 let channels = channel_bits(input.channel);
-                match input.key {
-                    Some(key) => self.phrase.held[key as usize & 127] &= !channels,
-                    None => self.phrase.held.iter_mut().for_each(|h| *h &= !channels),
+                match input.action {
+                    PlayerAction::Strike { .. } => {}
+                    PlayerAction::Release { key: Some(key) } => {
+                        self.phrase.held[key as usize & 127] &= !channels;
+                    }
+                    PlayerAction::Release { key: None } => {
+                        self.phrase.held.iter_mut().for_each(|h| *h &= !channels);
+                    }
+                    PlayerAction::Pedal { down } => self.sustain.set_pedal(channels, down),
                 }
             }
             self.publish();
@@ -327,17 +347,27 @@ impl Conductor {
                 .min(samples.saturating_sub(1) as u32)
                 .max(self.cursor);
             self.advance_to(offset, settings);
-            match (input.key, input.velocity) {
-                (Some(key), Some(velocity)) => {
+            let channels = channel_bits(input.channel);
+            match input.action {
+                PlayerAction::Strike { key, velocity } => {
                     let channel = input.channel.unwrap_or(0);
                     self.strike(channel, key, velocity, offset, settings);
                 }
-                (Some(key), None) => self.release(input.channel, key, offset, settings),
-                (None, _) => {
+                PlayerAction::Release { key: Some(key) } => {
+                    self.release(input.channel, key, offset, settings);
+                }
+                PlayerAction::Release { key: None } => {
                     for key in 0..128u8 {
-                        if self.phrase.held[key as usize] & channel_bits(input.channel) != 0 {
+                        if self.phrase.held[key as usize] & channels != 0 {
                             self.release(input.channel, key, offset, settings);
                         }
+                    }
+                    self.end_sustained(channels, offset);
+                }
+                PlayerAction::Pedal { down } => {
+                    self.sustain.set_pedal(channels, down);
+                    if !down {
+                        self.end_sustained(channels, offset);
                     }
                 }
             }
@@ -400,6 +430,16 @@ impl Conductor {
             self.release_answer(offset);
         }
         self.events.release_all_midi(offset);
+        // Released with the rest; lifting the pedal later releases nothing more.
+        self.sustain.end_held(u16::MAX, |_, _| {});
+    }
+
+    /// End the thru notes the sustain pedal holds on `channels`.
+    fn end_sustained(&mut self, channels: u16, offset: u32) {
+        let events = &mut self.events;
+        self.sustain.end_held(channels, |channel, key| {
+            events.note_off(offset, VoiceSource::Player, channel, key, true);
+        });
     }
 
     /// Stop the answer, playing or due, and move on to a new serial (generation).
@@ -504,6 +544,11 @@ impl Conductor {
         }
         self.phrase.held[key as usize] |= 1 << channel;
         self.phrase.has_notes = true;
+        if self.sustain.strike(channel, key) {
+            // The note the pedal held ends, whether thru plays the new one or not.
+            self.events
+                .note_off(offset, VoiceSource::Player, channel, key, true);
+        }
         self.send(Observation::NoteOn {
             pitch: key,
             velocity,
@@ -530,11 +575,15 @@ impl Conductor {
         let released = *held & channel_bits(channel);
         *held &= !released;
         // Released whatever the thru setting is now, so a change mid-note can't hang it: on
-        // every channel it was held on, and the one named.
+        // every channel it was held on, and the one named; where the sustain pedal is down, when
+        // it lifts.
         let named = channel.map_or(0, |c| 1u16 << (c & 15));
+        let ending = self.sustain.let_go(released | named, key);
         for channel in (0..16u8).filter(|c| (released | named) & (1 << c) != 0) {
-            self.events
-                .note_off(offset, VoiceSource::Player, channel, key, true);
+            if ending & (1 << channel) != 0 {
+                self.events
+                    .note_off(offset, VoiceSource::Player, channel, key, true);
+            }
             if released & (1 << channel) != 0 {
                 self.send(Observation::NoteOff { pitch: key, beat });
             }

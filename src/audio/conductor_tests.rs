@@ -131,14 +131,13 @@ fn on(key: u8) -> InputEvent {
     InputEvent {
         offset: 0,
         channel: Some(0),
-        key: Some(key),
-        velocity: Some(100),
+        action: PlayerAction::Strike { key, velocity: 100 },
     }
 }
 
 fn off(key: u8) -> InputEvent {
     InputEvent {
-        velocity: None,
+        action: PlayerAction::Release { key: Some(key) },
         ..on(key)
     }
 }
@@ -651,8 +650,7 @@ fn a_midi_flood_is_survived_and_leaves_nothing_hanging() {
     let all_off: Vec<InputEvent> = (0..16u8)
         .map(|channel| InputEvent {
             channel: Some(channel),
-            key: None,
-            velocity: None,
+            action: PlayerAction::Release { key: None },
             offset: 0,
         })
         .collect();
@@ -740,7 +738,7 @@ fn performed(notes: &[Note], bpm: f64, start_seconds: f64) -> Vec<(u64, InputEve
             ]
         })
         .collect();
-    events.sort_by_key(|(t, e)| (*t, e.velocity.is_some()));
+    events.sort_by_key(|(t, e)| (*t, matches!(e.action, PlayerAction::Strike { .. })));
     events
 }
 
@@ -943,4 +941,110 @@ fn in_nine_eight_answers_start_on_a_beat_of_their_own_bar() {
     rig.settings.wait_beats = 1.25;
     rig.run_to((20.0 * SPB) as u64, 256, &phrase());
     assert_eq!(rig.answer_ons()[0].0, (10.0 * SPB) as u64);
+}
+
+fn pedal(down: bool) -> InputEvent {
+    InputEvent {
+        action: PlayerAction::Pedal { down },
+        ..on(0)
+    }
+}
+
+/// The player's thru note-offs: (absolute sample, key).
+fn thru_offs(out: &[(u64, OutEvent)]) -> Vec<(u64, u8)> {
+    out.iter()
+        .filter(|(_, e)| e.source == VoiceSource::Player && e.velocity.is_none())
+        .map(|(t, e)| (*t, e.key))
+        .collect()
+}
+
+/// With the sustain pedal down, the thru notes ring on until it lifts (a key struck again ends
+/// its held note then), but the phrase is heard as the keys play it: the answer is the one
+/// played without the pedal, and it comes while the pedal is still down.
+#[test]
+fn the_sustain_pedal_holds_the_thru_notes_not_the_phrase() {
+    let lift = (12.0 * SPB) as u64;
+    let run = |pedalled: bool| {
+        let mut rig = Rig::new();
+        rig.settings.thru = true;
+        let mut inputs = phrase();
+        if pedalled {
+            inputs.insert(0, (0, pedal(true)));
+            inputs.push((lift, pedal(false)));
+        }
+        rig.run_to((20.0 * SPB) as u64, 256, &inputs);
+        assert_all_closed(&rig.out);
+        rig
+    };
+    let (plain, pedalled) = (run(false), run(true));
+    assert!(!plain.answer_ons().is_empty());
+    assert!(plain.answer_ons()[0].0 < lift);
+    assert_eq!(pedalled.answer_ons(), plain.answer_ons());
+    // 60 and 62 are struck again: each held note ends where its key is struck next.
+    let struck_again = |key: u8, beat: f64| (((beat * SPB) as u64), key);
+    let expected = vec![
+        struck_again(60, 3.0),
+        struck_again(62, 4.0),
+        struck_again(60, 6.0),
+        struck_again(62, 7.0),
+        (lift, 60),
+        (lift, 62),
+        (lift, 64),
+        (lift, 67),
+    ];
+    let mut offs = thru_offs(&pedalled.out);
+    offs.sort();
+    assert_eq!(offs, expected);
+    assert_eq!(pedalled.conductor.midi_sounding(), 0);
+}
+
+/// A note the pedal holds ends when its key is struck again, with thru off by then too; and
+/// "all notes off" ends the notes the pedal holds.
+#[test]
+fn the_pedals_notes_end_when_struck_with_thru_off_and_at_all_notes_off() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.block(256, &[pedal(true), on(60), on(64)]);
+    rig.block(256, &[off(60), off(64)]);
+    assert_eq!(rig.conductor.midi_sounding(), 2);
+    rig.settings.thru = false;
+    rig.block(256, &[on(60)]);
+    assert_eq!(rig.conductor.midi_sounding(), 1, "64 rings on");
+    let all_off = InputEvent {
+        action: PlayerAction::Release { key: None },
+        ..on(0)
+    };
+    rig.block(256, &[off(60), all_off]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    rig.block(256, &[pedal(false)]);
+    assert_all_closed(&rig.out);
+}
+
+/// A transport stop releases the notes the pedal holds, and the pedal, still down, goes on
+/// holding the keys let go next; a reactivation forgets it (its lift may be lost in between).
+#[test]
+fn a_stop_ends_the_pedals_notes_and_a_reactivation_lifts_it() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    rig.block(256, &[pedal(true), on(60)]);
+    rig.block(256, &[off(60)]);
+    rig.host.playing = false;
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    rig.block(256, &[on(62)]);
+    rig.block(256, &[off(62)]);
+    assert_eq!(rig.conductor.midi_sounding(), 1, "the pedal is still down");
+    rig.conductor.reactivate(SR);
+    rig.block(256, &[]);
+    assert_eq!(rig.conductor.midi_sounding(), 0);
+    rig.block(256, &[on(64)]);
+    rig.block(256, &[off(64)]);
+    assert_eq!(
+        rig.conductor.midi_sounding(),
+        0,
+        "lifted by the reactivation"
+    );
+    let offs = rig.block(256, &[pedal(false)]);
+    assert!(offs.is_empty(), "{offs:?}");
+    assert_all_closed(&rig.out);
 }

@@ -7,6 +7,7 @@ pub mod conductor;
 pub mod events;
 pub mod pace;
 pub mod sound;
+pub mod sustain;
 pub mod synth;
 
 use std::time::Instant;

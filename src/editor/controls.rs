@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use egui::Ui;
 use nice_plug::context::gui::ParamSetter;
 use nice_plug::prelude::*;
-use nice_plug_egui::widgets::ParamSlider;
 
 use crate::params::MAX_SEED;
 
@@ -27,10 +26,9 @@ pub fn set_once<P: Param>(setter: &ParamSetter, param: &P, value: P::Plain) {
     setter.end_set_parameter(param);
 }
 
-/// A slider for a continuous or integer parameter (drag, shift-drag for fine, double-click to
-/// reset, click the value to type one).
+/// A slider for a continuous or integer parameter (see [`super::slider`]).
 pub fn slider<P: Param>(ui: &mut Ui, param: &P, setter: &ParamSetter) {
-    ui.add(ParamSlider::for_param(param, setter).with_width(SLIDER_WIDTH));
+    super::slider::param_slider(ui, param, setter, SLIDER_WIDTH);
 }
 
 /// One button per variant of an enum parameter, the current one highlighted.

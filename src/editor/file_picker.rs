@@ -61,21 +61,37 @@ pub struct FilePicker {
     kind: &'static FileKind,
     /// The path being typed.
     path: String,
+    /// The project's path as last shown: when the project's record changes (a project or
+    /// preset loaded after the panel was made, a file loaded), the field shows the new one.
+    shown: Option<Option<String>>,
 }
 
 impl FilePicker {
-    /// A row of `kind` showing the project's saved path.
-    pub fn new(kind: &'static FileKind, params: &WaveJamParams) -> Self {
-        let choice = (kind.choice)(params)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+    /// A row of `kind`; it shows the project's path from its first frame on.
+    pub fn new(kind: &'static FileKind) -> Self {
         Self {
             kind,
-            path: choice.path.clone().unwrap_or_default(),
+            path: String::new(),
+            shown: None,
+        }
+    }
+
+    /// Shows the project's path in the field if it changed since last shown (what is typed
+    /// stays until then).
+    fn follow_project(&mut self, params: &WaveJamParams) {
+        let saved = (self.kind.choice)(params)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .path
+            .clone();
+        if self.shown.as_ref() != Some(&saved) {
+            self.path = saved.clone().unwrap_or_default();
+            self.shown = Some(saved);
         }
     }
 
     pub fn show(&mut self, ui: &mut Ui, params: &WaveJamParams, status: &Status) {
+        self.follow_project(params);
         let kind = self.kind;
         ui.horizontal(|ui| {
             ui.label(kind.label);
@@ -115,5 +131,34 @@ impl FilePicker {
         } else {
             (self.kind.load)(status, path, choice);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(params: &WaveJamParams, path: Option<&str>) {
+        params.model.lock().unwrap().path = path.map(str::to_owned);
+    }
+
+    /// The panel is made before the host loads the project: its field follows the project's
+    /// record (so "Load" reloads the project's file, not the default), and keeps what is typed
+    /// until the record changes.
+    #[test]
+    fn the_field_follows_a_project_loaded_after_the_panel_was_made() {
+        let params = WaveJamParams::default();
+        let mut row = FilePicker::new(&MODEL);
+        row.follow_project(&params);
+        assert_eq!(row.path, "");
+        record(&params, Some("/songs/reel.safetensors"));
+        row.follow_project(&params);
+        assert_eq!(row.path, "/songs/reel.safetensors");
+        row.path = "/songs/jig.safe".into();
+        row.follow_project(&params);
+        assert_eq!(row.path, "/songs/jig.safe", "what is typed stays");
+        record(&params, None);
+        row.follow_project(&params);
+        assert_eq!(row.path, "", "another project, with the default");
     }
 }

@@ -7,6 +7,7 @@ mod file_picker;
 mod piano_roll;
 mod readout;
 mod session_view;
+mod slider;
 mod theme;
 
 use std::path::PathBuf;
@@ -76,8 +77,8 @@ pub fn create(
         nice_plug_egui::RepaintNotifier::new(),
         settings,
         Panel {
-            model: FilePicker::new(&file_picker::MODEL, &params),
-            voice_file: FilePicker::new(&file_picker::VOICE, &params),
+            model: FilePicker::new(&file_picker::MODEL),
+            voice_file: FilePicker::new(&file_picker::VOICE),
             params,
             status,
             panic,

@@ -4,6 +4,7 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use nice_plug::context::process::SendEventError;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 
@@ -27,11 +28,11 @@ pub mod train;
 pub mod voice;
 
 use audio::clock::HostTime;
-use audio::conductor::{Conductor, InputEvent, PlayerAction, Settings};
+use audio::conductor::{Conductor, Delivery, InputEvent, PlayerAction, Settings};
 use audio::events::OutEvent;
 use audio::AudioSide;
 use generator::{GeneratorThread, Parked};
-use params::WaveJamParams;
+use params::{within_range, WaveJamParams};
 use protocol::{OBSERVATION_RING_CAPACITY, SCHEDULE_RING_CAPACITY};
 use status::Status;
 
@@ -135,7 +136,8 @@ impl WaveJam {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let slot = &self.status.voice_slot;
-        if wanted.path.is_none() && slot.line().text.is_empty() {
+        if wanted.path.is_none() {
+            // Also over what a project loaded before said about its own voice file.
             slot.set_line(models::choice::ModelLine::playing(
                 voice::slot::NO_CUSTOM_VOICE,
             ));
@@ -177,11 +179,11 @@ impl WaveJam {
         Settings {
             engine: p.engine.value(),
             model_generation: self.status.model_slot.generation.load(Ordering::Acquire),
-            temperature: p.temperature.value(),
-            seed: p.seed.value().max(0) as u32,
+            temperature: within_range(&p.temperature),
+            seed: within_range(&p.seed).max(0) as u32,
             seed_mode: p.seed_mode.value(),
-            wait_beats: p.wait_beats.value() as f64,
-            answer_bars: p.answer_bars.value().max(1) as u32,
+            wait_beats: within_range(&p.wait_beats) as f64,
+            answer_bars: within_range(&p.answer_bars).max(1) as u32,
             quantize: p.quantize.value(),
             mode: p.mode.value(),
             generate: p.generate.value(),
@@ -190,7 +192,7 @@ impl WaveJam {
             thru: p.thru.value(),
             bypass: p.bypass.value(),
             scale: p.scale_lock(),
-            feel: p.feel.value(),
+            feel: within_range(&p.feel),
             offline,
             host_offline: self.offline,
         }
@@ -444,7 +446,11 @@ impl Plugin for WaveJam {
             right,
             self.params.voice.value(),
             !settings.offline,
-            |event| context.try_send_event(host_note_event(event)).is_ok(),
+            |event| match context.try_send_event(host_note_event(event)) {
+                Ok(()) => Delivery::Taken,
+                Err((_, SendEventError::NoOutputBuffer)) => Delivery::NoOutput,
+                Err(_) => Delivery::Refused,
+            },
         );
         let voices = &self.status.voice_slot;
         if fell_back {
@@ -454,11 +460,13 @@ impl Plugin for WaveJam {
         if voices.latency_samples.swap(latency, Ordering::Relaxed) != latency {
             context.set_latency_samples(latency);
         }
+        let max_gain = util::db_to_gain(params::MAX_GAIN_DB);
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
             let gain = if settings.bypass {
                 0.0
             } else {
-                self.params.gain.smoothed.next()
+                // Within range, whatever a restored state asked for.
+                self.params.gain.smoothed.next().min(max_gain)
             };
             *l *= gain;
             *r *= gain;

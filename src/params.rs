@@ -11,6 +11,14 @@ use crate::persist::SessionState;
 
 /// Largest seed a musician can dial in; the seed is an integer parameter so hosts can automate it.
 pub const MAX_SEED: i32 = 9999;
+/// The Gain parameter's top, in dB.
+pub const MAX_GAIN_DB: f32 = 6.0;
+
+/// `param`'s value within its range. A restored state sets each value as it was saved, so a
+/// hand-edited project or one from a newer WaveJam may hold a value outside it.
+pub fn within_range<P: Param>(param: &P) -> P::Plain {
+    param.preview_plain(param.preview_normalized(param.modulated_plain_value()))
+}
 
 /// Whether each phrase is answered from the same seed or from a fresh one.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,8 +393,8 @@ impl Default for WaveJamParams {
                 util::db_to_gain(-6.0),
                 FloatRange::Skewed {
                     min: util::db_to_gain(-36.0),
-                    max: util::db_to_gain(6.0),
-                    factor: FloatRange::gain_skew_factor(-36.0, 6.0),
+                    max: util::db_to_gain(MAX_GAIN_DB),
+                    factor: FloatRange::gain_skew_factor(-36.0, MAX_GAIN_DB),
                 },
             )
             .with_smoother(SmoothingStyle::Logarithmic(20.0))
@@ -403,5 +411,32 @@ impl Default for WaveJamParams {
                 .with_value_to_string(formatters::v2s_f32_rounded(2)),
             voice: EnumParam::new("Voice", VoiceChoice::Synth),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nice_plug::params::InternalParamMut;
+
+    use super::*;
+
+    /// A project saved with values outside the parameters' ranges plays them at the ranges' ends.
+    #[test]
+    fn values_restored_outside_the_range_are_kept_within_it() {
+        let params = WaveJamParams::default();
+        // SAFETY: the parameters are alive; this is how a restored state sets them.
+        unsafe {
+            params.gain._internal_set_plain_value(4.0);
+            params.answer_bars._internal_set_plain_value(500);
+            params.wait_beats._internal_set_plain_value(-3.0);
+        }
+        assert_eq!(params.gain.value(), 4.0, "restored as saved");
+        assert_eq!(within_range(&params.gain), util::db_to_gain(MAX_GAIN_DB));
+        assert_eq!(within_range(&params.answer_bars), 8);
+        assert_eq!(within_range(&params.wait_beats), 0.25);
+        assert_eq!(
+            within_range(&params.temperature),
+            params.temperature.value()
+        );
     }
 }

@@ -28,6 +28,10 @@ pub struct Session {
     pub last_phrase: Vec<Note>,
     /// WaveJam's last answer, onsets from its start.
     pub last_answer: Vec<Note>,
+    /// The tempo the last answer's beats play at, in BPM: the player's own with the transport
+    /// stopped (its beats are theirs), else the clock's. `None` in a project saved before it
+    /// was kept.
+    pub answer_tempo_bpm: Option<f64>,
 }
 
 /// Whatever JSON a project holds for the session.
@@ -50,6 +54,9 @@ impl From<SavedSession> for Session {
         Session {
             last_phrase: notes("last_phrase"),
             last_answer: notes("last_answer"),
+            answer_tempo_bpm: fields
+                .get("answer_tempo_bpm")
+                .and_then(serde_json::Value::as_f64),
         }
         .sanitized()
     }
@@ -80,7 +87,7 @@ fn saved_notes(name: &str, saved: Option<&serde_json::Value>) -> Vec<Note> {
 impl Session {
     /// Drop notes a corrupt or hand-edited project could carry (non-finite times or ends past
     /// [`MAX_SAVED_BEATS`], keys > 127, zero velocity), and keep at most [`MAX_SAVED_NOTES`] per
-    /// list.
+    /// list; a tempo that is not one is forgotten.
     pub fn sanitized(mut self) -> Self {
         for notes in [&mut self.last_phrase, &mut self.last_answer] {
             notes.retain(|n| {
@@ -94,6 +101,9 @@ impl Session {
             });
             notes.truncate(MAX_SAVED_NOTES);
         }
+        self.answer_tempo_bpm = self
+            .answer_tempo_bpm
+            .filter(|bpm| bpm.is_finite() && *bpm > 0.0);
         self
     }
 }
@@ -182,8 +192,10 @@ mod tests {
                 },
             ],
             last_answer: vec![good; MAX_SAVED_NOTES + 3],
+            answer_tempo_bpm: Some(f64::INFINITY),
         }
         .sanitized();
+        assert_eq!(session.answer_tempo_bpm, None);
         assert_eq!(session.last_phrase, vec![good]);
         assert_eq!(session.last_answer.len(), MAX_SAVED_NOTES);
     }
@@ -209,11 +221,18 @@ mod tests {
         let session = Session {
             last_phrase: vec![note],
             last_answer: vec![note, Note { pitch: 255, ..note }],
+            answer_tempo_bpm: Some(87.5),
         };
         let back: Session =
             serde_json::from_str(&serde_json::to_string(&session).unwrap()).unwrap();
         assert_eq!(back.last_phrase, vec![note]);
         assert_eq!(back.last_answer, vec![note]);
+        assert_eq!(back.answer_tempo_bpm, Some(87.5));
+        for tempo in ["-90", "0", "\"fast\"", "null"] {
+            let saved = format!(r#"{{"last_answer":[],"answer_tempo_bpm":{tempo}}}"#);
+            let back: Session = serde_json::from_str(&saved).unwrap();
+            assert_eq!(back.answer_tempo_bpm, None, "{tempo}");
+        }
     }
 
     /// A note that is not one (a key past a byte, a string, null) costs only itself: the

@@ -51,6 +51,8 @@ pub struct Status {
     pub answer_overflows: AtomicU64,
     /// Note events the host refused (its output queue was full).
     pub host_refused_events: AtomicU64,
+    /// The host gave WaveJam no MIDI output at its last note event (not counted as refusals).
+    pub host_has_no_midi_output: AtomicBool,
     /// Note-ons dropped because a block was full.
     pub dropped_note_ons: AtomicU64,
     /// The key heard in the session's phrases, as [`crate::music::key::Key::index`] + 1 (0: none

@@ -89,6 +89,17 @@ impl Default for Settings {
     }
 }
 
+/// What the host did with a note event WaveJam sent to its MIDI output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Taken,
+    /// Refused: its queue was full (or it found the event invalid).
+    Refused,
+    /// The host gives WaveJam no MIDI output here (a VST3 host with no event bus connected):
+    /// it refuses everything, and holds no note.
+    NoOutput,
+}
+
 /// A release of every note on WaveJam's voice within a block: at `offset`, after the block's
 /// events before `before_event` and before the others (a release in the middle of a block, as an
 /// offline bounce's wait can bring, comes after the notes struck at its offset before it).
@@ -275,18 +286,24 @@ impl Conductor {
         self.voices_releases
     }
 
-    /// Whether the host took the block's MIDI event `index`: a refused note-on is not sounding
-    /// there; a refused note-off is retried at the next block (see
-    /// [`BlockEvents::host_refused`]).
-    pub fn host_answered(&mut self, index: usize, took: bool) {
-        if took {
-            self.events.host_took(index);
-            return;
-        }
+    /// What the host did with the block's MIDI event `index`: a refused note-on is not sounding
+    /// there; a refused note-off is retried at the next block if the host holds the note (see
+    /// [`BlockEvents::host_refused`]). Refusals are counted for the panel, a missing MIDI output
+    /// is shown there.
+    pub fn host_answered(&mut self, index: usize, delivery: Delivery) {
         self.status
-            .host_refused_events
-            .fetch_add(1, Ordering::Relaxed);
-        self.events.host_refused(index);
+            .host_has_no_midi_output
+            .store(delivery == Delivery::NoOutput, Ordering::Relaxed);
+        match delivery {
+            Delivery::Taken => self.events.host_took(index),
+            Delivery::Refused => {
+                self.status
+                    .host_refused_events
+                    .fetch_add(1, Ordering::Relaxed);
+                self.events.host_refused(index);
+            }
+            Delivery::NoOutput => self.events.host_refused(index),
+        }
     }
 
     /// Keys sounding on the MIDI output right now.

@@ -762,6 +762,8 @@ fn a_free_player_is_answered_at_their_tempo_on_their_beat() {
             (heard / bpm - 1.0).abs() < 0.03,
             "heard {heard:.1} BPM, played {bpm}"
         );
+        // The answer is saved in their beats, with their tempo (the clock's is 120).
+        assert_eq!(rig.worker_session().answer_tempo_bpm, Some(heard));
         // In their bars (4/4, the host's): the tune begins with a pickup 8th, on beat 4.5.
         let start = rig.status.heard_start_in_bar.load(Ordering::Relaxed);
         assert!(
@@ -1047,4 +1049,22 @@ fn a_stop_ends_the_pedals_notes_and_a_reactivation_lifts_it() {
     let offs = rig.block(256, &[pedal(false)]);
     assert!(offs.is_empty(), "{offs:?}");
     assert_all_closed(&rig.out);
+}
+
+/// A host without a MIDI output for WaveJam is shown as such, not counted as refusing every
+/// event (a full queue is).
+#[test]
+fn a_host_without_a_midi_output_is_told_apart_from_a_full_queue() {
+    let mut rig = Rig::new();
+    rig.settings.thru = true;
+    let refused = |rig: &Rig| rig.status.host_refused_events.load(Ordering::Relaxed);
+    let no_output = |rig: &Rig| rig.status.host_has_no_midi_output.load(Ordering::Relaxed);
+    rig.block(256, &[on(60)]);
+    rig.conductor.host_answered(0, Delivery::NoOutput);
+    assert_eq!((refused(&rig), no_output(&rig)), (0, true));
+    rig.block(256, &[off(60), on(62)]);
+    rig.conductor.host_answered(0, Delivery::Refused);
+    assert_eq!((refused(&rig), no_output(&rig)), (1, false));
+    rig.conductor.host_answered(1, Delivery::Taken);
+    assert_eq!((refused(&rig), no_output(&rig)), (1, false));
 }

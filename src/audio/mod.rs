@@ -12,7 +12,7 @@ pub mod synth;
 
 use std::time::Instant;
 
-use conductor::Conductor;
+use conductor::{Conductor, Delivery};
 use events::OutEvent;
 use pace::Pace;
 use sound::Sound;
@@ -65,8 +65,8 @@ impl AudioSide {
 
     /// Plays the conductor's last block: its events go to the `voice` chosen, at their offsets
     /// in `left`/`right` (which it renders, the block's length), and those for the MIDI output
-    /// to `send`, which says whether the host took the event (a refused one is retried or
-    /// forgotten, see [`Conductor::host_refused`]). Whether a neural voice missed the block's
+    /// to `send`, which says what the host did with the event (a refused one is retried or
+    /// forgotten, see [`Conductor::host_answered`]). Whether a neural voice missed the block's
     /// deadline and handed its line to the synth (only when `realtime`: not in a bounce).
     pub fn render(
         &mut self,
@@ -74,7 +74,7 @@ impl AudioSide {
         right: &mut [f32],
         voice: VoiceChoice,
         realtime: bool,
-        mut send: impl FnMut(&OutEvent) -> bool,
+        mut send: impl FnMut(&OutEvent) -> Delivery,
     ) -> bool {
         let samples = left.len().min(right.len());
         self.sound.take_handover();
@@ -108,8 +108,8 @@ impl AudioSide {
                 None => self.sound.note_off(key),
             }
             if event.midi {
-                let took = send(&event);
-                self.conductor.host_answered(i, took);
+                let delivery = send(&event);
+                self.conductor.host_answered(i, delivery);
             }
         }
         self.render_to(left, right, &mut rendered, samples);

@@ -320,9 +320,15 @@ impl Panel {
         });
     }
 
-    /// Write the cached answer at the current tempo; the path written, or the error as text.
+    /// Write the cached answer at its tempo (the player's, if it followed them with the
+    /// transport stopped; for an answer from an older project, the clock's now); the path
+    /// written, or the error as text.
     fn save_answer(&self) -> Result<PathBuf, String> {
-        let tempo = readout::tempo_bpm(self.status.tempo_bpm.load(Ordering::Relaxed));
+        let tempo = readout::tempo_bpm(
+            self.session
+                .answer_tempo_bpm
+                .unwrap_or_else(|| self.status.tempo_bpm.load(Ordering::Relaxed)),
+        );
         export::answers_dir()
             .and_then(|dir| {
                 export::save_answer(&dir, &self.session.answer, tempo, export::unix_secs())

@@ -79,6 +79,14 @@ pub fn generator_notes(status: &Status) -> Vec<(&'static str, &'static str, Colo
             theme::WARNING,
         ));
     }
+    if status.host_has_no_midi_output.load(Ordering::Relaxed) {
+        notes.push((
+            "no MIDI output",
+            "This host takes no notes from WaveJam here (no note output connected): the answers \
+             sound on WaveJam's own voice only",
+            theme::TEXT_DIM,
+        ));
+    }
     if status.running_ahead.load(Ordering::Relaxed) {
         notes.push((
             "rendering ahead",

@@ -15,6 +15,8 @@ pub struct SessionView {
     pub phrase: Vec<Note>,
     /// WaveJam's last answer, onsets from its start.
     pub answer: Vec<Note>,
+    /// The tempo the answer's beats play at, in BPM, if the session says.
+    pub answer_tempo_bpm: Option<f64>,
 }
 
 impl SessionView {
@@ -38,6 +40,7 @@ impl SessionView {
         };
         self.phrase.clone_from(&guard.last_phrase);
         self.answer.clone_from(&guard.last_answer);
+        self.answer_tempo_bpm = guard.answer_tempo_bpm;
         self.revision = Some(revision);
     }
 }
@@ -57,6 +60,7 @@ mod tests {
         let session = SessionState::new(Session {
             last_phrase: vec![note(60)],
             last_answer: vec![note(62)],
+            answer_tempo_bpm: None,
         });
         let mut view = SessionView::default();
         view.refresh(&session, 0);

@@ -445,14 +445,17 @@ impl Worker {
         let (mut notes, length_beats) = match player {
             Some(player) => {
                 let local = in_player_time(request, player);
-                let mut notes = self.answer_in_time(&local);
+                let mut notes = self.answer_in_time(&local, player.bpm(request.tempo_bpm));
                 for note in &mut notes {
                     note.onset_beats *= player.clock_beats;
                     note.duration_beats *= player.clock_beats;
                 }
                 (notes, local.length_beats * player.clock_beats)
             }
-            None => (self.answer_in_time(request), request.length_beats),
+            None => (
+                self.answer_in_time(request, request.tempo_bpm),
+                request.length_beats,
+            ),
         };
         notes.truncate(MAX_ANSWER_NOTES);
         self.status
@@ -555,8 +558,9 @@ impl Worker {
         find_bar_phase(engine, brains.wavenet.vocabulary(), &played, &meter, prior)
     }
 
-    /// The answer to `request`, whose beats are those the phrases are heard in.
-    fn answer_in_time(&mut self, request: &Request) -> Vec<Note> {
+    /// The answer to `request`, whose beats are those the phrases are heard in and play at
+    /// `tempo_bpm` (kept with it in the session).
+    fn answer_in_time(&mut self, request: &Request, tempo_bpm: f64) -> Vec<Note> {
         self.follow_model_choice();
         self.follow_long_term(request.offline);
         let (current, groove, chord) = self.current_phrase();
@@ -624,7 +628,10 @@ impl Worker {
             request.length_beats,
         );
         let saved = answer.clone();
-        self.update_session(|s| s.last_answer = saved);
+        self.update_session(|s| {
+            s.last_answer = saved;
+            s.answer_tempo_bpm = Some(tempo_bpm).filter(|bpm| bpm.is_finite() && *bpm > 0.0);
+        });
         self.last_answer_start_beat = request.start_beat;
         answer
     }

@@ -558,10 +558,18 @@ mod voice_tests {
         let n = changed.len();
         changed[n - 2..].copy_from_slice(&[0, 0]);
         std::fs::write(&path, changed).unwrap();
-        let host = reopen(&saved);
+        let mut host = reopen(&saved);
         assert!(host.plugin.audio.as_ref().unwrap().sound.custom().is_none());
         let line = host.plugin.status.voice_slot.line();
         assert!(line.text.contains("changed"), "{}", line.text);
+
+        // A project without a voice file, loaded next, is not told about the last one's.
+        let without = WaveJam::default().params().serialize_fields();
+        host.plugin.params().deserialize_fields(&without);
+        host.run(4096, 256);
+        assert_eq!(host.restarts, 1);
+        let line = host.plugin.status.voice_slot.line();
+        assert_eq!(line.text, crate::voice::slot::NO_CUSTOM_VOICE);
     }
 
     /// A voice file handed over that the audio thread never took (the host stopped processing,

@@ -18,6 +18,7 @@ use wavejam::lab::voice_checks::{in_range, voice_checks, FrameShare, BREAKDOWN_S
 use wavejam::lab::voice_data::{voice_data, Instrument, FIDDLE, FLUTE, INSTRUMENTS};
 use wavejam::lab::voice_render::{render_notes, RenderVoice};
 use wavejam::listen::bar::{find_bar_phase, BarPrior};
+use wavejam::models::container::write_whole;
 use wavejam::models::engines::{train_long_term, Brains, EngineKind};
 use wavejam::models::melodies::write_tunes;
 use wavejam::models::wavenet::{ModelFile, Precision, WaveNetKernel};
@@ -172,8 +173,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Continue from the .resume.safetensors checkpoint next to --out (AdamW moments restart).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// Start a new run over an earlier run's --out and checkpoint (without it, a new run
+        /// refuses to write over them).
+        #[arg(long)]
+        overwrite: bool,
         /// Stop, validate and save after this many minutes.
         #[arg(long)]
         max_minutes: Option<f64>,
@@ -211,8 +216,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Continue from the .resume.safetensors checkpoint next to --out (AdamW moments restart).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// Start a new run over an earlier run's --out and checkpoint (without it, a new run
+        /// refuses to write over them).
+        #[arg(long)]
+        overwrite: bool,
         /// Stop, validate and save after this many minutes.
         #[arg(long)]
         max_minutes: Option<f64>,
@@ -430,6 +439,7 @@ fn run(cli: Cli) -> Result<(), String> {
             lr,
             seed,
             resume,
+            overwrite,
             max_minutes,
             all,
             steps_per_epoch,
@@ -441,6 +451,7 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.lr = lr;
             opts.seed = seed;
             opts.resume = resume;
+            opts.overwrite = overwrite;
             opts.max_minutes = max_minutes;
             opts.all = all;
             opts.steps_per_epoch = steps_per_epoch;
@@ -492,6 +503,7 @@ fn run(cli: Cli) -> Result<(), String> {
             lr,
             seed,
             resume,
+            overwrite,
             max_minutes,
             steps_per_epoch,
         } => {
@@ -502,6 +514,7 @@ fn run(cli: Cli) -> Result<(), String> {
             opts.lr = lr;
             opts.seed = seed;
             opts.resume = resume;
+            opts.overwrite = overwrite;
             opts.max_minutes = max_minutes;
             opts.steps_per_epoch = steps_per_epoch;
             opts.progress = true;
@@ -665,8 +678,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let half = file
                 .to_bytes(Precision::Half)
                 .map_err(|e| format!("{}: {e}", model.display()))?;
-            std::fs::write(&out, &half)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            // Whole or not at all: it may be the embedded model.
+            write_whole(&out, &half)?;
             println!(
                 "{} ({} bytes, {:?} precision) → {} ({} bytes, half precision)",
                 model.display(),

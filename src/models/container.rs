@@ -347,6 +347,27 @@ fn read_values(
 }
 
 /// The bytes of a model file of `format` at `version` with `metadata` (key, value) and
+/// Writes `bytes` (a model or voice file) to `path` whole or not at all: to a file beside it,
+/// then renamed over it, so a run stopped mid-write leaves the file there as it was. The folder
+/// is made if it is missing.
+///
+/// # Errors
+/// The folder or the file cannot be written (the message names it).
+pub fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    let failed = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| format!("cannot write {path}: {e}")
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed(path))?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, bytes).map_err(failed(&partial))?;
+    std::fs::rename(&partial, path).map_err(failed(path))
+}
+
 /// `tensors` (name, shape, row-major f32 values) stored in `precision` (rounded to nearest).
 /// Writes what it is given; [`Opened`] is the check. The same input gives the same bytes (keys
 /// and tensors in name order), so a file's content hash identifies its model.

@@ -29,6 +29,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::wavenet::{init_seeded, new_model, to_safetensors, PhraseWaveNet, WaveNetConfig};
 use crate::lab::eval::load_folder;
+use crate::models::container::write_whole;
 use crate::models::wavenet::{input_positions, ModelFile, Precision};
 use crate::music::encoding::{Token, Vocabulary};
 use crate::music::meter::Meter;
@@ -49,8 +50,10 @@ pub struct TrainOptions {
     pub lr: f64,
     pub weight_decay: f64,
     pub seed: u64,
-    /// Continue from the `.resume.safetensors` checkpoint, if there is one.
+    /// Continue from the `.resume.safetensors` checkpoint (which must exist).
     pub resume: bool,
+    /// Start a new run over an earlier run's model and checkpoint at `out`.
+    pub overwrite: bool,
     /// Stop (validate and save) once this much wall time has passed in this run.
     pub max_minutes: Option<f64>,
     /// Include polyphonic tunes (default: melodies only).
@@ -80,6 +83,7 @@ impl TrainOptions {
             weight_decay: 0.01,
             seed: 1,
             resume: false,
+            overwrite: false,
             max_minutes: None,
             all: false,
             steps_per_epoch: None,
@@ -319,6 +323,12 @@ fn load_sequences(
     vocab: &Vocabulary,
 ) -> Result<Vec<Sequence>, String> {
     let corpus = load_folder(dir, vocab).map_err(|e| e.to_string())?;
+    if opts.progress {
+        // Said, not only left out: a corrupt file is the user's to fix.
+        for skipped in &corpus.skipped {
+            eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
+        }
+    }
     let tunes: Vec<Sequence> = corpus
         .tunes
         .iter()
@@ -333,20 +343,6 @@ fn load_sequences(
 
 pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("cannot write {}: {e}", path.display())
-}
-
-/// Writes `bytes` to `path` whole or not at all: to a file beside it, then renamed over it, so
-/// a run stopped mid-write leaves the last checkpoint or model as it was. The folder is made
-/// if it is missing.
-pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(path))?;
-    }
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    std::fs::write(&partial, bytes).map_err(io_err(&partial))?;
-    std::fs::rename(&partial, path).map_err(io_err(path))
 }
 
 pub(crate) fn candle_err(e: candle_core::Error) -> String {
@@ -374,16 +370,55 @@ const WARMUP_STEPS: usize = 50;
 const FINAL_LR_FRACTION: f64 = 0.05;
 
 /// The learning rate of optimizer step `step` (0-based) of `total`: a linear warm-up over
-/// [`WARMUP_STEPS`] to `peak`, then a cosine decay to `peak · FINAL_LR_FRACTION` at `total`.
-/// Depends only on the step, so a resumed run continues the same schedule.
+/// [`WARMUP_STEPS`] (a tenth of a shorter run) to `peak`, then a cosine decay to
+/// `peak · FINAL_LR_FRACTION` at `total`. Depends only on the step, so a resumed run continues
+/// the same schedule.
 pub(crate) fn learning_rate(step: usize, total: usize, peak: f64) -> f64 {
-    if step < WARMUP_STEPS {
-        return peak * (step + 1) as f64 / WARMUP_STEPS as f64;
+    let warmup = WARMUP_STEPS.min(total / 10).max(1);
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
     }
-    let span = total.saturating_sub(WARMUP_STEPS).max(1) as f64;
-    let progress = ((step - WARMUP_STEPS) as f64 / span).min(1.0);
+    let span = total.saturating_sub(warmup).max(1) as f64;
+    let progress = ((step - warmup) as f64 / span).min(1.0);
     let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
     peak * (FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine)
+}
+
+/// Checks a run's settings before any work: `--resume` needs the checkpoint at `resume_path`;
+/// a new run does not write over an earlier run's model at `out` or its checkpoint unless
+/// `overwrite` (a forgotten `--resume` would lose them after one epoch); the learning rate is a
+/// positive number and the time limit one of minutes.
+pub(crate) fn check_run(
+    out: &Path,
+    resume_path: &Path,
+    (resume, overwrite): (bool, bool),
+    lr: f64,
+    max_minutes: Option<f64>,
+) -> Result<(), String> {
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(format!("--lr {lr} is not a positive learning rate"));
+    }
+    if let Some(minutes) = max_minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        return Err(format!(
+            "--max-minutes {minutes} is not a positive number of minutes"
+        ));
+    }
+    if resume && !resume_path.exists() {
+        return Err(format!(
+            "--resume: there is no checkpoint {} to go on from (a run writes it after each epoch)",
+            resume_path.display()
+        ));
+    }
+    if !resume && !overwrite {
+        if let Some(earlier) = [out, resume_path].into_iter().find(|p| p.exists()) {
+            return Err(format!(
+                "{} is an earlier run's: pass --resume to go on with that run, or --overwrite to \
+                 start a new one over it",
+                earlier.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The error of a training whose validation loss went to `loss` (not finite) in `epoch`:
@@ -460,6 +495,14 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
             vocab.len()
         ));
     }
+    let resume_path = opts.resume_path();
+    check_run(
+        &opts.out,
+        &resume_path,
+        (opts.resume, opts.overwrite),
+        opts.lr,
+        opts.max_minutes,
+    )?;
     let (batch, seq_len) = (opts.batch.max(1), opts.seq_len.max(1));
     let train_set = load_sequences(&opts.data.join("train"), opts, &vocab)?;
     let val_set = load_sequences(&opts.data.join("validation"), opts, &vocab)?;
@@ -474,8 +517,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
 
     let total_steps = steps_per_epoch * opts.epochs;
     let (varmap, model) = new_model(&opts.config, &device).map_err(candle_err)?;
-    let resume_path = opts.resume_path();
-    let mut state = if opts.resume && resume_path.exists() {
+    let mut state = if opts.resume {
         let bytes = std::fs::read(&resume_path)
             .map_err(|e| format!("cannot read {}: {e}", resume_path.display()))?;
         let file = ModelFile::parse(&bytes).map_err(|e| e.to_string())?;
@@ -934,6 +976,35 @@ mod tests {
         }
     }
 
+    /// `--resume` without a checkpoint, or a new run over an earlier one's files without
+    /// `--overwrite`, stops before any work; so do a learning rate or time limit that is not one.
+    #[test]
+    fn a_run_that_would_lose_an_earlier_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("wavejam-check-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (out, checkpoint) = (dir.join("m.safetensors"), dir.join("m.resume.safetensors"));
+        let check =
+            |resume, overwrite| check_run(&out, &checkpoint, (resume, overwrite), 1e-3, None);
+        assert!(check(false, false).is_ok(), "a first run");
+        let err = check(true, false).unwrap_err();
+        assert!(err.contains("no checkpoint"), "{err}");
+        std::fs::write(&out, b"model").unwrap();
+        let err = check(false, false).unwrap_err();
+        assert!(err.contains("--overwrite"), "{err}");
+        assert!(check(false, true).is_ok());
+        std::fs::write(&checkpoint, b"checkpoint").unwrap();
+        assert!(check(true, false).is_ok());
+        for (lr, minutes) in [
+            (f64::NAN, None),
+            (0.0, None),
+            (1e-3, Some(f64::NAN)),
+            (1e-3, Some(-1.0)),
+        ] {
+            assert!(check_run(&out, &checkpoint, (true, false), lr, minutes).is_err());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn learning_rate_warms_up_then_decays_to_the_floor() {
         let peak = 1e-3;
@@ -946,6 +1017,9 @@ mod tests {
         assert!(rates.windows(2).all(|w| w[1] <= w[0]));
         let floor = peak * FINAL_LR_FRACTION;
         assert!((learning_rate(1000, 1000, peak) - floor).abs() < 1e-12);
+        // A short run warms up over a tenth of it, and decays too.
+        assert!((learning_rate(5, 60, peak) - peak).abs() < 1e-12);
+        assert!((learning_rate(60, 60, peak) - floor).abs() < 1e-12);
         assert!((learning_rate(5000, 1000, peak) - floor).abs() < 1e-12);
     }
 

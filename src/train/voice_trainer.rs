@@ -25,12 +25,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::recordings::{dynamics, wav_files, Recording};
 use super::trainer::{
-    candle_err, diverged, epoch_bar, epoch_rng, io_err, learning_rate, load_weights, loss_svg,
-    write_whole, Proportional,
+    candle_err, check_run, diverged, epoch_bar, epoch_rng, io_err, learning_rate, load_weights,
+    loss_svg, Proportional,
 };
 use super::voice::{new_voice, stft_loss, to_voice_file, Stft, VoiceWaveNet};
 use super::wavenet::init_seeded;
-use crate::models::container::Precision;
+use crate::models::container::{write_whole, Precision};
 use crate::models::stack::DilatedStack;
 use crate::voice::{Dynamics, VoiceConfig, VoiceFile, CONTROLS};
 
@@ -57,8 +57,10 @@ pub struct VoiceTrainOptions {
     pub window: usize,
     pub lr: f64,
     pub seed: u64,
-    /// Continue from the `.resume.safetensors` checkpoint, if there is one.
+    /// Continue from the `.resume.safetensors` checkpoint (which must exist).
     pub resume: bool,
+    /// Start a new run over an earlier run's voice and checkpoint at `out`.
+    pub overwrite: bool,
     /// Stop (validate and save) once this much wall time has passed in this run.
     pub max_minutes: Option<f64>,
     /// Steps per epoch; by default the training audio over `batch · window`.
@@ -83,6 +85,7 @@ impl VoiceTrainOptions {
             lr: 3e-3,
             seed: 1,
             resume: false,
+            overwrite: false,
             max_minutes: None,
             steps_per_epoch: None,
             progress: false,
@@ -212,20 +215,33 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
             opts.window, LOSS_SIZES[0]
         ));
     }
+    let resume_path = opts.out.with_extension("resume.safetensors");
+    check_run(
+        &opts.out,
+        &resume_path,
+        (opts.resume, opts.overwrite),
+        opts.lr,
+        opts.max_minutes,
+    )?;
     let (batch_size, window) = (opts.batch.max(1), opts.window);
     let warmup = (config.receptive_field() - 1).next_multiple_of(512);
     let files = wav_files(&opts.audio)?;
     if files.is_empty() {
         return Err(format!("no .wav files in {}", opts.audio.display()));
     }
-    let mut train_set = Vec::new();
-    let mut val_set = Vec::new();
-    for (i, path) in files.iter().enumerate() {
+    // Recordings too short for one window are left out before the split, so the held-out
+    // ones are usable.
+    let mut usable = Vec::new();
+    for path in &files {
         let rec = Recording::read(path, config.sample_rate)?;
-        if rec.len() < warmup + window {
-            continue;
+        if rec.len() >= warmup + window {
+            usable.push(rec);
         }
-        let held_out = i % 10 == 9 || (files.len() < 10 && i + 1 == files.len() && i > 0);
+    }
+    let count = usable.len();
+    let (mut train_set, mut val_set) = (Vec::new(), Vec::new());
+    for (i, rec) in usable.into_iter().enumerate() {
+        let held_out = i % 10 == 9 || (count < 10 && i + 1 == count && i > 0);
         if held_out {
             val_set.push(rec);
         } else {
@@ -284,8 +300,7 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         .max(1);
     let total_steps = steps_per_epoch * opts.epochs;
     let (varmap, model) = new_voice(&config, &device).map_err(candle_err)?;
-    let resume_path = opts.out.with_extension("resume.safetensors");
-    let mut state = if opts.resume && resume_path.exists() {
+    let mut state = if opts.resume {
         let bytes = std::fs::read(&resume_path)
             .map_err(|e| format!("cannot read {}: {e}", resume_path.display()))?;
         let file = VoiceFile::parse(&bytes).map_err(|e| e.to_string())?;
@@ -497,6 +512,15 @@ mod tests {
             let path = dir.join("audio").join(format!("{i}.wav"));
             write_wav(&path, &[&audio], 24_000.0, WavFormat::Float32).unwrap();
         }
+        // A take too short for a window, last in order: left out, and not as the held-out one.
+        let short = &tones(&[(220.0, 0.2)])[..1_000];
+        write_wav(
+            &dir.join("audio").join("3.wav"),
+            &[short],
+            24_000.0,
+            WavFormat::Float32,
+        )
+        .unwrap();
         let mut opts = VoiceTrainOptions::new(dir.join("audio"), dir.join("voice.safetensors"));
         opts.config = tiny_config();
         opts.epochs = 1;

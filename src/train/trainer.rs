@@ -119,9 +119,44 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
+/// What a run's steps and validation depend on besides the model's config, kept in its
+/// checkpoint: a resumed run given other values would not go on with that run (its steps would
+/// draw other windows, or be scored on another validation set).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RunShape {
+    pub batch: usize,
+    /// Window length: events for a phrase model, samples for a voice.
+    pub window: usize,
+    pub steps_per_epoch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// What the data came to: files (or tunes) and their sizes, training and validation.
+    pub data: String,
+}
+
+/// Refuses to resume the checkpoint at `path` (made with `saved`; `None` for one from before
+/// shapes were kept) as a run of another shape.
+pub(crate) fn check_shape(
+    path: &Path,
+    saved: Option<&RunShape>,
+    now: &RunShape,
+) -> Result<(), String> {
+    match saved {
+        Some(saved) if saved != now => Err(format!(
+            "{} is a run of {saved:?}; this one would be {now:?}: give the options it was \
+             started with (and the same data) to go on with it, or --overwrite to start anew",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// What is saved in the resume checkpoint's metadata.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct ResumeState {
+    /// The run's shape (`None` in a checkpoint from before it was kept).
+    #[serde(default)]
+    shape: Option<RunShape>,
     step: usize,
     epochs_done: usize,
     seed: u64,
@@ -516,6 +551,18 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         .max(1);
 
     let total_steps = steps_per_epoch * opts.epochs;
+    let shape = RunShape {
+        batch,
+        window: seq_len,
+        steps_per_epoch,
+        lr: opts.lr,
+        seed: opts.seed,
+        data: format!(
+            "{} / {} tunes, {train_events} / {validation_events} events",
+            train_set.len(),
+            val_set.len()
+        ),
+    };
     let (varmap, model) = new_model(&opts.config, &device).map_err(candle_err)?;
     let mut state = if opts.resume {
         let bytes = std::fs::read(&resume_path)
@@ -526,6 +573,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         }
         let meta: ResumeMetadata = serde_json::from_str(file.training.as_deref().unwrap_or(""))
             .map_err(|e| format!("{}: no resume state ({e})", resume_path.display()))?;
+        check_shape(&resume_path, meta.resume.shape.as_ref(), &shape)?;
         load_weights(&varmap, &bytes)?;
         meta.resume
     } else {
@@ -533,6 +581,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, String> {
         let initial =
             validation_bits(&model, &val_set, batch, &vocab, &device).map_err(candle_err)?;
         ResumeState {
+            shape: Some(shape.clone()),
             step: 0,
             epochs_done: 0,
             seed: opts.seed,
@@ -905,6 +954,16 @@ mod tests {
             report.initial_validation_bits
         );
         assert!(resumed.best_validation_bits <= report.best_validation_bits);
+
+        // Resumed with another batch, or on other data, it would not be that run.
+        opts.batch = 8;
+        let err = train(&opts).unwrap_err();
+        assert!(err.contains("is a run of"), "{err}");
+        opts.batch = 4;
+        opts.all = true;
+        std::fs::copy(dir.join("train/t60.mid"), dir.join("train/again.mid")).unwrap();
+        let err = train(&opts).unwrap_err();
+        assert!(err.contains("is a run of"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

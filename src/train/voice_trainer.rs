@@ -25,8 +25,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::recordings::{dynamics, wav_files, Recording};
 use super::trainer::{
-    candle_err, check_run, diverged, epoch_bar, epoch_rng, io_err, learning_rate, load_weights,
-    loss_svg, Proportional,
+    candle_err, check_run, check_shape, diverged, epoch_bar, epoch_rng, io_err, learning_rate,
+    load_weights, loss_svg, Proportional, RunShape,
 };
 use super::voice::{new_voice, stft_loss, to_voice_file, Stft, VoiceWaveNet};
 use super::wavenet::init_seeded;
@@ -111,6 +111,9 @@ pub struct VoiceEpoch {
 /// The training state a checkpoint keeps.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct ResumeState {
+    /// The run's shape (`None` in a checkpoint from before it was kept).
+    #[serde(default)]
+    shape: Option<RunShape>,
     step: usize,
     epochs_done: usize,
     best_validation_loss: f64,
@@ -299,6 +302,19 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         .unwrap_or(train_samples / (batch_size * window))
         .max(1);
     let total_steps = steps_per_epoch * opts.epochs;
+    let shape = RunShape {
+        batch: batch_size,
+        window,
+        steps_per_epoch,
+        lr: opts.lr,
+        seed: opts.seed,
+        data: format!(
+            "{} / {} recordings, {train_samples} / {} samples",
+            train_set.len(),
+            val_set.len(),
+            val_set.iter().map(Recording::len).sum::<usize>()
+        ),
+    };
     let (varmap, model) = new_voice(&config, &device).map_err(candle_err)?;
     let mut state = if opts.resume {
         let bytes = std::fs::read(&resume_path)
@@ -309,11 +325,13 @@ pub fn train_voice(opts: &VoiceTrainOptions) -> Result<VoiceTrainReport, String>
         }
         let meta: ResumeMetadata = serde_json::from_str(file.training.as_deref().unwrap_or(""))
             .map_err(|e| format!("{}: no resume state ({e})", resume_path.display()))?;
+        check_shape(&resume_path, meta.resume.shape.as_ref(), &shape)?;
         load_weights(&varmap, &bytes)?;
         meta.resume
     } else {
         init_seeded(&varmap, opts.seed, 1.0).map_err(candle_err)?;
         ResumeState {
+            shape: Some(shape.clone()),
             step: 0,
             epochs_done: 0,
             best_validation_loss: f64::INFINITY,

@@ -269,8 +269,12 @@ fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
             channel,
             key,
             ..
-        }
-        | NoteEvent::Choke {
+        } => (
+            timing,
+            channel_of(channel),
+            PlayerAction::Release { key: key.number() },
+        ),
+        NoteEvent::Choke {
             timing,
             channel,
             key,
@@ -278,7 +282,7 @@ fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
         } => (
             timing,
             channel_of(channel),
-            PlayerAction::Release { key: key.number() },
+            PlayerAction::Cut { key: key.number() },
         ),
         NoteEvent::MidiCC {
             timing,
@@ -291,9 +295,8 @@ fn input_event(event: NoteEvent<()>) -> Option<InputEvent> {
                     down: value * 127.0 >= 63.5,
                 },
                 control_change::RESET_ALL_CONTROLLERS => PlayerAction::Pedal { down: false },
-                control_change::ALL_SOUND_OFF | control_change::ALL_NOTES_OFF => {
-                    PlayerAction::Release { key: None }
-                }
+                control_change::ALL_NOTES_OFF => PlayerAction::Release { key: None },
+                control_change::ALL_SOUND_OFF => PlayerAction::Cut { key: None },
                 _ => return None,
             };
             (timing, Some(channel & 15), action)
@@ -319,9 +322,12 @@ impl Plugin for WaveJam {
         main_output_channels: NonZeroU32::new(2),
         ..AudioIOLayout::const_default()
     }];
-    /// MIDI CCs for the sustain pedal (CC 64) and a keyboard's "all notes off" (on VST3 this
-    /// adds nice-plug's 2,080 hidden read-only parameters that carry CCs there).
+    /// MIDI CCs for the sustain pedal (CC 64) and a keyboard's "all notes off" and "all sound
+    /// off" (on VST3 this adds nice-plug's 2,080 hidden read-only parameters that carry CCs).
     const MIDI_INPUT: MidiConfig = MidiConfig::MidiCCs;
+    /// Input events a block holds without allocating: with CCs, a controller's curves and
+    /// pressure come in too (nice-plug's 1,024 would grow on the audio thread).
+    const INPUT_EVENT_CAPACITY: usize = 8192;
     const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
     const SAMPLE_ACCURATE_AUTOMATION: bool = true;
 

@@ -124,9 +124,13 @@ pub struct InputEvent {
 pub enum PlayerAction {
     /// Struck `key` at `velocity` (1–127).
     Strike { key: u8, velocity: u8 },
-    /// Let `key` go; `None`: every key (a host's "all notes off"), which also ends the notes the
-    /// sustain pedal holds.
+    /// Let `key` go; `None`: every key (MIDI "all notes off", CC 123, or a host's note-off on
+    /// every key). Where the sustain pedal is down, it holds the notes let go, as the MIDI
+    /// specification asks of "all notes off".
     Release { key: Option<u8> },
+    /// End `key`'s note now, pedal or not (`None`: every key's): a host's choke, or MIDI "all
+    /// sound off" (CC 120).
+    Cut { key: Option<u8> },
     /// Put the sustain pedal (MIDI CC 64) down or lifted it.
     Pedal { down: bool },
 }
@@ -340,10 +344,11 @@ impl Conductor {
                 let channels = channel_bits(input.channel);
                 match input.action {
                     PlayerAction::Strike { .. } => {}
-                    PlayerAction::Release { key: Some(key) } => {
+                    PlayerAction::Release { key: Some(key) }
+                    | PlayerAction::Cut { key: Some(key) } => {
                         self.phrase.held[key as usize & 127] &= !channels;
                     }
-                    PlayerAction::Release { key: None } => {
+                    PlayerAction::Release { key: None } | PlayerAction::Cut { key: None } => {
                         self.phrase.held.iter_mut().for_each(|h| *h &= !channels);
                     }
                     PlayerAction::Pedal { down } => self.sustain.set_pedal(channels, down),
@@ -373,13 +378,24 @@ impl Conductor {
                 PlayerAction::Release { key: Some(key) } => {
                     self.release(input.channel, key, offset, settings);
                 }
-                PlayerAction::Release { key: None } => {
+                PlayerAction::Release { key: None } | PlayerAction::Cut { key: None } => {
                     for key in 0..128u8 {
                         if self.phrase.held[key as usize] & channels != 0 {
                             self.release(input.channel, key, offset, settings);
                         }
                     }
-                    self.end_sustained(channels, offset);
+                    if matches!(input.action, PlayerAction::Cut { .. }) {
+                        self.end_sustained(channels, offset);
+                    }
+                }
+                PlayerAction::Cut { key: Some(key) } => {
+                    self.release(input.channel, key, offset, settings);
+                    for channel in (0..16u8).filter(|c| channels & (1 << c) != 0) {
+                        if self.sustain.strike(channel, key) {
+                            self.events
+                                .note_off(offset, VoiceSource::Player, channel, key, true);
+                        }
+                    }
                 }
                 PlayerAction::Pedal { down } => {
                     self.sustain.set_pedal(channels, down);
@@ -580,6 +596,7 @@ impl Conductor {
                 velocity: Some(velocity),
                 midi: settings.output.midi(),
                 audio: settings.output.audio(),
+                pedal_held: false,
             });
         }
     }
@@ -595,11 +612,13 @@ impl Conductor {
         // every channel it was held on, and the one named; where the sustain pedal is down, when
         // it lifts.
         let named = channel.map_or(0, |c| 1u16 << (c & 15));
-        let ending = self.sustain.let_go(released | named, key);
+        let (ending, newly_held) = self.sustain.let_go(released | named, key);
         for channel in (0..16u8).filter(|c| (released | named) & (1 << c) != 0) {
             if ending & (1 << channel) != 0 {
                 self.events
                     .note_off(offset, VoiceSource::Player, channel, key, true);
+            } else if newly_held & (1 << channel) != 0 {
+                self.events.let_go_under_pedal(offset, channel, key);
             }
             if released & (1 << channel) != 0 {
                 self.send(Observation::NoteOff { pitch: key, beat });
@@ -668,6 +687,7 @@ impl Conductor {
                         velocity: Some(velocity),
                         midi: settings.output.midi(),
                         audio: settings.output.audio(),
+                        pedal_held: false,
                     });
                 }
                 AnswerEvent::Off { key, .. } => {

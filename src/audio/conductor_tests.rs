@@ -952,12 +952,17 @@ fn pedal(down: bool) -> InputEvent {
     }
 }
 
-/// The player's thru note-offs: (absolute sample, key).
-fn thru_offs(out: &[(u64, OutEvent)]) -> Vec<(u64, u8)> {
-    out.iter()
+/// The player's thru note-offs (`pedal_held`: the keys let go under the pedal instead):
+/// (absolute sample, key), in time order.
+fn thru_offs(out: &[(u64, OutEvent)], pedal_held: bool) -> Vec<(u64, u8)> {
+    let mut offs: Vec<(u64, u8)> = out
+        .iter()
         .filter(|(_, e)| e.source == VoiceSource::Player && e.velocity.is_none())
+        .filter(|(_, e)| e.pedal_held == pedal_held)
         .map(|(t, e)| (*t, e.key))
-        .collect()
+        .collect();
+    offs.sort();
+    offs
 }
 
 /// With the sustain pedal down, the thru notes ring on until it lifts (a key struck again ends
@@ -994,16 +999,30 @@ fn the_sustain_pedal_holds_the_thru_notes_not_the_phrase() {
         (lift, 64),
         (lift, 67),
     ];
-    let mut offs = thru_offs(&pedalled.out);
-    offs.sort();
-    assert_eq!(offs, expected);
+    assert_eq!(thru_offs(&pedalled.out, false), expected);
+    // The voice is told of every key let go under the pedal, when it is let go (a one-line
+    // voice ends its note then), and the synth and MIDI output are not.
+    let let_go: Vec<(u64, u8)> = phrase()
+        .into_iter()
+        .filter(|(_, e)| matches!(e.action, PlayerAction::Release { .. }))
+        .map(|(t, e)| match e.action {
+            PlayerAction::Release { key: Some(key) } => (t, key),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(thru_offs(&pedalled.out, true), let_go);
+    assert!(pedalled
+        .out
+        .iter()
+        .all(|(_, e)| !e.pedal_held || (e.audio && !e.midi)));
     assert_eq!(pedalled.conductor.midi_sounding(), 0);
 }
 
-/// A note the pedal holds ends when its key is struck again, with thru off by then too; and
-/// "all notes off" ends the notes the pedal holds.
+/// A note the pedal holds ends when its key is struck again, with thru off by then too; "all
+/// notes off" leaves the pedal's notes to it, as MIDI asks; "all sound off" and a choke end
+/// them.
 #[test]
-fn the_pedals_notes_end_when_struck_with_thru_off_and_at_all_notes_off() {
+fn the_pedals_notes_end_when_struck_with_thru_off_and_when_cut() {
     let mut rig = Rig::new();
     rig.settings.thru = true;
     rig.block(256, &[pedal(true), on(60), on(64)]);
@@ -1012,12 +1031,16 @@ fn the_pedals_notes_end_when_struck_with_thru_off_and_at_all_notes_off() {
     rig.settings.thru = false;
     rig.block(256, &[on(60)]);
     assert_eq!(rig.conductor.midi_sounding(), 1, "64 rings on");
-    let all_off = InputEvent {
-        action: PlayerAction::Release { key: None },
-        ..on(0)
-    };
-    rig.block(256, &[off(60), all_off]);
+    let action = |action| InputEvent { action, ..on(0) };
+    rig.block(256, &[off(60), action(PlayerAction::Release { key: None })]);
+    assert_eq!(rig.conductor.midi_sounding(), 1, "64 is still the pedal's");
+    rig.block(256, &[action(PlayerAction::Cut { key: None })]);
     assert_eq!(rig.conductor.midi_sounding(), 0);
+    rig.settings.thru = true;
+    rig.block(256, &[on(62), off(62)]);
+    assert_eq!(rig.conductor.midi_sounding(), 1);
+    rig.block(256, &[action(PlayerAction::Cut { key: Some(62) })]);
+    assert_eq!(rig.conductor.midi_sounding(), 0, "choked");
     rig.block(256, &[pedal(false)]);
     assert_all_closed(&rig.out);
 }

@@ -10,8 +10,13 @@ const NOTE_ON_LIMIT: usize = KEYS;
 /// Most events one block may emit. Every note-off clears one of the flags that say a note
 /// sounds (one a key on the MIDI output, one a key and source on the voice: 3 × [`KEYS`] at a
 /// block's start) or one a note-on of the block set (two each at most), and a note-on may bring
-/// a note-off for the key's last note: so a block's note-offs always fit, whatever comes in.
-pub const BLOCK_EVENT_CAPACITY: usize = NOTE_ON_LIMIT + 3 * KEYS + 2 * NOTE_ON_LIMIT;
+/// a note-off for the key's last note: so a block's note-offs always fit, whatever comes in. A
+/// key let go under the sustain pedal ([`OutEvent::pedal_held`]) needs the player's note voiced
+/// there and not yet held by the pedal; the pedal's hold ends only with a note-off, so there is
+/// one at most for each note voiced at the block's start or struck in it: [`KEYS`] +
+/// [`NOTE_ON_LIMIT`] more.
+pub const BLOCK_EVENT_CAPACITY: usize =
+    NOTE_ON_LIMIT + 3 * KEYS + 2 * NOTE_ON_LIMIT + KEYS + NOTE_ON_LIMIT;
 
 /// One note event for the host's MIDI output and/or WaveJam's own voice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,11 @@ pub struct OutEvent {
     pub midi: bool,
     /// Play on WaveJam's voice.
     pub audio: bool,
+    /// A note-off the sustain pedal holds back (the player let the key go with it down): only
+    /// a one-line neural voice takes it now (a fiddle has no pedal: the held key would slur the
+    /// line into the next note); the synth and the MIDI output get the note's own note-off
+    /// when the pedal lifts.
+    pub pedal_held: bool,
 }
 
 /// The block's output events plus what sounds where.
@@ -165,6 +175,26 @@ impl BlockEvents {
                 velocity: None,
                 midi,
                 audio,
+                pedal_held: false,
+            });
+        }
+    }
+
+    /// The player let `key` go on `channel` while the sustain pedal holds its note: the voice
+    /// is told (see [`OutEvent::pedal_held`]) if the note sounds there; nothing changes in what
+    /// sounds where.
+    pub fn let_go_under_pedal(&mut self, offset: u32, channel: u8, key: u8) {
+        let slot = Self::slot(channel, key);
+        if *self.voiced(VoiceSource::Player, slot) && self.events.len() < BLOCK_EVENT_CAPACITY {
+            self.push(OutEvent {
+                offset,
+                source: VoiceSource::Player,
+                channel,
+                key,
+                velocity: None,
+                midi: false,
+                audio: true,
+                pedal_held: true,
             });
         }
     }
@@ -242,6 +272,7 @@ mod tests {
             velocity: Some(90),
             midi: true,
             audio: true,
+            pedal_held: false,
         }
     }
 

@@ -105,6 +105,7 @@ impl AudioSide {
             match event.velocity {
                 _ if !event.audio => {}
                 Some(velocity) => self.sound.note_on(key, velocity as f32 / 127.0),
+                None if event.pedal_held => self.sound.let_go_under_pedal(key),
                 None => self.sound.note_off(key),
             }
             if event.midi {

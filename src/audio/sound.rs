@@ -252,6 +252,13 @@ impl Sound {
     /// Releases `key` wherever it sounds.
     pub fn note_off(&mut self, key: VoiceKey) {
         self.synth.note_off(key);
+        self.let_go_under_pedal(key);
+    }
+
+    /// The player let `key` go with the sustain pedal down: the synth holds it until the pedal
+    /// lifts ([`Sound::note_off`] comes then), a one-line neural voice lets it go now (a fiddle
+    /// has no pedal: the held key would slur the line into the next note).
+    pub fn let_go_under_pedal(&mut self, key: VoiceKey) {
         if self.line_key == Some(key) {
             for voice in self.neural.iter_mut().flatten() {
                 voice.stream.note_off(key.key);
@@ -564,6 +571,28 @@ mod tests {
                 "{choice:?} starts {start} samples late, {latency} expected"
             );
         }
+    }
+
+    /// A key let go under the sustain pedal ends the neural line's note (the next note starts
+    /// afresh, not slurred) and leaves the synth's sounding until its note-off.
+    #[test]
+    fn a_key_let_go_under_the_pedal_ends_only_the_line() {
+        let (mut sound, _panel) = sound();
+        sound.select(VoiceChoice::Flute);
+        sound.note_on(key(72), 0.8);
+        blocks(&mut sound, 5, false);
+        sound.let_go_under_pedal(key(72));
+        assert_eq!(sound.neural[FLUTE].as_ref().unwrap().stream.held(), None);
+
+        let (mut sound, _panel) = self::sound();
+        sound.note_on(key(72), 0.8);
+        sound.let_go_under_pedal(key(72));
+        let (held, _) = blocks(&mut sound, 100, false);
+        let tail = &held[held.len() - BLOCK..];
+        assert!(tail.iter().any(|s| s.abs() > 1e-3), "the synth let it go");
+        sound.note_off(key(72));
+        blocks(&mut sound, 200, false);
+        assert!(!sound.active(), "released by its note-off");
     }
 
     /// Changing the voice releases what the old one plays; the next note goes to the new one.

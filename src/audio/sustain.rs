@@ -22,12 +22,15 @@ impl Default for Sustain {
 }
 
 impl Sustain {
-    /// `key` was let go on `channels`: those where the pedal is down now hold its note; the
-    /// others release it (returned).
-    pub fn let_go(&mut self, channels: u16, key: u8) -> u16 {
+    /// `key` was let go on `channels`: those where the pedal is down now hold its note, the
+    /// others release it. Returns the channels that release it and those where the pedal
+    /// holds it from now on (not already).
+    pub fn let_go(&mut self, channels: u16, key: u8) -> (u16, u16) {
         let kept = channels & self.down;
-        self.held[key as usize & 127] |= kept;
-        channels & !kept
+        let held = &mut self.held[key as usize & 127];
+        let newly = kept & !*held;
+        *held |= kept;
+        (channels & !kept, newly)
     }
 
     /// `key` was struck on `channel`: whether the pedal held its last note there, which ends now
@@ -78,11 +81,20 @@ mod tests {
     #[test]
     fn the_pedal_holds_the_keys_let_go_on_its_channel_until_it_lifts() {
         let mut sustain = Sustain::default();
-        assert_eq!(sustain.let_go(0b1, 60), 0b1, "no pedal yet: released");
+        assert_eq!(sustain.let_go(0b1, 60), (0b1, 0), "no pedal yet: released");
         sustain.set_pedal(0b1, true);
-        assert_eq!(sustain.let_go(0b1, 62), 0, "held by the pedal");
-        assert_eq!(sustain.let_go(0b10, 64), 0b10, "channel 2 has no pedal");
-        assert_eq!(sustain.let_go(0b11, 65), 0b10, "held on channel 1 only");
+        assert_eq!(sustain.let_go(0b1, 62), (0, 0b1), "held by the pedal");
+        assert_eq!(sustain.let_go(0b1, 62), (0, 0), "held already");
+        assert_eq!(
+            sustain.let_go(0b10, 64),
+            (0b10, 0),
+            "channel 2 has no pedal"
+        );
+        assert_eq!(
+            sustain.let_go(0b11, 65),
+            (0b10, 0b1),
+            "held on channel 1 only"
+        );
         assert_eq!(released_on_lifting(&mut sustain, 0b10), vec![]);
         assert_eq!(
             released_on_lifting(&mut sustain, 0b1),
@@ -93,7 +105,11 @@ mod tests {
             vec![],
             "released once"
         );
-        assert_eq!(sustain.let_go(0b1, 62), 0b1, "lifted: released at once");
+        assert_eq!(
+            sustain.let_go(0b1, 62),
+            (0b1, 0),
+            "lifted: released at once"
+        );
     }
 
     #[test]
@@ -122,6 +138,6 @@ mod tests {
         assert_eq!(released_on_lifting(&mut sustain, 0b11), vec![(1, 60)]);
         sustain.set_pedal(0b1, true);
         sustain.end_held(0b1, |_, _| {});
-        assert_eq!(sustain.let_go(0b1, 61), 0, "the pedal is still down");
+        assert_eq!(sustain.let_go(0b1, 61), (0, 0b1), "the pedal is still down");
     }
 }

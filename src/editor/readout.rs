@@ -83,7 +83,7 @@ pub fn generator_notes(status: &Status) -> Vec<(&'static str, &'static str, Colo
         notes.push((
             "no MIDI output",
             "This host takes no notes from WaveJam here (no note output connected): the answers \
-             sound on WaveJam's own voice only",
+             sound only on WaveJam's own voice, and not at all with Output on MIDI only",
             theme::TEXT_DIM,
         ));
     }

@@ -55,7 +55,7 @@ fn drag<P: Param>(
     setter: &ParamSetter,
     touch: &mut Touch,
 ) {
-    let down = response.is_pointer_button_down_on();
+    let down = response.is_pointer_button_down_on() && ui.input(|i| i.pointer.primary_down());
     if down && !touch.gesture {
         setter.begin_set_parameter(param);
         touch.gesture = true;
@@ -81,6 +81,19 @@ fn drag<P: Param>(
             let at = emath::remap_clamp(pointer.x, response.rect.x_range(), 0.0..=1.0);
             set(param, setter, at);
         }
+    }
+    if response.clicked() && !touch.gesture {
+        // Pressed and released within one frame (a trackpad's tap): the pointer was never seen
+        // down on it.
+        setter.begin_set_parameter(param);
+        let at = match response.interact_pointer_pos() {
+            Some(pointer) if !command => {
+                emath::remap_clamp(pointer.x, response.rect.x_range(), 0.0..=1.0)
+            }
+            _ => param.default_normalized_value(),
+        };
+        set(param, setter, at);
+        setter.end_set_parameter(param);
     }
     if response.double_clicked() {
         if !touch.gesture {
@@ -259,12 +272,6 @@ mod tests {
 
         /// Presses and releases the primary button at `at`, `moves` pixels apart, a frame each.
         fn click(&mut self, at: Pos2, moves: f32) {
-            let button = |pos, pressed| Event::PointerButton {
-                pos,
-                button: PointerButton::Primary,
-                pressed,
-                modifiers: Modifiers::default(),
-            };
             self.frame(vec![Event::PointerMoved(at), button(at, true)]);
             let to = at + vec2(moves, 0.0);
             self.frame(vec![Event::PointerMoved(to)]);
@@ -272,9 +279,28 @@ mod tests {
             self.frame(Vec::new());
         }
 
+        /// Presses and releases the primary button at `at` within one frame (a trackpad's tap).
+        fn tap(&mut self, at: Pos2) {
+            self.frame(vec![
+                Event::PointerMoved(at),
+                button(at, true),
+                button(at, false),
+            ]);
+            self.frame(Vec::new());
+        }
+
         fn on_bar(&self, bar: usize, share: f32) -> Pos2 {
             let rect = self.bars[bar];
             pos2(rect.left() + share * rect.width(), rect.center().y)
+        }
+    }
+
+    fn button(pos: Pos2, pressed: bool) -> Event {
+        Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::default(),
         }
     }
 
@@ -313,5 +339,7 @@ mod tests {
         assert_eq!(touched(&mut panel), vec![b], "a drag");
         panel.click(panel.on_bar(0, 0.1), 0.0);
         assert_eq!(touched(&mut panel), vec![a], "a click after a drag");
+        panel.tap(panel.on_bar(1, 0.7));
+        assert_eq!(touched(&mut panel), vec![b], "a tap");
     }
 }

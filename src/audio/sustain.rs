@@ -1,6 +1,7 @@
 //! The player's sustain pedal (MIDI CC 64): while it is down on a channel, the keys let go there
-//! keep sounding on WaveJam's thru (the voice and the MIDI output) until it comes up, as on a
-//! piano. Listening is not affected: the phrase is heard as the keys play it.
+//! keep sounding on WaveJam's thru (the synth and the MIDI output; a one-line neural voice lets
+//! them go) until it comes up, as on a piano. Listening is not affected: the phrase is heard as
+//! the keys play it.
 
 /// The pedal on every channel and the keys it holds.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +54,7 @@ impl Sustain {
         }
     }
 
-    /// The notes the pedal holds on `channels` end (it lifted, all notes off, a transport stop):
+    /// The notes the pedal holds on `channels` end (it lifted, all sound off, a transport stop):
     /// `release(channel, key)` is called for each. Where the pedal is down it goes on holding the
     /// keys let go next.
     pub fn end_held(&mut self, channels: u16, mut release: impl FnMut(u8, u8)) {

@@ -4,7 +4,7 @@
 //! gesture lasts). Drag or click to set, shift-drag for fine steps, double-click or ctrl-click to
 //! reset, click the value to type one.
 
-use egui::{emath, vec2, Key, Response, Sense, Stroke, TextEdit, TextStyle, Ui};
+use egui::{emath, vec2, Key, PointerButton, Response, Sense, Stroke, TextEdit, TextStyle, Ui};
 use nice_plug::context::gui::ParamSetter;
 use nice_plug::prelude::*;
 
@@ -82,15 +82,17 @@ fn drag<P: Param>(
             set(param, setter, at);
         }
     }
-    if response.clicked() && !touch.gesture {
+    let tapped_at = response
+        .interact_pointer_pos()
+        .filter(|_| response.clicked_by(PointerButton::Primary) && !touch.gesture);
+    if let Some(pointer) = tapped_at {
         // Pressed and released within one frame (a trackpad's tap): the pointer was never seen
-        // down on it.
+        // down on it. (A key's "click" on a focused slider has no pointer, and changes nothing.)
         setter.begin_set_parameter(param);
-        let at = match response.interact_pointer_pos() {
-            Some(pointer) if !command => {
-                emath::remap_clamp(pointer.x, response.rect.x_range(), 0.0..=1.0)
-            }
-            _ => param.default_normalized_value(),
+        let at = if command {
+            param.default_normalized_value()
+        } else {
+            emath::remap_clamp(pointer.x, response.rect.x_range(), 0.0..=1.0)
         };
         set(param, setter, at);
         setter.end_set_parameter(param);

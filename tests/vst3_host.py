@@ -135,7 +135,8 @@ class Vst3HostTest(unittest.TestCase):
         plugin = load()
         plugin.thru = True
         plugin.mode = "Manual"
-        held = slice(int(2 * SECONDS_PER_BEAT * SAMPLE_RATE), int(2.9 * SECONDS_PER_BEAT * SAMPLE_RATE))
+        held = slice(int(2 * SECONDS_PER_BEAT * SAMPLE_RATE),
+                     int(2.9 * SECONDS_PER_BEAT * SAMPLE_RATE))
         after = slice(int(4.5 * SECONDS_PER_BEAT * SAMPLE_RATE), None)
         plain = render(plugin, seconds=6 * SECONDS_PER_BEAT, messages=note)
         pedalled = render(plugin, seconds=6 * SECONDS_PER_BEAT,

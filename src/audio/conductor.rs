@@ -266,9 +266,9 @@ impl Conductor {
     ///
     /// What the host interrupted is dropped: the answer playing or due, and the phrase in
     /// progress (the player's keys and pedal held then are forgotten, so a release lost in
-    /// between cannot hold the phrase open or the pedal down for ever). With the transport stopped the internal clock starts
-    /// again from beat 0, as on the first activation, so a host that re-activates before each
-    /// render renders the same phrase the same way.
+    /// between cannot hold the phrase open or the pedal down for ever). With the transport
+    /// stopped the internal clock starts again from beat 0, as on the first activation, so a
+    /// host that re-activates before each render renders the same phrase the same way.
     pub fn reactivate(&mut self, sample_rate_hz: f32) {
         self.clock.set_sample_rate(sample_rate_hz);
         self.clock.restart_internal();

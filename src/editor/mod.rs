@@ -299,7 +299,10 @@ impl Panel {
             let save = Button::new("Save answer as MIDI…");
             if ui
                 .add_enabled(!self.session.answer.is_empty(), save)
-                .on_hover_text("Writes ~/WaveJam/answer-<time>.mid at the answer's tempo (yours, if it followed you)")
+                .on_hover_text(
+                    "Writes ~/WaveJam/answer-<time>.mid at the answer's tempo (yours, if it \
+                     followed you)",
+                )
                 .clicked()
             {
                 self.saved = Some(self.save_answer());

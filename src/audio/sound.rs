@@ -252,13 +252,18 @@ impl Sound {
     /// Releases `key` wherever it sounds.
     pub fn note_off(&mut self, key: VoiceKey) {
         self.synth.note_off(key);
-        self.let_go_under_pedal(key);
+        self.release_line(key);
     }
 
     /// The player let `key` go with the sustain pedal down: the synth holds it until the pedal
     /// lifts ([`Sound::note_off`] comes then), a one-line neural voice lets it go now (a fiddle
     /// has no pedal: the held key would slur the line into the next note).
     pub fn let_go_under_pedal(&mut self, key: VoiceKey) {
+        self.release_line(key);
+    }
+
+    /// Releases `key` on the neural voices' line, if it is the line's note.
+    fn release_line(&mut self, key: VoiceKey) {
         if self.line_key == Some(key) {
             for voice in self.neural.iter_mut().flatten() {
                 voice.stream.note_off(key.key);
